@@ -1,0 +1,385 @@
+//! The common model every vendor is mapped into (SPEC section 2). Field order
+//! here is the order of keys in JSON output and of columns in CSV.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// The platforms `leads` knows. Adding a vendor starts here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    Chatzuri,
+    Neoagent,
+    Robofy,
+}
+
+impl Vendor {
+    pub const ALL: [Vendor; 3] = [Vendor::Chatzuri, Vendor::Neoagent, Vendor::Robofy];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vendor::Chatzuri => "chatzuri",
+            Vendor::Neoagent => "neoagent",
+            Vendor::Robofy => "robofy",
+        }
+    }
+
+    /// Human spelling for messages.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Vendor::Chatzuri => "Chatzuri",
+            Vendor::Neoagent => "NeoAgent",
+            Vendor::Robofy => "Robofy",
+        }
+    }
+
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            Vendor::Chatzuri => "https://www.chatzuri.com/api/v1",
+            Vendor::Neoagent => "https://app.neoagent.co",
+            Vendor::Robofy => "https://agents.robofy.ai",
+        }
+    }
+
+    pub fn key_env(self) -> &'static str {
+        match self {
+            Vendor::Chatzuri => "CHATZURI_API_KEY",
+            Vendor::Neoagent => "NEOAGENT_API_KEY",
+            Vendor::Robofy => "ROBOFY_API_KEY",
+        }
+    }
+
+    pub fn base_url_env(self) -> &'static str {
+        match self {
+            Vendor::Chatzuri => "CHATZURI_BASE_URL",
+            Vendor::Neoagent => "NEOAGENT_BASE_URL",
+            Vendor::Robofy => "ROBOFY_BASE_URL",
+        }
+    }
+}
+
+impl std::fmt::Display for Vendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The two kinds of record `leads` exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Leads,
+    Conversations,
+}
+
+impl Resource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Leads => "leads",
+            Resource::Conversations => "conversations",
+        }
+    }
+}
+
+/// RFC 3339 in UTC with `Z`; fractional seconds only when there are any
+/// (3, 6 or 9 digits).
+pub fn format_timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn serialize_timestamp<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&format_timestamp(t)),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lead {
+    pub id: String,
+    pub vendor: Vendor,
+    pub agent_id: String,
+    /// `lead` or `appointment`.
+    pub kind: String,
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub created_at: Option<DateTime<Utc>>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub source: Option<String>,
+    pub page_url: Option<String>,
+    pub ip_address: Option<String>,
+    pub session_id: Option<String>,
+    pub message: Option<String>,
+    pub fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Value>,
+}
+
+impl Lead {
+    /// A lead with every optional field empty; vendor mappers fill it in.
+    pub fn new(vendor: Vendor, agent_id: &str, id: String) -> Lead {
+        Lead {
+            id,
+            vendor,
+            agent_id: agent_id.to_owned(),
+            kind: "lead".to_owned(),
+            created_at: None,
+            name: None,
+            email: None,
+            phone: None,
+            source: None,
+            page_url: None,
+            ip_address: None,
+            session_id: None,
+            message: None,
+            fields: Map::new(),
+            raw: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    /// `user`, `assistant`, or the vendor's value lower-cased.
+    pub role: String,
+    pub content: Option<String>,
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conversation {
+    pub id: String,
+    pub vendor: Vendor,
+    pub agent_id: String,
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub created_at: Option<DateTime<Utc>>,
+    pub source: Option<String>,
+    pub customer: Option<String>,
+    pub session_id: Option<String>,
+    pub page_url: Option<String>,
+    pub messages: Vec<Message>,
+    pub fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Value>,
+}
+
+impl Conversation {
+    pub fn new(vendor: Vendor, agent_id: &str, id: String) -> Conversation {
+        Conversation {
+            id,
+            vendor,
+            agent_id: agent_id.to_owned(),
+            created_at: None,
+            source: None,
+            customer: None,
+            session_id: None,
+            page_url: None,
+            messages: Vec::new(),
+            fields: Map::new(),
+            raw: None,
+        }
+    }
+}
+
+/// What the export pipeline needs to know about a record, whatever its kind.
+pub trait Record: Serialize + Send + Sync + 'static {
+    const RESOURCE: Resource;
+    /// The CSV header row (SPEC section 3).
+    const CSV_HEADER: &'static [&'static str];
+
+    fn id(&self) -> &str;
+    fn created_at(&self) -> Option<DateTime<Utc>>;
+    fn session_id(&self) -> Option<&str>;
+    fn vendor(&self) -> Vendor;
+    fn agent_id(&self) -> &str;
+    /// The CSV rows of this record, cells in `CSV_HEADER` order, before the
+    /// formula guard. A lead is one row; a conversation one row per message
+    /// (one row with empty message cells when it has none, so it is not lost).
+    fn csv_rows(&self) -> Vec<Vec<String>>;
+}
+
+fn cell(value: &Option<String>) -> String {
+    value.clone().unwrap_or_default()
+}
+
+fn time_cell(value: &Option<DateTime<Utc>>) -> String {
+    value.as_ref().map(format_timestamp).unwrap_or_default()
+}
+
+impl Record for Lead {
+    const RESOURCE: Resource = Resource::Leads;
+    const CSV_HEADER: &'static [&'static str] = &[
+        "id",
+        "vendor",
+        "agent_id",
+        "kind",
+        "created_at",
+        "name",
+        "email",
+        "phone",
+        "source",
+        "page_url",
+        "ip_address",
+        "session_id",
+        "message",
+        "fields",
+    ];
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created_at
+    }
+    fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+    fn vendor(&self) -> Vendor {
+        self.vendor
+    }
+    fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
+
+    fn csv_rows(&self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.id.clone(),
+            self.vendor.as_str().to_owned(),
+            self.agent_id.clone(),
+            self.kind.clone(),
+            time_cell(&self.created_at),
+            cell(&self.name),
+            cell(&self.email),
+            cell(&self.phone),
+            cell(&self.source),
+            cell(&self.page_url),
+            cell(&self.ip_address),
+            cell(&self.session_id),
+            cell(&self.message),
+            Value::Object(self.fields.clone()).to_string(),
+        ]]
+    }
+}
+
+impl Record for Conversation {
+    const RESOURCE: Resource = Resource::Conversations;
+    const CSV_HEADER: &'static [&'static str] = &[
+        "conversation_id",
+        "vendor",
+        "agent_id",
+        "conversation_created_at",
+        "source",
+        "customer",
+        "session_id",
+        "message_index",
+        "role",
+        "content",
+        "message_created_at",
+    ];
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created_at
+    }
+    fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+    fn vendor(&self) -> Vendor {
+        self.vendor
+    }
+    fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
+
+    fn csv_rows(&self) -> Vec<Vec<String>> {
+        let prefix = [
+            self.id.clone(),
+            self.vendor.as_str().to_owned(),
+            self.agent_id.clone(),
+            time_cell(&self.created_at),
+            cell(&self.source),
+            cell(&self.customer),
+            cell(&self.session_id),
+        ];
+        if self.messages.is_empty() {
+            let mut row = prefix.to_vec();
+            row.extend([String::new(), String::new(), String::new(), String::new()]);
+            return vec![row];
+        }
+        self.messages
+            .iter()
+            .enumerate()
+            .map(|(index, message)| {
+                let mut row = prefix.to_vec();
+                row.extend([
+                    index.to_string(),
+                    message.role.clone(),
+                    cell(&message.content),
+                    time_cell(&message.created_at),
+                ]);
+                row
+            })
+            .collect()
+    }
+}
+
+/// Vendor values become model values the same way everywhere: strings are
+/// trimmed, and absent, `null` or empty values are `None`.
+pub fn clean_string(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => {
+            let s = s.trim();
+            (!s.is_empty()).then(|| s.to_owned())
+        }
+        Value::Null => None,
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Whether a vendor value carries data worth keeping in `fields`.
+pub fn carries_data(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn timestamps_keep_fraction_only_when_present() {
+        let whole = Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap();
+        assert_eq!(format_timestamp(&whole), "2025-01-15T10:30:00Z");
+        let micro = whole + chrono::Duration::microseconds(512_302);
+        assert_eq!(format_timestamp(&micro), "2025-01-15T10:30:00.512302Z");
+    }
+
+    #[test]
+    fn clean_string_maps_empty_to_none_and_trims() {
+        assert_eq!(clean_string(Some(&Value::from("  a b "))), Some("a b".into()));
+        assert_eq!(clean_string(Some(&Value::from(""))), None);
+        assert_eq!(clean_string(Some(&Value::Null)), None);
+        assert_eq!(clean_string(None), None);
+        assert_eq!(clean_string(Some(&Value::from(31305))), Some("31305".into()));
+    }
+
+    #[test]
+    fn conversation_without_messages_still_has_a_csv_row() {
+        let c = Conversation::new(Vendor::Robofy, "bot", "s1".into());
+        let rows = c.csv_rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].len(), Conversation::CSV_HEADER.len());
+    }
+}

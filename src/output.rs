@@ -1,0 +1,1 @@
+//! Output writers (being written).

@@ -1,0 +1,1 @@
+//! The built-in vendor simulator (being written).

@@ -1,0 +1,182 @@
+//! Everything about time, in UTC only: the `--since/--until` forms, reading
+//! the vendors' timestamp spellings, and the day granularity the vendors'
+//! date filters use. Nothing here reads the machine's local zone.
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+
+use crate::error::{Error, Result};
+
+/// Which end of a range a `WHEN` is for: a bare date means the start of that
+/// UTC day for `--since` and its last instant for `--until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    Since,
+    Until,
+}
+
+/// Parses `YYYY-MM-DD`, an RFC 3339 timestamp, or a span back from `now`
+/// (`90m`, `36h`, `7d`, `2w`).
+pub fn parse_when(text: &str, bound: Bound, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let text = text.trim();
+    let flag = match bound {
+        Bound::Since => "--since",
+        Bound::Until => "--until",
+    };
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if text.len() == 10 {
+            return Ok(match bound {
+                Bound::Since => start_of_day(day),
+                Bound::Until => start_of_day(day) + Duration::days(1) - Duration::nanoseconds(1),
+            });
+        }
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Some(span) = parse_span(text) {
+        return now
+            .checked_sub_signed(span)
+            .ok_or_else(|| Error::usage(format!("{flag} {text}: span reaches too far back")));
+    }
+    Err(Error::usage(format!("{flag} {text:?} is not a date"))
+        .with_hint("use YYYY-MM-DD (a UTC day), an RFC 3339 time like 2025-01-15T10:30:00Z, or a span back from now like 90m, 36h, 7d, 2w"))
+}
+
+fn parse_span(text: &str) -> Option<Duration> {
+    let unit = text.chars().last()?;
+    let amount: i64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
+    if amount < 0 {
+        return None;
+    }
+    match unit {
+        'm' => Duration::try_minutes(amount),
+        'h' => Duration::try_hours(amount),
+        'd' => Duration::try_days(amount),
+        'w' => Duration::try_weeks(amount),
+        _ => None,
+    }
+}
+
+pub fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN))
+}
+
+/// Reads a vendor timestamp: RFC 3339 with `Z` or an offset (converted to
+/// UTC), or a zone-less `YYYY-MM-DD HH:MM:SS[.fff]` / `T`-separated form read
+/// as UTC, or a bare date. Anything else is `None`; callers keep the
+/// original text in `fields.created_at_raw`.
+pub fn parse_vendor_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    // RFC 3339 with a space instead of `T`, and an offset.
+    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
+    if text.len() == 10 {
+        if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            return Some(start_of_day(day));
+        }
+    }
+    None
+}
+
+/// A day range for the vendors' `YYYY-MM-DD` filters, both ends inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DayRange {
+    pub start: Option<NaiveDate>,
+    pub end: Option<NaiveDate>,
+}
+
+impl DayRange {
+    /// The whole UTC days that cover `[since, until]`. The exact bounds are
+    /// re-applied on the client, so the range only has to be wide enough.
+    pub fn covering(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> DayRange {
+        DayRange {
+            start: since.map(|t| t.date_naive()),
+            end: until.map(|t| t.date_naive()),
+        }
+    }
+
+    pub fn start_text(&self) -> Option<String> {
+        self.start.map(format_day)
+    }
+
+    pub fn end_text(&self) -> Option<String> {
+        self.end.map(format_day)
+    }
+}
+
+/// Zero-padded `YYYY-MM-DD` (the vendors reject `2023-7-10`).
+pub fn format_day(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 10, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn bare_dates_are_whole_utc_days() {
+        let since = parse_when("2025-01-15", Bound::Since, now()).unwrap();
+        let until = parse_when("2025-01-15", Bound::Until, now()).unwrap();
+        assert_eq!(since.to_rfc3339(), "2025-01-15T00:00:00+00:00");
+        assert_eq!(until, since + Duration::days(1) - Duration::nanoseconds(1));
+    }
+
+    #[test]
+    fn rfc3339_offsets_convert_to_utc() {
+        let t = parse_when("2025-01-15T10:30:00-08:00", Bound::Since, now()).unwrap();
+        assert_eq!(t, Utc.with_ymd_and_hms(2025, 1, 15, 18, 30, 0).unwrap());
+    }
+
+    #[test]
+    fn spans_count_back_from_now() {
+        assert_eq!(parse_when("90m", Bound::Since, now()).unwrap(), now() - Duration::minutes(90));
+        assert_eq!(parse_when("36h", Bound::Since, now()).unwrap(), now() - Duration::hours(36));
+        assert_eq!(parse_when("7d", Bound::Since, now()).unwrap(), now() - Duration::days(7));
+        assert_eq!(parse_when("2w", Bound::Until, now()).unwrap(), now() - Duration::weeks(2));
+    }
+
+    #[test]
+    fn nonsense_is_a_usage_error() {
+        for bad in ["yesterday", "2025-13-01", "7y", "", "-3d", "2025-1-5"] {
+            let err = parse_when(bad, Bound::Since, now()).unwrap_err();
+            assert_eq!(err.kind, crate::error::ErrorKind::Usage, "{bad}");
+        }
+    }
+
+    #[test]
+    fn vendor_timestamps_in_every_spelling() {
+        let cases = [
+            ("2023-11-23T18:36:21.512302-08:00", "2023-11-24T02:36:21.512302Z"),
+            ("2023-11-21T16:22:42.264484Z", "2023-11-21T16:22:42.264484Z"),
+            ("2025-01-15 10:30:00", "2025-01-15T10:30:00Z"),
+            ("2025-01-15T10:30:00", "2025-01-15T10:30:00Z"),
+            ("2024-01-01T12:00:00Z", "2024-01-01T12:00:00Z"),
+            ("2025-01-15 10:30:00+02:00", "2025-01-15T08:30:00Z"),
+            ("2025-01-15", "2025-01-15T00:00:00Z"),
+        ];
+        for (input, expected) in cases {
+            let t = parse_vendor_timestamp(input).unwrap_or_else(|| panic!("{input}"));
+            assert_eq!(crate::model::format_timestamp(&t), expected, "{input}");
+        }
+        assert_eq!(parse_vendor_timestamp("last tuesday"), None);
+        assert_eq!(parse_vendor_timestamp(""), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! chatzuri wire format (being written).

@@ -1,0 +1,1 @@
+//! neoagent wire format (being written).

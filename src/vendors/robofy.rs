@@ -1,0 +1,1 @@
+//! robofy wire format (being written).
