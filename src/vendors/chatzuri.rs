@@ -1,1 +1,756 @@
-//! chatzuri wire format (being written).
+//! Chatzuri wire format (vendor-apis §1): `get-leads` and `get-conversations`,
+//! paged by `page`/`size`, Bearer key. The vendor's pages exist in two
+//! revisions (`agentId` vs `chatbotId`, GET vs POST) and Chatzuri mirrors
+//! Chatbase, whose lead list has appeared under three different keys; this
+//! module sends what both revisions accept and reads every documented shape.
+
+use serde_json::{Map, Value};
+
+use super::{
+    AuthScheme, BodyError, HttpMethod, MapContext, Page, Picker, RequestSpec, Stamp, at,
+    canonical_json, keep_message_extras, map_message, objects, parse_json, synthetic_id,
+};
+use crate::model::{Conversation, Lead, Vendor, clean_string};
+use crate::time::DayRange;
+
+pub const AUTH: AuthScheme = AuthScheme::Bearer;
+
+/// The documented maximum of `size` (get-conversations; get-leads documents
+/// none, so the same bound is used there).
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+const LEADS_PATH: &str = "/get-leads";
+const CONVERSATIONS_PATH: &str = "/get-conversations";
+
+/// The agent goes out as both `agentId` (current revision) and `chatbotId`
+/// (older revision and Chatbase): servers ignore the one they do not know.
+fn agent_query(agent: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("agentId", agent.to_owned()),
+        ("chatbotId", agent.to_owned()),
+    ]
+}
+
+fn days_and_page(query: &mut Vec<(&'static str, String)>, page: u32, size: u32, days: &DayRange) {
+    if let Some(start) = days.start_text() {
+        query.push(("startDate", start));
+    }
+    if let Some(end) = days.end_text() {
+        query.push(("endDate", end));
+    }
+    query.push(("page", page.to_string()));
+    query.push(("size", size.to_string()));
+}
+
+/// `GET /get-leads?agentId&chatbotId[&startDate][&endDate]&page&size`.
+pub fn leads_request(agent: &str, page: u32, size: u32, days: &DayRange) -> RequestSpec {
+    let mut spec = RequestSpec::get("get-leads", LEADS_PATH.to_owned());
+    spec.query = agent_query(agent);
+    days_and_page(&mut spec.query, page, size, days);
+    spec
+}
+
+/// `GET /get-conversations?agentId&chatbotId[&filteredSources][&startDate][&endDate]&page&size`;
+/// `filteredSources` is the comma-joined list, sent only when not empty.
+pub fn conversations_request(
+    agent: &str,
+    page: u32,
+    size: u32,
+    days: &DayRange,
+    sources: &[String],
+) -> RequestSpec {
+    let mut spec = RequestSpec::get("get-conversations", CONVERSATIONS_PATH.to_owned());
+    spec.query = agent_query(agent);
+    if !sources.is_empty() {
+        spec.query.push(("filteredSources", sources.join(",")));
+    }
+    days_and_page(&mut spec.query, page, size, days);
+    spec
+}
+
+/// The 405 fallback (the older revision's header says POST): the same
+/// parameters, as strings, in a JSON object body; no query string.
+pub fn as_post(spec: &RequestSpec) -> RequestSpec {
+    let body: Map<String, Value> = spec
+        .query
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+        .collect();
+    RequestSpec {
+        method: HttpMethod::Post,
+        path: spec.path.clone(),
+        query: Vec::new(),
+        json_body: Some(Value::Object(body)),
+        endpoint: spec.endpoint,
+    }
+}
+
+const LEADS_SHAPE: &str = "a JSON object with the leads in `data`, `collectedCustomers` or `collectedCustomers.data` (an array), or an array";
+
+/// The lead list, wherever this vendor family has put it: `data`,
+/// `collectedCustomers`, `collectedCustomers.data`, or the body itself.
+fn lead_list(body: &Value) -> Option<&Vec<Value>> {
+    body.as_array()
+        .or_else(|| at(body, &["data"]).and_then(Value::as_array))
+        .or_else(|| at(body, &["collectedCustomers"]).and_then(Value::as_array))
+        .or_else(|| at(body, &["collectedCustomers", "data"]).and_then(Value::as_array))
+}
+
+/// One page of leads. Any other shape is `Malformed`: a server that changed
+/// its envelope must not look like an agent without leads.
+pub fn parse_leads(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyError> {
+    let value = parse_json(body, LEADS_SHAPE)?;
+    let list =
+        lead_list(&value).ok_or_else(|| BodyError::Malformed(format!("expected {LEADS_SHAPE}")))?;
+    let records = objects(list, "lead")?
+        .into_iter()
+        .map(|obj| map_lead(obj, ctx))
+        .collect();
+    Ok(Page {
+        records,
+        returned: list.len(),
+        next_token: None,
+    })
+}
+
+/// Maps one lead. `id` is the vendor's (a number in one revision, a string
+/// in Chatbase's; stringified). A lead without one gets
+/// `lead_synthetic_id`. `chatbot_id`, `chatbot_owner_user_id`, `account_id`
+/// and any other key that carries data stay in `fields`.
+fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
+    let mut pick = Picker::new(obj);
+    let vendor_id = pick.string(&["id"]);
+    let created_value = pick.take(&["created_at"]);
+    let name = pick.string(&["name"]);
+    let email = pick.string(&["email"]);
+    let phone = pick.string(&["phone"]);
+    let mut fields = pick.rest();
+    let created_raw = clean_string(created_value);
+    let id = vendor_id.unwrap_or_else(|| {
+        lead_synthetic_id(
+            &ctx.agent_id,
+            created_raw.as_deref(),
+            email.as_deref(),
+            phone.as_deref(),
+            name.as_deref(),
+        )
+    });
+    let mut lead = Lead::new(Vendor::Chatzuri, &ctx.agent_id, id);
+    lead.created_at = Stamp::of(created_value).apply(&mut fields);
+    lead.name = name;
+    lead.email = email;
+    lead.phone = phone;
+    lead.fields = fields;
+    if ctx.keep_raw {
+        lead.raw = Some(Value::Object(obj.clone()));
+    }
+    lead
+}
+
+/// The id of a Chatzuri lead that came without one: `"cz_"` + the first 20
+/// hex digits of SHA-256 over, joined by U+001F, the agent id as given,
+/// `created_at` exactly as sent (trimmed), `email`, `phone`, `name` (trimmed;
+/// absent = empty string).
+pub fn lead_synthetic_id(
+    agent: &str,
+    created_at_raw: Option<&str>,
+    email: Option<&str>,
+    phone: Option<&str>,
+    name: Option<&str>,
+) -> String {
+    let parts = [
+        agent,
+        created_at_raw.unwrap_or(""),
+        email.unwrap_or(""),
+        phone.unwrap_or(""),
+        name.unwrap_or(""),
+    ];
+    synthetic_id("cz_", &parts)
+}
+
+const CONVERSATIONS_SHAPE: &str =
+    "a JSON object with the conversations in `data` (an array), or an array";
+
+/// One page of conversations (`data[]`, or a bare array).
+pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>, BodyError> {
+    let value = parse_json(body, CONVERSATIONS_SHAPE)?;
+    let list = value
+        .as_array()
+        .or_else(|| at(&value, &["data"]).and_then(Value::as_array))
+        .ok_or_else(|| BodyError::Malformed(format!("expected {CONVERSATIONS_SHAPE}")))?;
+    let records = objects(list, "conversation")?
+        .into_iter()
+        .map(|obj| map_conversation(obj, ctx))
+        .collect();
+    Ok(Page {
+        records,
+        returned: list.len(),
+        next_token: None,
+    })
+}
+
+fn role(lower: &str) -> Option<&'static str> {
+    match lower {
+        "user" | "human" | "customer" => Some("user"),
+        "assistant" | "ai" | "bot" => Some("assistant"),
+        _ => None,
+    }
+}
+
+/// Maps one conversation. The vendor's messages carry only `role` and
+/// `content` (no time: `created_at` stays null); per-message extras such as
+/// `id` or `score` go to `fields.message_fields`. A conversation without an
+/// id gets `conversation_synthetic_id`.
+fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation {
+    let mut pick = Picker::new(obj);
+    let vendor_id = pick.string(&["id"]);
+    let created_value = pick.take(&["created_at"]);
+    let customer = pick.string(&["customer"]);
+    let source = pick.string(&["source"]);
+    // Only an array is a message list; anything else stays in `fields`.
+    let messages_value = obj.get("messages").filter(|v| v.is_array());
+    if messages_value.is_some() {
+        pick.take(&["messages"]);
+    }
+    let mut fields = pick.rest();
+    let id = vendor_id.unwrap_or_else(|| {
+        conversation_synthetic_id(
+            &ctx.agent_id,
+            clean_string(created_value).as_deref(),
+            customer.as_deref(),
+            source.as_deref(),
+            messages_value,
+        )
+    });
+    let mut conversation = Conversation::new(Vendor::Chatzuri, &ctx.agent_id, id);
+    conversation.created_at = Stamp::of(created_value).apply(&mut fields);
+    conversation.customer = customer;
+    conversation.source = source;
+    let mut extras = Vec::new();
+    for message in messages_value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (message, extra) = map_message(message, &["role"], &["content"], &["created_at"], role);
+        conversation.messages.push(message);
+        extras.push(extra);
+    }
+    keep_message_extras(&mut fields, extras);
+    conversation.fields = fields;
+    if ctx.keep_raw {
+        conversation.raw = Some(Value::Object(obj.clone()));
+    }
+    conversation
+}
+
+/// The id of a Chatzuri conversation that came without one (the vendor
+/// documents one, so this is a safety net): `"cz_"` + the first 20 hex
+/// digits of SHA-256 over, joined by U+001F, the agent id, `created_at` as
+/// sent (trimmed), `customer`, `source`, and the `messages` array as compact
+/// JSON with sorted keys (absent = empty string).
+pub fn conversation_synthetic_id(
+    agent: &str,
+    created_at_raw: Option<&str>,
+    customer: Option<&str>,
+    source: Option<&str>,
+    messages: Option<&Value>,
+) -> String {
+    let messages = messages.map(canonical_json).unwrap_or_default();
+    let parts = [
+        agent,
+        created_at_raw.unwrap_or(""),
+        customer.unwrap_or(""),
+        source.unwrap_or(""),
+        &messages,
+    ];
+    synthetic_id("cz_", &parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::Message;
+    use crate::vendors::testing::{ctx, obj, s, ts};
+
+    const AGENT: &str = "a1b2c3";
+
+    fn lead(id: &str) -> Lead {
+        Lead::new(Vendor::Chatzuri, AGENT, id.to_owned())
+    }
+
+    fn days() -> DayRange {
+        DayRange {
+            start: NaiveDate::from_ymd_opt(2025, 1, 5),
+            end: NaiveDate::from_ymd_opt(2025, 2, 1),
+        }
+    }
+
+    fn query(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn leads_request_sends_both_agent_names_and_padded_days() {
+        let spec = leads_request(AGENT, 2, 100, &days());
+        assert_eq!(spec.method, HttpMethod::Get);
+        assert_eq!(spec.path, "/get-leads");
+        assert_eq!(spec.endpoint, "get-leads");
+        assert_eq!(spec.json_body, None);
+        assert_eq!(
+            spec.query,
+            query(&[
+                ("agentId", AGENT),
+                ("chatbotId", AGENT),
+                ("startDate", "2025-01-05"),
+                ("endDate", "2025-02-01"),
+                ("page", "2"),
+                ("size", "100"),
+            ])
+        );
+    }
+
+    #[test]
+    fn leads_request_without_dates_omits_them() {
+        let spec = leads_request("a b&c", 1, 10, &DayRange::default());
+        assert_eq!(
+            spec.query,
+            query(&[
+                ("agentId", "a b&c"),
+                ("chatbotId", "a b&c"),
+                ("page", "1"),
+                ("size", "10")
+            ])
+        );
+        let only_end = DayRange {
+            start: None,
+            end: NaiveDate::from_ymd_opt(2025, 3, 9),
+        };
+        let spec = leads_request(AGENT, 1, 10, &only_end);
+        assert_eq!(spec.query[2], ("endDate", "2025-03-09".to_owned()));
+        assert!(
+            spec.query
+                .iter()
+                .all(|(_, v)| v != "undefined" && !v.is_empty())
+        );
+    }
+
+    #[test]
+    fn conversations_request_joins_sources_only_when_given() {
+        let sources = vec!["WhatsApp".to_owned(), "Widget or Iframe".to_owned()];
+        let spec = conversations_request(AGENT, 3, 50, &days(), &sources);
+        assert_eq!(spec.method, HttpMethod::Get);
+        assert_eq!(spec.path, "/get-conversations");
+        assert_eq!(spec.endpoint, "get-conversations");
+        assert_eq!(
+            spec.query,
+            query(&[
+                ("agentId", AGENT),
+                ("chatbotId", AGENT),
+                ("filteredSources", "WhatsApp,Widget or Iframe"),
+                ("startDate", "2025-01-05"),
+                ("endDate", "2025-02-01"),
+                ("page", "3"),
+                ("size", "50"),
+            ])
+        );
+        let spec = conversations_request(AGENT, 1, 100, &DayRange::default(), &[]);
+        assert_eq!(
+            spec.query,
+            query(&[
+                ("agentId", AGENT),
+                ("chatbotId", AGENT),
+                ("page", "1"),
+                ("size", "100")
+            ])
+        );
+    }
+
+    #[test]
+    fn as_post_moves_the_query_into_a_json_body() {
+        let get = conversations_request(AGENT, 1, 100, &days(), &["API".to_owned()]);
+        let post = as_post(&get);
+        assert_eq!(
+            post,
+            RequestSpec {
+                method: HttpMethod::Post,
+                path: "/get-conversations".to_owned(),
+                query: Vec::new(),
+                json_body: Some(json!({
+                    "agentId": AGENT,
+                    "chatbotId": AGENT,
+                    "filteredSources": "API",
+                    "startDate": "2025-01-05",
+                    "endDate": "2025-02-01",
+                    "page": "1",
+                    "size": "100"
+                })),
+                endpoint: "get-conversations",
+            }
+        );
+        let keys: Vec<&String> = post
+            .json_body
+            .as_ref()
+            .and_then(Value::as_object)
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "agentId",
+                "chatbotId",
+                "filteredSources",
+                "startDate",
+                "endDate",
+                "page",
+                "size"
+            ]
+        );
+    }
+
+    #[test]
+    fn documented_example_maps_with_unreadable_time_kept() {
+        let page = parse_leads(
+            include_bytes!("../../fixtures/chatzuri/leads-doc-example.json"),
+            &ctx(AGENT, false),
+        )
+        .unwrap();
+        let expected = Lead {
+            created_at: None,
+            name: s("string"),
+            email: s("string"),
+            phone: s("string"),
+            fields: obj(json!({
+                "chatbot_owner_user_id": "string",
+                "chatbot_id": "string",
+                "created_at_raw": "string"
+            })),
+            ..lead("0")
+        };
+        assert_eq!(
+            page,
+            Page {
+                records: vec![expected],
+                returned: 1,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn full_first_page() {
+        let page = parse_leads(
+            include_bytes!("../../fixtures/chatzuri/leads-page-1.json"),
+            &ctx(AGENT, false),
+        )
+        .unwrap();
+        let owner = json!({"chatbot_owner_user_id": "usr_8f3a", "chatbot_id": "a1b2c3"});
+        let expected = vec![
+            Lead {
+                created_at: ts("2025-01-15T10:30:00Z"),
+                name: s("Zoë Müller"),
+                email: s("zoe.mueller@example.de"),
+                phone: s("+49 30 1234567"),
+                fields: obj(owner.clone()),
+                ..lead("4101")
+            },
+            Lead {
+                created_at: ts("2025-01-15T11:02:17.125Z"),
+                name: s("Seán O'Brien"),
+                email: s("o'brien@example.ie"),
+                phone: None,
+                fields: obj(owner.clone()),
+                ..lead("4102")
+            },
+            Lead {
+                created_at: ts("2025-01-16T09:00:00Z"),
+                name: s("Doe, \"JD\" John"),
+                fields: obj(owner),
+                ..lead("4103")
+            },
+        ];
+        assert_eq!(
+            page,
+            Page {
+                records: expected,
+                returned: 3,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn short_second_page_with_a_lead_without_id() {
+        let page = parse_leads(
+            include_bytes!("../../fixtures/chatzuri/leads-page-2.json"),
+            &ctx(AGENT, false),
+        )
+        .unwrap();
+        let expected = vec![
+            Lead {
+                created_at: ts("2025-01-17T14:45:00Z"),
+                name: s("Lee Chen"),
+                email: s("lee@example.com"),
+                phone: s("+1 (415) 555-0100"),
+                fields: obj(json!({
+                    "chatbot_owner_user_id": "usr_8f3a",
+                    "chatbot_id": "a1b2c3",
+                    "utm_source": "newsletter"
+                })),
+                ..lead("4104")
+            },
+            Lead {
+                // printf 'a1b2c3\x1fyesterday\x1fnobody@example.com\x1f\x1f' | sha256sum
+                email: s("nobody@example.com"),
+                fields: obj(json!({
+                    "chatbot_owner_user_id": "usr_8f3a",
+                    "chatbot_id": "a1b2c3",
+                    "created_at_raw": "yesterday"
+                })),
+                ..lead("cz_db52a8a3c341c3905236")
+            },
+        ];
+        assert_eq!(
+            page,
+            Page {
+                records: expected,
+                returned: 2,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn synthetic_lead_id_is_stable_and_discriminating() {
+        let a = lead_synthetic_id(
+            AGENT,
+            Some("yesterday"),
+            Some("nobody@example.com"),
+            None,
+            None,
+        );
+        assert_eq!(a, "cz_db52a8a3c341c3905236");
+        assert_ne!(
+            a,
+            lead_synthetic_id(
+                AGENT,
+                Some("yesterday"),
+                None,
+                Some("nobody@example.com"),
+                None
+            )
+        );
+        assert_ne!(
+            a,
+            lead_synthetic_id(
+                "other",
+                Some("yesterday"),
+                Some("nobody@example.com"),
+                None,
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn chatbase_and_nested_list_keys() {
+        let page = parse_leads(
+            include_bytes!("../../fixtures/chatzuri/leads-chatbase-example.json"),
+            &ctx(AGENT, false),
+        )
+        .unwrap();
+        let expected = Lead {
+            created_at: ts("2024-01-01T12:00:00Z"),
+            name: s("string"),
+            email: s("string"),
+            phone: s("+1234567890"),
+            fields: obj(json!({"chatbot_id": "string", "account_id": "string"})),
+            ..lead("lead_123")
+        };
+        assert_eq!(page.records, vec![expected]);
+
+        let body = include_bytes!("../../fixtures/chatzuri/leads-collected-data.json");
+        let page = parse_leads(body, &ctx(AGENT, true)).unwrap();
+        let original: Value = serde_json::from_slice(body).unwrap();
+        let expected = Lead {
+            created_at: ts("2024-03-02T08:15:30.250Z"),
+            name: s("Ana Núñez"),
+            email: s("ana@example.es"),
+            fields: obj(json!({"chatbot_id": "a1b2c3", "account_id": "acct_77"})),
+            raw: Some(original["collectedCustomers"]["data"][0].clone()),
+            ..lead("lead_9001")
+        };
+        assert_eq!(
+            page,
+            Page {
+                records: vec![expected],
+                returned: 1,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn top_level_array_and_empty_list() {
+        let page = parse_leads(br#"[{"id": "x1", "name": " Bo "}]"#, &ctx(AGENT, false)).unwrap();
+        assert_eq!(
+            page.records,
+            vec![Lead {
+                name: s("Bo"),
+                ..lead("x1")
+            }]
+        );
+        let page = parse_leads(
+            include_bytes!("../../fixtures/chatzuri/leads-empty.json"),
+            &ctx(AGENT, false),
+        )
+        .unwrap();
+        assert_eq!(
+            page,
+            Page {
+                records: vec![],
+                returned: 0,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn other_shapes_are_malformed_never_empty() {
+        let bodies: [&[u8]; 8] = [
+            b"{}",
+            b"{\"data\": null}",
+            b"{\"data\": {\"rows\": []}}",
+            b"{\"collectedCustomers\": {\"items\": []}}",
+            b"[1, 2]",
+            b"<!DOCTYPE html><html><body>Bad gateway</body></html>",
+            b"{\"data\": [{\"id\": 1},",
+            include_bytes!("../../fixtures/chatzuri/error-401.txt"),
+        ];
+        for body in bodies {
+            let result = parse_leads(body, &ctx(AGENT, false));
+            assert!(
+                matches!(result, Err(BodyError::Malformed(_))),
+                "{}: {result:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let Err(BodyError::Malformed(why)) = parse_leads(b"{}", &ctx(AGENT, false)) else {
+            unreachable!()
+        };
+        assert!(why.contains("collectedCustomers"), "{why}");
+        assert!(matches!(
+            parse_conversations(b"{}", &ctx(AGENT, false)),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_conversations(b"{\"data\": [\"x\"]}", &ctx(AGENT, false)),
+            Err(BodyError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn documented_conversation_example() {
+        let page = parse_conversations(
+            include_bytes!("../../fixtures/chatzuri/conversations-doc-example.json"),
+            &ctx(AGENT, false),
+        )
+        .unwrap();
+        let expected = Conversation {
+            created_at: None,
+            source: s("string"),
+            customer: s("string"),
+            messages: vec![Message {
+                role: "string".to_owned(),
+                content: s("string"),
+                created_at: None,
+            }],
+            fields: obj(json!({"chatbot_id": "string", "created_at_raw": "string"})),
+            ..Conversation::new(Vendor::Chatzuri, AGENT, "string".to_owned())
+        };
+        assert_eq!(
+            page,
+            Page {
+                records: vec![expected],
+                returned: 1,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn conversations_page() {
+        let body = include_bytes!("../../fixtures/chatzuri/conversations-page-1.json");
+        let page = parse_conversations(body, &ctx(AGENT, true)).unwrap();
+        let original: Value = serde_json::from_slice(body).unwrap();
+        let conv = |id: &str| Conversation::new(Vendor::Chatzuri, AGENT, id.to_owned());
+        let msg = |role: &str, content: Option<&str>| Message {
+            role: role.to_owned(),
+            content: content.map(str::to_owned),
+            created_at: None,
+        };
+        let expected = vec![
+            Conversation {
+                created_at: ts("2025-01-15T10:29:40Z"),
+                source: s("Widget or Iframe"),
+                customer: s("zoe.mueller@example.de"),
+                messages: vec![
+                    msg("assistant", Some("Hi! How can I help?")),
+                    msg(
+                        "user",
+                        Some("Do you ship to Zürich, \"express\"?\nThanks, Zoë"),
+                    ),
+                    msg("assistant", Some("Yes, within 2 days.")),
+                ],
+                fields: obj(json!({
+                    "chatbot_id": "a1b2c3",
+                    "last_message_at": "2025-01-15T10:31:02Z",
+                    "country": "CH"
+                })),
+                raw: Some(original["data"][0].clone()),
+                ..conv("conv_5f1e")
+            },
+            Conversation {
+                created_at: ts("2025-01-15T12:00:00.5Z"),
+                source: s("WhatsApp"),
+                customer: None,
+                messages: vec![msg("user", Some("Preise?")), msg("assistant", None)],
+                fields: obj(json!({
+                    "chatbot_id": "a1b2c3",
+                    "message_fields": [{"id": "msg_1"}, {"id": "msg_2", "score": 0.92}]
+                })),
+                raw: Some(original["data"][1].clone()),
+                ..conv("conv_5f1f")
+            },
+            Conversation {
+                created_at: ts("2025-01-16T08:00:00Z"),
+                source: s("API"),
+                fields: obj(json!({"chatbot_id": "a1b2c3"})),
+                raw: Some(original["data"][2].clone()),
+                ..conv("conv_5f20")
+            },
+        ];
+        assert_eq!(
+            page,
+            Page {
+                records: expected,
+                returned: 3,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn conversation_without_id_gets_a_stable_synthetic_one() {
+        let body = br#"{"data":[{"created_at":"2025-01-15T10:00:00Z","customer":"c","source":"API","messages":[{"role":"user","content":"hi"}]}]}"#;
+        let first = parse_conversations(body, &ctx(AGENT, false)).unwrap();
+        let again = parse_conversations(body, &ctx(AGENT, false)).unwrap();
+        assert_eq!(first.records[0].id, again.records[0].id);
+        // printf 'a1b2c3\x1f2025-01-15T10:00:00Z\x1fc\x1fAPI\x1f[{"content":"hi","role":"user"}]' | sha256sum
+        assert_eq!(first.records[0].id, "cz_8287f10cc3574a8bd818");
+    }
+}

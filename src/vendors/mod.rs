@@ -82,7 +82,11 @@ pub enum BodyError {
     Malformed(String),
     /// The vendor said no inside a success status (NeoAgent `Success:
     /// false`): `kind` is classified from the vendor's code.
-    Refused { kind: ErrorKind, code: Option<i64>, message: String },
+    Refused {
+        kind: ErrorKind,
+        code: Option<i64>,
+        message: String,
+    },
 }
 
 /// How the records of one run are mapped: the agent as the user gave it,
@@ -120,7 +124,12 @@ pub fn excerpt(body: &[u8]) -> String {
 /// generic `error`/`message`/`detail`.
 pub fn error_detail(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     let error = value.get("error");
     let code = error.and_then(|e| text(e.get("code")));
     let detail = error
@@ -133,5 +142,377 @@ pub fn error_detail(body: &[u8]) -> Option<String> {
         (Some(code), Some(detail)) => Some(format!("{code}: {detail}")),
         (Some(code), None) => Some(code),
         (None, detail) => detail,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers the vendor mappers share. They live here so the three modules read
+// keys, ids and timestamps the same way.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Map;
+use sha2::{Digest, Sha256};
+
+use crate::model::{Message, carries_data, clean_string};
+
+/// Parses a body as JSON; `expected` says what the caller wanted, so the
+/// error reads on its own. A UTF-8 byte-order mark is tolerated because some
+/// servers send one and it is not data.
+pub(crate) fn parse_json(body: &[u8], expected: &str) -> Result<Value, BodyError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    serde_json::from_slice(body)
+        .map_err(|e| BodyError::Malformed(format!("body is not JSON ({e}); expected {expected}")))
+}
+
+/// Follows a path of object keys (exact spelling).
+pub(crate) fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, key| v.get(*key))
+}
+
+/// The key of `obj` that equals `name` ignoring ASCII case. Vendors mix
+/// PascalCase and camelCase spellings of one key (NeoAgent `SessionID` /
+/// `sessionId`), and a key read under any spelling is the same datum.
+fn find_key<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<(&'a String, &'a Value)> {
+    obj.get_key_value(name)
+        .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+}
+
+/// Reads the keys of one vendor record and remembers which were mapped to a
+/// model field, so that everything else that carries data ends up in
+/// `fields`, in the vendor's key order.
+pub(crate) struct Picker<'a> {
+    obj: &'a Map<String, Value>,
+    used: Vec<&'a str>,
+}
+
+impl<'a> Picker<'a> {
+    pub(crate) fn new(obj: &'a Map<String, Value>) -> Self {
+        Picker {
+            obj,
+            used: Vec::new(),
+        }
+    }
+
+    /// The first of `names` (ASCII case-insensitive) whose value carries
+    /// data; it counts as mapped. Keys found empty count as mapped too:
+    /// they hold nothing `fields` would keep.
+    pub(crate) fn take(&mut self, names: &[&str]) -> Option<&'a Value> {
+        for name in names {
+            if let Some((key, value)) = find_key(self.obj, name) {
+                if !self.used.contains(&key.as_str()) {
+                    self.used.push(key);
+                    if carries_data(value) {
+                        return Some(value);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// `take`, cleaned into a model string.
+    pub(crate) fn string(&mut self, names: &[&str]) -> Option<String> {
+        clean_string(self.take(names))
+    }
+
+    /// The keys not mapped so far that carry data, values unchanged.
+    pub(crate) fn rest(&self) -> Map<String, Value> {
+        self.obj
+            .iter()
+            .filter(|(k, v)| !self.used.contains(&k.as_str()) && carries_data(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// What a vendor timestamp value turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Stamp {
+    Absent,
+    At(DateTime<Utc>),
+    /// Present but unreadable: the original text, for `fields.created_at_raw`.
+    Unreadable(String),
+}
+
+impl Stamp {
+    /// Strings go through `parse_vendor_timestamp`; a bare number is read as
+    /// Unix time (milliseconds when it is too large to be seconds), which
+    /// some chat backends send for message times.
+    pub(crate) fn of(value: Option<&Value>) -> Stamp {
+        let Some(value) = value.filter(|v| carries_data(v)) else {
+            return Stamp::Absent;
+        };
+        let parsed = match value {
+            Value::String(s) => crate::time::parse_vendor_timestamp(s),
+            Value::Number(n) => n.as_i64().and_then(|n| {
+                if n.abs() >= 100_000_000_000 {
+                    Utc.timestamp_millis_opt(n).single()
+                } else {
+                    Utc.timestamp_opt(n, 0).single()
+                }
+            }),
+            _ => None,
+        };
+        match parsed {
+            Some(t) => Stamp::At(t),
+            None => Stamp::Unreadable(clean_string(Some(value)).unwrap_or_default()),
+        }
+    }
+
+    /// The model value; an unreadable original goes into `fields` as
+    /// `created_at_raw` (the engine warns about records that have one).
+    pub(crate) fn apply(self, fields: &mut Map<String, Value>) -> Option<DateTime<Utc>> {
+        match self {
+            Stamp::Absent => None,
+            Stamp::At(t) => Some(t),
+            Stamp::Unreadable(raw) => {
+                insert_unique(fields, "created_at_raw", Value::String(raw));
+                None
+            }
+        }
+    }
+}
+
+/// Inserts without overwriting: a key already taken gets `_2`, `_3`, ...
+/// appended, so two vendor values under one name are both kept.
+pub(crate) fn insert_unique(fields: &mut Map<String, Value>, key: &str, value: Value) {
+    if !fields.contains_key(key) {
+        fields.insert(key.to_owned(), value);
+        return;
+    }
+    let mut n = 2;
+    loop {
+        let candidate = format!("{key}_{n}");
+        if !fields.contains_key(&candidate) {
+            fields.insert(candidate, value);
+            return;
+        }
+        n += 1;
+    }
+}
+
+/// `prefix` + the first 20 hex digits of SHA-256 over `parts` joined by
+/// U+001F (a control character that does not occur in the data). Every
+/// synthetic id in the crate is built this way; only the parts differ.
+pub(crate) fn synthetic_id(prefix: &str, parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hasher.update("\u{1f}".as_bytes());
+        }
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut id = String::with_capacity(prefix.len() + 20);
+    id.push_str(prefix);
+    for byte in &digest[..10] {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
+
+/// Compact JSON with object keys sorted at every level, so a hash over it
+/// does not depend on the order in which the vendor printed the keys.
+pub(crate) fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(obj) => {
+                let mut keys: Vec<&String> = obj.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&obj[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// One chat message. `roles` maps a lower-cased vendor value to the model's
+/// `user`/`assistant`; other values are kept lower-cased, and a message with
+/// no role at all gets `unknown` (the model's role is not optional). Keys
+/// that are not role, content or time go to `extras`.
+pub(crate) fn map_message(
+    value: &Value,
+    role_keys: &[&str],
+    content_keys: &[&str],
+    time_keys: &[&str],
+    roles: fn(&str) -> Option<&'static str>,
+) -> (Message, Map<String, Value>) {
+    let Value::Object(obj) = value else {
+        // Not an object: the value itself is all there is to say.
+        let message = Message {
+            role: "unknown".to_owned(),
+            content: clean_string(Some(value)),
+            created_at: None,
+        };
+        return (message, Map::new());
+    };
+    let mut pick = Picker::new(obj);
+    let role = pick
+        .string(role_keys)
+        .map(|r| {
+            let lower = r.to_lowercase();
+            roles(&lower).map(str::to_owned).unwrap_or(lower)
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let content = pick.string(content_keys);
+    let stamp = Stamp::of(pick.take(time_keys));
+    let mut extras = pick.rest();
+    let created_at = stamp.apply(&mut extras);
+    (
+        Message {
+            role,
+            content,
+            created_at,
+        },
+        extras,
+    )
+}
+
+/// Keeps per-message extras (ids, scores, unreadable times) in the
+/// conversation's `fields` as `message_fields`, one object per message in
+/// message order, only when some message had any.
+pub(crate) fn keep_message_extras(
+    fields: &mut Map<String, Value>,
+    extras: Vec<Map<String, Value>>,
+) {
+    if extras.iter().any(|e| !e.is_empty()) {
+        let list = extras.into_iter().map(Value::Object).collect();
+        insert_unique(fields, "message_fields", Value::Array(list));
+    }
+}
+
+/// Lists in a body must hold objects; says which item was not one.
+pub(crate) fn objects<'a>(
+    items: &'a [Value],
+    what: &str,
+) -> Result<Vec<&'a Map<String, Value>>, BodyError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.as_object().ok_or_else(|| {
+                BodyError::Malformed(format!(
+                    "expected each {what} to be a JSON object; item {i} is not"
+                ))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use chrono::{DateTime, Utc};
+    use serde_json::{Map, Value};
+
+    use super::MapContext;
+
+    pub fn ts(text: &str) -> Option<DateTime<Utc>> {
+        Some(
+            DateTime::parse_from_rfc3339(text)
+                .expect("test timestamp")
+                .with_timezone(&Utc),
+        )
+    }
+
+    pub fn ctx(agent: &str, keep_raw: bool) -> MapContext {
+        MapContext {
+            agent_id: agent.to_owned(),
+            keep_raw,
+        }
+    }
+
+    pub fn obj(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    pub fn s(text: &str) -> Option<String> {
+        Some(text.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn synthetic_ids_hash_parts_joined_by_unit_separator() {
+        // printf 'a\x1fb\x1f' | sha256sum
+        assert_eq!(
+            synthetic_id("x_", &["a", "b", ""]),
+            "x_023b8059a924f728a215"
+        );
+        assert_ne!(
+            synthetic_id("x_", &["ab", ""]),
+            synthetic_id("x_", &["a", "b"])
+        );
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let a = json!([{"b": 1, "a": {"d": 2, "c": 3}}]);
+        assert_eq!(canonical_json(&a), r#"[{"a":{"c":3,"d":2},"b":1}]"#);
+    }
+
+    #[test]
+    fn picker_is_case_insensitive_and_keeps_the_rest_in_order() {
+        let record =
+            testing::obj(json!({"Zed": 1, "sessionId": 5, "Name": " ", "x": null, "a": "kept"}));
+        let mut pick = Picker::new(&record);
+        assert_eq!(pick.string(&["SessionID"]), Some("5".to_owned()));
+        assert_eq!(pick.string(&["name"]), None);
+        assert_eq!(Value::Object(pick.rest()), json!({"Zed": 1, "a": "kept"}));
+    }
+
+    #[test]
+    fn insert_unique_never_overwrites() {
+        let mut fields = Map::new();
+        insert_unique(&mut fields, "k", json!(1));
+        insert_unique(&mut fields, "k", json!(2));
+        insert_unique(&mut fields, "k", json!(3));
+        assert_eq!(Value::Object(fields), json!({"k": 1, "k_2": 2, "k_3": 3}));
+    }
+
+    #[test]
+    fn stamps_read_text_and_unix_time() {
+        assert_eq!(
+            Stamp::of(Some(&json!("2025-01-15 10:30:00"))),
+            Stamp::At(testing::ts("2025-01-15T10:30:00Z").unwrap())
+        );
+        assert_eq!(
+            Stamp::of(Some(&json!(1736937000))),
+            Stamp::At(testing::ts("2025-01-15T10:30:00Z").unwrap())
+        );
+        assert_eq!(
+            Stamp::of(Some(&json!(1736937000123_i64))),
+            Stamp::At(testing::ts("2025-01-15T10:30:00.123Z").unwrap())
+        );
+        assert_eq!(
+            Stamp::of(Some(&json!(" soon "))),
+            Stamp::Unreadable("soon".to_owned())
+        );
+        assert_eq!(Stamp::of(Some(&json!(""))), Stamp::Absent);
+        assert_eq!(Stamp::of(None), Stamp::Absent);
+    }
+
+    #[test]
+    fn non_json_bodies_are_malformed() {
+        for body in [&b""[..], b"<html>502</html>", b"{\"data\": ["] {
+            assert!(matches!(
+                parse_json(body, "x"),
+                Err(BodyError::Malformed(_))
+            ));
+        }
+        assert_eq!(parse_json(b"\xEF\xBB\xBF[]", "x"), Ok(json!([])));
     }
 }
