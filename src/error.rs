@@ -22,6 +22,8 @@ pub enum ErrorKind {
     LocalFile,
     /// Ctrl-C.
     Interrupted,
+    /// Whoever read stdout went away (`| head`): a quiet success.
+    OutputClosed,
 }
 
 impl ErrorKind {
@@ -35,6 +37,7 @@ impl ErrorKind {
             ErrorKind::Network => 6,
             ErrorKind::LocalFile => 7,
             ErrorKind::Interrupted => 130,
+            ErrorKind::OutputClosed => 0,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! this library.
 
 pub mod error;
+pub mod fetch;
 pub mod model;
 pub mod secret;
 pub mod time;

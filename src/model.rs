@@ -194,6 +194,7 @@ pub trait Record: Serialize + Send + Sync + 'static {
     fn session_id(&self) -> Option<&str>;
     fn vendor(&self) -> Vendor;
     fn agent_id(&self) -> &str;
+    fn fields(&self) -> &Map<String, Value>;
     /// The CSV rows of this record, cells in `CSV_HEADER` order, before the
     /// formula guard. A lead is one row; a conversation one row per message
     /// (one row with empty message cells when it has none, so it is not lost).
@@ -241,6 +242,9 @@ impl Record for Lead {
     }
     fn agent_id(&self) -> &str {
         &self.agent_id
+    }
+    fn fields(&self) -> &Map<String, Value> {
+        &self.fields
     }
 
     fn csv_rows(&self) -> Vec<Vec<String>> {
@@ -293,6 +297,9 @@ impl Record for Conversation {
     }
     fn agent_id(&self) -> &str {
         &self.agent_id
+    }
+    fn fields(&self) -> &Map<String, Value> {
+        &self.fields
     }
 
     fn csv_rows(&self) -> Vec<Vec<String>> {

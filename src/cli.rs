@@ -1,0 +1,233 @@
+//! The command line as typed: clap structures and nothing else. `config`
+//! turns these into settled settings before any I/O happens, so the rest of
+//! the program never sees the argument parser.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::Vendor;
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "leads",
+    version,
+    about = "Export leads and conversations from Chatzuri, NeoAgent and Robofy as JSON, NDJSON or CSV",
+    long_about = None,
+    after_help = "Keys come from CHATZURI_API_KEY, NEOAGENT_API_KEY, ROBOFY_API_KEY or --api-key-file.\nTry it with no account: leads pull --vendor chatzuri --agent demo --sandbox"
+)]
+pub struct Cli {
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log each request (-v); more detail (-vv). RUST_LOG is honoured too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Export leads (and NeoAgent appointments).
+    Pull(PullArgs),
+    /// Export conversations with their messages.
+    Conversations(ConversationsArgs),
+    /// Serve a simulated Chatzuri, NeoAgent and Robofy on loopback.
+    Sandbox(SandboxArgs),
+    /// Print what each vendor supports.
+    Vendors,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConversationsArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Chatzuri channel filter (repeatable): API, "Chatzuri site", Instagram,
+    /// Messenger, Slack, Unspecified, WhatsApp, "Widget or Iframe".
+    #[arg(long = "source", value_name = "NAME", help_heading = "Filters")]
+    pub channels: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Source")]
+pub struct SourceArgs {
+    /// Named sources from the config file (section "Named sources" of the README).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// Pull every source of the config file.
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+
+    /// Config file with named sources [default: $XDG_CONFIG_HOME/leads/config.toml].
+    #[arg(long, value_name = "PATH", env = "LEADS_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Which platform.
+    #[arg(long, value_enum)]
+    pub vendor: Option<Vendor>,
+
+    /// Chatzuri agent id, NeoAgent serial number, Robofy chatbot id (or PROJECT/CHATBOT).
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+
+    /// Robofy project id.
+    #[arg(long, value_name = "ID")]
+    pub project: Option<String>,
+
+    /// Replace the vendor's base URL [env: CHATZURI_BASE_URL, NEOAGENT_BASE_URL, ROBOFY_BASE_URL].
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Read the key from this file (first line, trimmed) instead of the environment.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Run against the built-in simulated vendor: no account, no network.
+    #[arg(long)]
+    pub sandbox: bool,
+
+    /// With several sources: write those that succeed and report the others.
+    #[arg(long)]
+    pub keep_going: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Filters")]
+pub struct FilterArgs {
+    /// Only records created at or after WHEN: YYYY-MM-DD, RFC 3339, or 90m/36h/7d/2w ago.
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub since: Option<String>,
+
+    /// Only records created at or before WHEN (same forms as --since).
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub until: Option<String>,
+
+    /// Only records of one chat session (NeoAgent sessionID, Robofy sessionId).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+
+    /// Stop after N records.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+
+    /// Incremental run: write only records newer than the bookmark in this file.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+
+    /// Wait this long for another run's lock on --state before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub lock_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Output format [default: json, or from the -o extension].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write to PATH atomically instead of stdout ("-" is stdout).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Add the vendor's original record as `raw` (JSON formats).
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Do not prefix CSV cells that a spreadsheet would run as a formula.
+    #[arg(long)]
+    pub no_formula_guard: bool,
+
+    /// Start CSV with a UTF-8 byte-order mark.
+    #[arg(long)]
+    pub bom: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Fetch")]
+pub struct FetchArgs {
+    /// Records per page where the vendor pages by number [default: 100].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: Option<u32>,
+
+    /// Requests in flight at once (1 = strictly sequential).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: u32,
+
+    /// Per-request timeout in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
+
+    /// Retries of a retryable failure.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub retries: u32,
+
+    /// At most N requests per second to the vendor.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+
+    /// Fail (exit 5) after N pages of one listing.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pages: u64,
+
+    /// Days per NeoAgent date window.
+    #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub window: u32,
+
+    /// First retry delay in milliseconds (doubles each retry, with jitter; for tests).
+    #[arg(long, value_name = "MS", default_value_t = 500, env = "LEADS_RETRY_BASE_MS", hide = true)]
+    pub retry_base_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Leads per vendor.
+    #[arg(long, default_value_t = 250)]
+    pub leads: usize,
+    /// Conversations per vendor.
+    #[arg(long, default_value_t = 40)]
+    pub conversations: usize,
+    /// Delay before every response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Answer every Nth request with 503.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub fail_every: Option<u64>,
+    /// Answer 429 with Retry-After above N requests per second.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: Option<u32>,
+}

@@ -1,0 +1,412 @@
+//! The one place that talks HTTP: auth header, per-request timeout, pacing
+//! (`--rate`), retries with exponential back-off and jitter that obey
+//! `Retry-After`, the 64 MiB body cap, and turning statuses into typed errors
+//! a person can act on. Vendor modules describe requests; this sends them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::Vendor;
+use crate::secret::ApiKey;
+use crate::vendors::{AuthScheme, HttpMethod, RequestSpec, error_detail, excerpt};
+
+/// A body above this is refused, whatever the server says it is.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// A `Retry-After` longer than this fails the run at once instead of hanging a cron job.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl RetryPolicy {
+    /// Exponential back-off with "full jitter": a random delay between half
+    /// and all of `base * 2^attempt`, capped.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self.base.saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX));
+        let ceiling = exponential.min(self.cap);
+        ceiling.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Requests per second, paced up front.
+    pub rate: Option<f64>,
+}
+
+/// Counters shared by every request of a run, for the summary line.
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+/// Spaces requests evenly at `--rate` per second across all tasks.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next_slot: Mutex<Instant>,
+}
+
+impl Pacer {
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next_slot.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
+/// Sends the requests of one source (one vendor, one agent, one key).
+#[derive(Debug)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    base_url: String,
+    authorization: HeaderValue,
+    vendor: Vendor,
+    agent: String,
+    settings: FetchSettings,
+    pacer: Option<Pacer>,
+    pub stats: Arc<FetchStats>,
+}
+
+/// What went wrong with one attempt, before deciding whether to retry.
+enum Attempt {
+    Status { status: StatusCode, retry_after: Option<Duration>, body: Bytes },
+    Transport(String),
+    TooLarge,
+}
+
+impl Fetcher {
+    pub fn new(
+        vendor: Vendor,
+        agent: &str,
+        base_url: &Url,
+        key: &ApiKey,
+        auth: AuthScheme,
+        settings: FetchSettings,
+    ) -> Result<Fetcher> {
+        let value = match auth {
+            AuthScheme::Bearer => format!("Bearer {}", key.expose()),
+            AuthScheme::Raw => key.expose().to_owned(),
+        };
+        let mut authorization = HeaderValue::from_str(&value)
+            .map_err(|_| Error::usage(format!("the {} key contains characters that cannot be sent in a header", vendor.display_name())))?;
+        authorization.set_sensitive(true);
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("leads/", env!("CARGO_PKG_VERSION")))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            // Following a redirect to another host would drop (or, worse,
+            // resend) the key; the vendors document none, so report it.
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))?;
+        let pacer = settings.rate.filter(|r| *r > 0.0).map(|rate| Pacer {
+            interval: Duration::from_secs_f64(1.0 / rate),
+            next_slot: Mutex::new(Instant::now()),
+        });
+        Ok(Fetcher {
+            client,
+            base_url: base_url.as_str().trim_end_matches('/').to_owned(),
+            authorization,
+            vendor,
+            agent: agent.to_owned(),
+            settings,
+            pacer,
+            stats: Arc::new(FetchStats::default()),
+        })
+    }
+
+    pub fn vendor(&self) -> Vendor {
+        self.vendor
+    }
+
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    fn url(&self, spec: &RequestSpec) -> Result<Url> {
+        let mut url = Url::parse(&format!("{}{}", self.base_url, spec.path))
+            .map_err(|e| Error::internal(format!("bad request URL for {}: {e}", spec.endpoint)))?;
+        if !spec.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        Ok(url)
+    }
+
+    /// Sends `spec`, retrying what is worth retrying, and returns the body
+    /// of a 2xx answer. `what` names the page for messages ("page 3").
+    pub async fn fetch(&self, spec: &RequestSpec, what: &str) -> Result<Bytes> {
+        let url = self.url(spec)?;
+        let retry = &self.settings.retry;
+        let mut attempt = 0u32;
+        loop {
+            if let Some(pacer) = &self.pacer {
+                pacer.wait().await;
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let outcome = self.attempt(spec, &url).await;
+            let elapsed = started.elapsed();
+            let (delay, failure) = match outcome {
+                Ok(body) => {
+                    tracing::info!(target: "leads::http", "{} {} -> ok ({} bytes) in {:?}", method_name(spec), url, body.len(), elapsed);
+                    return Ok(body);
+                }
+                Err(Attempt::Status { status, retry_after, body }) => {
+                    tracing::info!(target: "leads::http", "{} {} -> {} in {:?}", method_name(spec), url, status.as_u16(), elapsed);
+                    if !is_retryable_status(status) {
+                        return Err(self.status_error(spec, what, status, &body, attempt));
+                    }
+                    if let Some(wait) = retry_after {
+                        if wait > MAX_RETRY_AFTER {
+                            let when = httpdate::fmt_http_date(SystemTime::now() + wait);
+                            return Err(self
+                                .status_error(spec, what, status, &body, attempt)
+                                .with_hint(format!("the vendor asked to retry after {}s (at {when}); run again then", wait.as_secs())));
+                        }
+                    }
+                    let delay = retry_after.unwrap_or_else(|| retry.backoff(attempt));
+                    (delay, FailureSoFar::Status(status, body))
+                }
+                Err(Attempt::Transport(reason)) => {
+                    tracing::info!(target: "leads::http", "{} {} -> {} after {:?}", method_name(spec), url, reason, elapsed);
+                    (retry.backoff(attempt), FailureSoFar::Transport(reason))
+                }
+                Err(Attempt::TooLarge) => {
+                    return Err(Error::vendor(format!(
+                        "{} sent a body larger than {} MiB for {} {} of agent {}; refused",
+                        self.vendor.display_name(),
+                        MAX_BODY_BYTES / (1024 * 1024),
+                        spec.endpoint,
+                        what,
+                        self.agent
+                    ))
+                    .with_hint(match self.vendor {
+                        Vendor::Neoagent => "use a smaller --window so each request returns less",
+                        _ => "narrow the run with --since/--until",
+                    }));
+                }
+            };
+            if attempt >= retry.retries {
+                return Err(match failure {
+                    FailureSoFar::Status(status, body) => self.status_error(spec, what, status, &body, attempt),
+                    FailureSoFar::Transport(reason) => self.network_error(spec, what, &url, &reason, attempt),
+                });
+            }
+            attempt += 1;
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "leads::http", "{} {} {}: {}; retry {}/{} in {:.1}s", self.vendor.display_name(), spec.endpoint, what, failure.describe(), attempt, retry.retries, delay.as_secs_f64());
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, spec: &RequestSpec, url: &Url) -> std::result::Result<Bytes, Attempt> {
+        let method = match spec.method {
+            HttpMethod::Get => Method::GET,
+            HttpMethod::Post => Method::POST,
+        };
+        let mut request = self
+            .client
+            .request(method, url.clone())
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(body) = &spec.json_body {
+            request = request.body(serde_json::to_vec(body).unwrap_or_default());
+        }
+        let mut response = request.send().await.map_err(|e| Attempt::Transport(describe_reqwest(&e)))?;
+        let status = response.status();
+        if response.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(Attempt::TooLarge);
+        }
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
+        let mut body = BytesMut::with_capacity(response.content_length().unwrap_or(16 * 1024).min(8 * 1024 * 1024) as usize);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        return Err(Attempt::TooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(Attempt::Transport(describe_reqwest(&e))),
+            }
+        }
+        let body = body.freeze();
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(Attempt::Status { status, retry_after, body })
+        }
+    }
+
+    fn status_error(&self, spec: &RequestSpec, what: &str, status: StatusCode, body: &[u8], retries: u32) -> Error {
+        let vendor = self.vendor.display_name();
+        let agent = &self.agent;
+        let code = status.as_u16();
+        let detail = error_detail(body).unwrap_or_else(|| excerpt(body));
+        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+        let after = if retries > 0 { format!(" after {} attempts", retries + 1) } else { String::new() };
+        let (kind, hint) = match code {
+            401 | 403 => (
+                ErrorKind::Auth,
+                format!("check the key in {} (or --api-key-file) and that it may read agent {agent}", self.vendor.key_env()),
+            ),
+            404 => (ErrorKind::NotFound, not_found_hint(self.vendor)),
+            429 => (ErrorKind::Vendor, "the vendor is rate-limiting this key: lower --concurrency or set --rate, then run again".to_owned()),
+            400 => (ErrorKind::Vendor, "the vendor rejected the request as invalid; check --since/--until and the agent id".to_owned()),
+            _ => (ErrorKind::Vendor, "the vendor is failing; run again later (-v shows each request)".to_owned()),
+        };
+        let subject = match code {
+            401 | 403 => format!("{vendor} refused the key for agent {agent}"),
+            404 => format!("{vendor} does not know agent {agent}"),
+            _ => format!("{vendor} failed on {} {what} for agent {agent}", spec.endpoint),
+        };
+        Error::new(kind, format!("{subject} (HTTP {code}{after}{detail})")).with_hint(hint).with_status(code)
+    }
+
+    fn network_error(&self, spec: &RequestSpec, what: &str, url: &Url, reason: &str, retries: u32) -> Error {
+        let host = url.host_str().unwrap_or("?");
+        Error::new(
+            ErrorKind::Network,
+            format!(
+                "cannot reach {} at {host} for {} {what} of agent {} after {} attempts: {reason}",
+                self.vendor.display_name(),
+                spec.endpoint,
+                self.agent,
+                retries + 1
+            ),
+        )
+        .with_hint(format!(
+            "check the network, a proxy (HTTPS_PROXY), --timeout, or --base-url / {}",
+            self.vendor.base_url_env()
+        ))
+    }
+}
+
+enum FailureSoFar {
+    Status(StatusCode, Bytes),
+    Transport(String),
+}
+
+impl FailureSoFar {
+    fn describe(&self) -> String {
+        match self {
+            FailureSoFar::Status(status, _) => format!("HTTP {}", status.as_u16()),
+            FailureSoFar::Transport(reason) => reason.clone(),
+        }
+    }
+}
+
+fn method_name(spec: &RequestSpec) -> &'static str {
+    match spec.method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Post => "POST",
+    }
+}
+
+fn not_found_hint(vendor: Vendor) -> String {
+    match vendor {
+        Vendor::Chatzuri => "check --agent: the agent id is in the agent's settings in Chatzuri".to_owned(),
+        Vendor::Neoagent => "check --agent: NeoAgent's serial number of the chatbot".to_owned(),
+        Vendor::Robofy => "check --project and --agent (or PROJECT/CHATBOT) in the Robofy dashboard".to_owned(),
+    }
+}
+
+pub fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// `Retry-After` as delay-seconds or as an HTTP date.
+pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(text).ok()?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// A one-line reason for a transport failure, without the URL (the caller
+/// adds the host) and never with headers.
+fn describe_reqwest(error: &reqwest::Error) -> String {
+    let mut reason = if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "connection failed".to_owned()
+    } else if error.is_body() || error.is_decode() {
+        "the connection broke while reading the body".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(error);
+    let mut last = None;
+    while let Some(inner) = source {
+        last = Some(inner.to_string());
+        source = inner.source();
+    }
+    if let Some(last) = last {
+        reason.push_str(": ");
+        reason.push_str(&last);
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("7")), Some(Duration::from_secs(7)));
+        let later = SystemTime::now() + Duration::from_secs(30);
+        let date = HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap();
+        let parsed = parse_retry_after(&date).unwrap();
+        assert!(parsed <= Duration::from_secs(30) && parsed >= Duration::from_secs(28), "{parsed:?}");
+        let past = HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(parse_retry_after(&past), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        let policy = RetryPolicy { retries: 4, base: Duration::from_millis(500), cap: Duration::from_secs(30) };
+        for attempt in 0..10 {
+            let delay = policy.backoff(attempt);
+            let ceiling = (Duration::from_millis(500) * 2u32.pow(attempt)).min(Duration::from_secs(30));
+            assert!(delay <= ceiling && delay >= ceiling / 2, "attempt {attempt}: {delay:?}");
+        }
+    }
+
+    #[test]
+    fn only_transient_statuses_are_retried() {
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(is_retryable_status(StatusCode::from_u16(code).unwrap()));
+        }
+        for code in [400, 401, 403, 404, 405, 501] {
+            assert!(!is_retryable_status(StatusCode::from_u16(code).unwrap()));
+        }
+    }
+}
