@@ -177,6 +177,11 @@ fn find_key<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<(&'a String, 
         .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
 }
 
+/// A key's value, spelled in any ASCII case.
+pub(crate) fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    find_key(obj, name).map(|(_, v)| v)
+}
+
 /// Reads the keys of one vendor record and remembers which were mapped to a
 /// model field, so that everything else that carries data ends up in
 /// `fields`, in the vendor's key order.

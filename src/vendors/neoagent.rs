@@ -1,1 +1,796 @@
-//! neoagent wire format (being written).
+//! NeoAgent wire format (vendor-apis §2): `LeadList` and `ChatContentHistory`,
+//! POST with JSON bodies, raw key, no paging (the engine splits a range
+//! into date windows). Every answer comes in a `{Data, Version, Success,
+//! Code, Message}` envelope that can say "no" inside an HTTP 200, and lead
+//! records have no id, so one is derived from the record (`lead_id`).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+use super::{
+    AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, canonical_json, get_ci,
+    keep_message_extras, map_message, objects, parse_json, synthetic_id,
+};
+use crate::error::ErrorKind;
+use crate::model::{Conversation, Lead, Vendor, clean_string};
+use crate::time::DayRange;
+
+pub const AUTH: AuthScheme = AuthScheme::Raw;
+
+const LEADS_PATH: &str = "/chat/Chatbot/LeadList";
+const CONVERSATIONS_PATH: &str = "/chat/Chatbot/ChatContentHistory";
+
+/// `POST /chat/Chatbot/LeadList` with `{serialNumber, startTime?, endTime?,
+/// sessionID?}`: camelCase and `sessionID` as a number, as this endpoint
+/// documents (the other endpoint is PascalCase). Absent values are omitted.
+pub fn leads_request(serial: &str, window: &DayRange, session: Option<i64>) -> RequestSpec {
+    let mut body = Map::new();
+    body.insert("serialNumber".to_owned(), json!(serial));
+    if let Some(start) = window.start_text() {
+        body.insert("startTime".to_owned(), json!(start));
+    }
+    if let Some(end) = window.end_text() {
+        body.insert("endTime".to_owned(), json!(end));
+    }
+    if let Some(session) = session {
+        body.insert("sessionID".to_owned(), json!(session));
+    }
+    RequestSpec::post_json("LeadList", LEADS_PATH.to_owned(), Value::Object(body))
+}
+
+/// `POST /chat/Chatbot/ChatContentHistory` with `{SerialNumber, StartTime?,
+/// EndTime?}` (PascalCase, as documented for this endpoint).
+pub fn conversations_request(serial: &str, window: &DayRange) -> RequestSpec {
+    let mut body = Map::new();
+    body.insert("SerialNumber".to_owned(), json!(serial));
+    if let Some(start) = window.start_text() {
+        body.insert("StartTime".to_owned(), json!(start));
+    }
+    if let Some(end) = window.end_text() {
+        body.insert("EndTime".to_owned(), json!(end));
+    }
+    RequestSpec::post_json(
+        "ChatContentHistory",
+        CONVERSATIONS_PATH.to_owned(),
+        Value::Object(body),
+    )
+}
+
+const ENVELOPE: &str = "a JSON object {Data, Version, Success, Code, Message} with `Data` an array";
+
+/// Unwraps the envelope. `Success: false`, or a `Code` outside 200..=299,
+/// is the vendor refusing inside a 2xx answer: `Refused`, classified by
+/// `Code`. `Data: null` is an empty answer only when `Success` is
+/// explicitly true; a missing `Data` is `Malformed`, never an empty page.
+fn data_list(body: &[u8]) -> Result<Vec<Value>, BodyError> {
+    let value = parse_json(body, ENVELOPE)?;
+    let Value::Object(envelope) = value else {
+        return Err(BodyError::Malformed(format!("expected {ENVELOPE}")));
+    };
+    let success = match get_ci(&envelope, "Success") {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    };
+    let code = match get_ci(&envelope, "Code") {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    if success == Some(false) || code.is_some_and(|c| !(200..=299).contains(&c)) {
+        let message = clean_string(get_ci(&envelope, "Message")).unwrap_or_else(|| match code {
+            Some(code) => format!("Success: false, Code {code}"),
+            None => "Success: false".to_owned(),
+        });
+        return Err(BodyError::Refused {
+            kind: refusal_kind(code),
+            code,
+            message,
+        });
+    }
+    match get_ci(&envelope, "Data") {
+        Some(Value::Array(items)) => Ok(items.clone()),
+        Some(Value::Null) if success == Some(true) => Ok(Vec::new()),
+        _ => Err(BodyError::Malformed(format!("expected {ENVELOPE}"))),
+    }
+}
+
+/// The envelope's `Code` read like an HTTP status (the vendor describes it
+/// as one).
+fn refusal_kind(code: Option<i64>) -> ErrorKind {
+    match code {
+        Some(401 | 403) => ErrorKind::Auth,
+        Some(404) => ErrorKind::NotFound,
+        _ => ErrorKind::Vendor,
+    }
+}
+
+/// All leads and appointments of one window (the vendor does not page).
+pub fn parse_leads(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyError> {
+    let list = data_list(body)?;
+    let records = objects(&list, "lead")?
+        .into_iter()
+        .map(|obj| map_lead(obj, ctx))
+        .collect();
+    Ok(Page {
+        records,
+        returned: list.len(),
+        next_token: None,
+    })
+}
+
+/// `Lead`/`Appointment` become `lead`/`appointment`; other values are kept
+/// lower-cased; no `Type` at all reads as `lead`.
+fn kind_of(value: Option<String>) -> String {
+    value
+        .map(|t| t.to_lowercase())
+        .unwrap_or_else(|| "lead".to_owned())
+}
+
+/// Maps one `LeadList` record. Key spellings are matched case-insensitively
+/// (`SessionID`, `sessionId`, `createTime` ...). `URI` → `page_url`,
+/// `Content` → `message`, `SessionID` stringified; `Count` and every other
+/// key that carries data → `fields`.
+fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
+    let mut pick = Picker::new(obj);
+    let kind = kind_of(pick.string(&["Type"]));
+    let name = pick.string(&["Name"]);
+    let email = pick.string(&["Email"]);
+    let phone = pick.string(&["PhoneNumber", "Phone"]);
+    let created_value = pick.take(&["CreateTime", "CreatedAt", "created_at"]);
+    let message = pick.string(&["Content"]);
+    let session_id = pick.string(&["SessionID", "session_id"]);
+    let page_url = pick.string(&["URI", "Url"]);
+    let mut fields = pick.rest();
+    let created_at = Stamp::of(created_value).apply(&mut fields);
+    let raw_time = clean_string(created_value).unwrap_or_default();
+    let id = lead_id(
+        &ctx.agent_id,
+        session_id.as_deref(),
+        &kind,
+        created_at.as_ref(),
+        &raw_time,
+        email.as_deref(),
+        phone.as_deref(),
+        name.as_deref(),
+    );
+    let mut lead = Lead::new(Vendor::Neoagent, &ctx.agent_id, id);
+    lead.kind = kind;
+    lead.created_at = created_at;
+    lead.name = name;
+    lead.email = email;
+    lead.phone = phone;
+    lead.page_url = page_url;
+    lead.session_id = session_id;
+    lead.message = message;
+    lead.fields = fields;
+    if ctx.keep_raw {
+        lead.raw = Some(Value::Object(obj.clone()));
+    }
+    lead
+}
+
+/// The id of a NeoAgent lead or appointment (the vendor sends none):
+///
+/// `"na_"` + the first 20 hex digits of the SHA-256 of these values joined
+/// by U+001F (unit separator), absent values as empty strings:
+///
+/// 1. the serial number as requested (`--agent`),
+/// 2. `SessionID` as a decimal string,
+/// 3. the kind: `lead`, `appointment`, or the vendor's `Type` lower-cased,
+/// 4. `CreateTime` converted to UTC and written as RFC 3339 with exactly six
+///    fractional digits and `Z` (`2023-11-24T02:36:21.512302Z`); if it cannot
+///    be read, the text as sent, trimmed,
+/// 5. `Email`, 6. `PhoneNumber`, 7. `Name`, each trimmed.
+///
+/// Normalising the time to UTC keeps the id when the chatbot's time zone
+/// (the printed offset) changes. `Content`, `URI` and `Count` are left out:
+/// they can be edited or recounted without it being another record.
+#[allow(clippy::too_many_arguments)]
+pub fn lead_id(
+    serial: &str,
+    session_id: Option<&str>,
+    kind: &str,
+    created_at: Option<&DateTime<Utc>>,
+    create_time_raw: &str,
+    email: Option<&str>,
+    phone: Option<&str>,
+    name: Option<&str>,
+) -> String {
+    let time = match created_at {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+        None => create_time_raw.trim().to_owned(),
+    };
+    let clean = |v: Option<&str>| v.map(str::trim).unwrap_or("").to_owned();
+    let parts = [
+        serial.to_owned(),
+        clean(session_id),
+        kind.to_owned(),
+        time,
+        clean(email),
+        clean(phone),
+        clean(name),
+    ];
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    synthetic_id("na_", &parts)
+}
+
+/// All sessions of one window, one conversation per `Data` element.
+pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>, BodyError> {
+    let list = data_list(body)?;
+    let records = objects(&list, "conversation")?
+        .into_iter()
+        .map(|obj| map_conversation(obj, ctx))
+        .collect();
+    Ok(Page {
+        records,
+        returned: list.len(),
+        next_token: None,
+    })
+}
+
+fn role(lower: &str) -> Option<&'static str> {
+    match lower {
+        "user" => Some("user"),
+        "ai" => Some("assistant"),
+        _ => None,
+    }
+}
+
+/// Maps one `ChatContentHistory` session: id and `session_id` are
+/// `SessionID` stringified, `URI` → `page_url`; messages `Type` `User` →
+/// `user`, `AI` → `assistant`, others lower-cased. The vendor sends no
+/// message times; one is read if it ever appears (`CreateTime`), else null.
+fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation {
+    let mut pick = Picker::new(obj);
+    let session_id = pick.string(&["SessionID", "session_id"]);
+    let created_value = pick.take(&["CreateTime", "CreatedAt", "created_at"]);
+    let page_url = pick.string(&["URI", "Url"]);
+    let messages_value = get_ci(obj, "Messages").filter(|v| v.is_array());
+    if messages_value.is_some() {
+        pick.take(&["Messages"]);
+    }
+    let mut fields = pick.rest();
+    let created_at = Stamp::of(created_value).apply(&mut fields);
+    let id = session_id.clone().unwrap_or_else(|| {
+        conversation_synthetic_id(
+            &ctx.agent_id,
+            created_at.as_ref(),
+            &clean_string(created_value).unwrap_or_default(),
+            page_url.as_deref(),
+            messages_value,
+        )
+    });
+    let mut conversation = Conversation::new(Vendor::Neoagent, &ctx.agent_id, id);
+    conversation.created_at = created_at;
+    conversation.session_id = session_id;
+    conversation.page_url = page_url;
+    let mut extras = Vec::new();
+    for message in messages_value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (message, extra) = map_message(
+            message,
+            &["Type", "Role"],
+            &["Content"],
+            &["CreateTime", "CreatedAt", "created_at"],
+            role,
+        );
+        conversation.messages.push(message);
+        extras.push(extra);
+    }
+    keep_message_extras(&mut fields, extras);
+    conversation.fields = fields;
+    if ctx.keep_raw {
+        conversation.raw = Some(Value::Object(obj.clone()));
+    }
+    conversation
+}
+
+/// The id of a session that came without `SessionID` (documented as always
+/// present, so a safety net): `"na_"` + the first 20 hex digits of SHA-256
+/// over, joined by U+001F, the serial number, the word `conversation`,
+/// `CreateTime` normalised as in `lead_id`, `URI`, and `Messages` as compact
+/// JSON with sorted keys (absent = empty string). `session_id` stays null.
+fn conversation_synthetic_id(
+    serial: &str,
+    created_at: Option<&DateTime<Utc>>,
+    create_time_raw: &str,
+    page_url: Option<&str>,
+    messages: Option<&Value>,
+) -> String {
+    let time = match created_at {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+        None => create_time_raw.trim().to_owned(),
+    };
+    let messages = messages.map(canonical_json).unwrap_or_default();
+    synthetic_id(
+        "na_",
+        &[
+            serial,
+            "conversation",
+            &time,
+            page_url.unwrap_or(""),
+            &messages,
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::model::Message;
+    use crate::vendors::HttpMethod;
+    use crate::vendors::testing::{ctx, obj, s, ts};
+
+    const SERIAL: &str = "3254a9d0424c4806b9ea3d0763ccfxxx";
+
+    fn lead(id: &str, kind: &str) -> Lead {
+        Lead {
+            kind: kind.to_owned(),
+            ..Lead::new(Vendor::Neoagent, SERIAL, id.to_owned())
+        }
+    }
+
+    fn window() -> DayRange {
+        DayRange {
+            start: NaiveDate::from_ymd_opt(2025, 1, 1),
+            end: NaiveDate::from_ymd_opt(2025, 2, 1),
+        }
+    }
+
+    fn leads(body: &[u8]) -> Page<Lead> {
+        parse_leads(body, &ctx(SERIAL, false)).unwrap()
+    }
+
+    #[test]
+    fn lead_list_request_is_camel_case_and_omits_absent_values() {
+        let spec = leads_request(SERIAL, &window(), Some(1111));
+        assert_eq!(spec.method, HttpMethod::Post);
+        assert_eq!(spec.path, "/chat/Chatbot/LeadList");
+        assert_eq!(spec.endpoint, "LeadList");
+        assert!(spec.query.is_empty());
+        assert_eq!(
+            spec.json_body,
+            Some(
+                json!({"serialNumber": SERIAL, "startTime": "2025-01-01", "endTime": "2025-02-01", "sessionID": 1111})
+            )
+        );
+        let spec = leads_request(SERIAL, &DayRange::default(), None);
+        assert_eq!(spec.json_body, Some(json!({"serialNumber": SERIAL})));
+        let keys: Vec<String> = leads_request(SERIAL, &window(), Some(1))
+            .json_body
+            .and_then(|b| b.as_object().map(|o| o.keys().cloned().collect()))
+            .unwrap();
+        assert_eq!(keys, ["serialNumber", "startTime", "endTime", "sessionID"]);
+    }
+
+    #[test]
+    fn history_request_is_pascal_case() {
+        let spec = conversations_request(SERIAL, &window());
+        assert_eq!(spec.method, HttpMethod::Post);
+        assert_eq!(spec.path, "/chat/Chatbot/ChatContentHistory");
+        assert_eq!(spec.endpoint, "ChatContentHistory");
+        assert!(spec.query.is_empty());
+        assert_eq!(
+            spec.json_body,
+            Some(
+                json!({"SerialNumber": SERIAL, "StartTime": "2025-01-01", "EndTime": "2025-02-01"})
+            )
+        );
+        let only_start = DayRange {
+            start: NaiveDate::from_ymd_opt(2025, 1, 1),
+            end: None,
+        };
+        assert_eq!(
+            conversations_request(SERIAL, &only_start).json_body,
+            Some(json!({"SerialNumber": SERIAL, "StartTime": "2025-01-01"}))
+        );
+    }
+
+    #[test]
+    fn documented_example() {
+        let body = include_bytes!("../../fixtures/neoagent/leads-doc-example.json");
+        let page = parse_leads(body, &ctx(SERIAL, true)).unwrap();
+        let original: Value = serde_json::from_slice(body).unwrap();
+        let expected = vec![
+            Lead {
+                created_at: ts("2023-11-24T02:36:21.512302Z"),
+                name: s("test"),
+                email: s("test@qq.com"),
+                phone: None,
+                page_url: s("www.xxx.com"),
+                session_id: s("31305"),
+                message: s("test"),
+                fields: obj(json!({"Count": 2})),
+                raw: Some(original["Data"][0].clone()),
+                ..lead("na_bc1b6d9366f68fb263bc", "lead")
+            },
+            Lead {
+                created_at: ts("2023-11-22T03:13:44.054019Z"),
+                name: s("test444"),
+                email: s("test444@qq.com"),
+                page_url: s("www.xxx.com"),
+                session_id: s("31313"),
+                message: s("Please share anything"),
+                fields: obj(json!({"Count": 2})),
+                raw: Some(original["Data"][1].clone()),
+                ..lead("na_da6edd28f6fb2947bd25", "appointment")
+            },
+        ];
+        assert_eq!(
+            page,
+            Page {
+                records: expected,
+                returned: 2,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn overlapping_windows_yield_the_same_id_across_an_offset_change() {
+        let first = leads(include_bytes!(
+            "../../fixtures/neoagent/leads-window-1.json"
+        ));
+        let expected = vec![
+            Lead {
+                created_at: ts("2025-01-15T06:05:09.000417Z"),
+                name: s("Zoë Müller"),
+                email: s("zoe.mueller@example.de"),
+                phone: None,
+                page_url: s("https://shop.example/pricing"),
+                session_id: s("48211"),
+                message: s("Interested in the annual plan, please call back after 5pm"),
+                fields: obj(json!({"Count": 1})),
+                ..lead("na_a62ee743f29c4d01c73f", "lead")
+            },
+            Lead {
+                created_at: ts("2025-01-15T17:12:44.731902Z"),
+                name: s("Zoë Müller"),
+                email: s("zoe.mueller@example.de"),
+                phone: s("+49 30 1234567"),
+                page_url: s("https://shop.example/pricing"),
+                session_id: s("48211"),
+                message: s("Demo on Friday, 10:00"),
+                fields: obj(json!({"Count": 2})),
+                ..lead("na_81bee257468d854cb4b6", "appointment")
+            },
+            Lead {
+                created_at: ts("2025-02-01T07:59:59.999999Z"),
+                name: s("Seán O'Brien"),
+                email: None,
+                phone: s("+353 1 555 0199"),
+                page_url: s("www.shop.example/contact"),
+                session_id: s("48302"),
+                message: None,
+                fields: obj(json!({"Count": 1})),
+                ..lead("na_d8248c2a8557e8afa6e2", "lead")
+            },
+        ];
+        assert_eq!(
+            first,
+            Page {
+                records: expected.clone(),
+                returned: 3,
+                next_token: None
+            }
+        );
+
+        // The same record, printed after the chatbot moved from -08:00 to
+        // -05:00: same instant, same id, so the overlap de-duplicates.
+        let second = leads(include_bytes!(
+            "../../fixtures/neoagent/leads-window-2.json"
+        ));
+        assert_eq!(second.returned, 2);
+        assert_eq!(second.records[0], expected[2]);
+        let unreadable = Lead {
+            created_at: None,
+            name: s("Lee Chen"),
+            email: s("lee@example.com"),
+            session_id: s("48390"),
+            message: s("Table for 4, \"window seat\""),
+            fields: obj(
+                json!({"Count": 0, "Channel": "WhatsApp", "created_at_raw": "not recorded"}),
+            ),
+            ..lead("na_c77e4ae92b124c4f125b", "booking")
+        };
+        assert_eq!(second.records[1], unreadable);
+    }
+
+    #[test]
+    fn lead_id_recipe() {
+        let t = ts("2025-02-01T07:59:59.999999Z").unwrap();
+        let id = |created: Option<&DateTime<Utc>>, raw: &str| {
+            lead_id(
+                SERIAL,
+                Some("48302"),
+                "lead",
+                created,
+                raw,
+                None,
+                Some("+353 1 555 0199"),
+                Some("Seán O'Brien"),
+            )
+        };
+        assert_eq!(
+            id(Some(&t), "2025-01-31T23:59:59.999999-08:00"),
+            "na_d8248c2a8557e8afa6e2"
+        );
+        // The raw text only counts when the time could not be read.
+        assert_eq!(id(Some(&t), "anything"), "na_d8248c2a8557e8afa6e2");
+        assert_ne!(
+            id(None, "2025-01-31T23:59:59.999999-08:00"),
+            "na_d8248c2a8557e8afa6e2"
+        );
+        // Whole seconds still hash with six digits.
+        let whole = ts("2023-11-24T02:36:21Z").unwrap();
+        let a = lead_id(
+            SERIAL,
+            Some("1"),
+            "lead",
+            Some(&whole),
+            "",
+            None,
+            None,
+            None,
+        );
+        let b = lead_id(
+            SERIAL,
+            Some("1"),
+            "lead",
+            None,
+            "2023-11-24T02:36:21.000000Z",
+            None,
+            None,
+            None,
+        );
+        assert_eq!(a, b);
+        // Kind separates a lead and an appointment of one session and time.
+        let c = lead_id(
+            SERIAL,
+            Some("1"),
+            "appointment",
+            Some(&whole),
+            "",
+            None,
+            None,
+            None,
+        );
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn camel_case_envelope_and_keys() {
+        let page = leads(include_bytes!(
+            "../../fixtures/neoagent/leads-camelcase.json"
+        ));
+        let expected = Lead {
+            created_at: ts("2025-03-01T18:00:00.5Z"),
+            name: s("Ana"),
+            email: s("ana@example.es"),
+            page_url: s("www.example.es"),
+            session_id: s("50001"),
+            message: s("hola"),
+            fields: obj(json!({"count": 3})),
+            ..lead("na_e6852686e269478cb2fd", "lead")
+        };
+        assert_eq!(
+            page,
+            Page {
+                records: vec![expected],
+                returned: 1,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn empty_answers() {
+        let empty = Page {
+            records: vec![],
+            returned: 0,
+            next_token: None,
+        };
+        assert_eq!(
+            leads(include_bytes!("../../fixtures/neoagent/leads-empty.json")),
+            empty
+        );
+        assert_eq!(
+            leads(br#"{"Data":null,"Success":true,"Code":200,"Message":""}"#),
+            empty
+        );
+    }
+
+    #[test]
+    fn refusals_are_classified_by_code() {
+        let refused = |body: &[u8]| parse_leads(body, &ctx(SERIAL, false)).unwrap_err();
+        assert_eq!(
+            refused(include_bytes!("../../fixtures/neoagent/error-401.json")),
+            BodyError::Refused {
+                kind: ErrorKind::Auth,
+                code: Some(401),
+                message: "Invalid secret key".to_owned()
+            }
+        );
+        assert_eq!(
+            refused(include_bytes!("../../fixtures/neoagent/error-403.json")),
+            BodyError::Refused {
+                kind: ErrorKind::Auth,
+                code: Some(403),
+                message: "The account has no permission for this chatbot".to_owned()
+            }
+        );
+        assert_eq!(
+            refused(include_bytes!("../../fixtures/neoagent/error-500.json")),
+            BodyError::Refused {
+                kind: ErrorKind::Vendor,
+                code: Some(500),
+                message: "Internal server error".to_owned()
+            }
+        );
+        assert_eq!(
+            refused(br#"{"Data":[],"Success":true,"Code":404,"Message":"chatbot not found"}"#),
+            BodyError::Refused {
+                kind: ErrorKind::NotFound,
+                code: Some(404),
+                message: "chatbot not found".to_owned()
+            }
+        );
+        assert_eq!(
+            refused(br#"{"data":[],"success":false,"message":""}"#),
+            BodyError::Refused {
+                kind: ErrorKind::Vendor,
+                code: None,
+                message: "Success: false".to_owned()
+            }
+        );
+        assert_eq!(
+            parse_conversations(
+                include_bytes!("../../fixtures/neoagent/error-401.json"),
+                &ctx(SERIAL, false)
+            )
+            .unwrap_err(),
+            BodyError::Refused {
+                kind: ErrorKind::Auth,
+                code: Some(401),
+                message: "Invalid secret key".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn other_shapes_are_malformed() {
+        let bodies: [&[u8]; 7] = [
+            b"{}",
+            b"[]",
+            br#"{"Data":null,"Code":200}"#,
+            br#"{"Data":{"rows":[]},"Success":true,"Code":200}"#,
+            br#"{"Data":[1],"Success":true,"Code":200}"#,
+            b"<html><body>502 Bad Gateway</body></html>",
+            br#"{"Data":[{"Type":"Lead""#,
+        ];
+        for body in bodies {
+            let result = parse_leads(body, &ctx(SERIAL, false));
+            assert!(
+                matches!(result, Err(BodyError::Malformed(_))),
+                "{}: {result:?}",
+                String::from_utf8_lossy(body)
+            );
+            let result = parse_conversations(body, &ctx(SERIAL, false));
+            assert!(
+                matches!(result, Err(BodyError::Malformed(_))),
+                "{}: {result:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    fn msg(role: &str, content: &str) -> Message {
+        Message {
+            role: role.to_owned(),
+            content: s(content),
+            created_at: None,
+        }
+    }
+
+    #[test]
+    fn documented_history_example() {
+        let page = parse_conversations(
+            include_bytes!("../../fixtures/neoagent/conversations-doc-example.json"),
+            &ctx(SERIAL, false),
+        )
+        .unwrap();
+        let expected = Conversation {
+            created_at: ts("2023-11-21T16:22:42.264484Z"),
+            session_id: s("31302"),
+            page_url: s("string"),
+            messages: vec![msg("assistant", "string"), msg("user", "string")],
+            ..Conversation::new(Vendor::Neoagent, SERIAL, "31302".to_owned())
+        };
+        assert_eq!(
+            page,
+            Page {
+                records: vec![expected],
+                returned: 1,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn history_window() {
+        let body = include_bytes!("../../fixtures/neoagent/conversations-window-1.json");
+        let page = parse_conversations(body, &ctx(SERIAL, true)).unwrap();
+        let original: Value = serde_json::from_slice(body).unwrap();
+        let expected = vec![
+            Conversation {
+                created_at: ts("2025-01-15T06:04:58.118204Z"),
+                session_id: s("48211"),
+                page_url: s("https://shop.example/pricing"),
+                messages: vec![
+                    msg("assistant", "Hallo! Wie kann ich helfen?"),
+                    msg(
+                        "user",
+                        "Was kostet der Jahresplan?\nUnd gibt es Rabatt, \"Studenten\"?",
+                    ),
+                    msg("assistant", "Der Jahresplan kostet 240 €."),
+                    msg("human", "Hi, Mia from sales here."),
+                ],
+                raw: Some(original["Data"][0].clone()),
+                ..Conversation::new(Vendor::Neoagent, SERIAL, "48211".to_owned())
+            },
+            Conversation {
+                created_at: ts("2025-02-01T07:59:12Z"),
+                session_id: s("48302"),
+                raw: Some(original["Data"][1].clone()),
+                ..Conversation::new(Vendor::Neoagent, SERIAL, "48302".to_owned())
+            },
+        ];
+        assert_eq!(
+            page,
+            Page {
+                records: expected,
+                returned: 2,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn message_times_and_extras_are_kept_if_the_vendor_ever_sends_them() {
+        let body = br#"{"Data":[{"SessionID":7,"CreateTime":"2025-01-01T00:00:00Z","Messages":[
+            {"Type":"User","Content":"a","CreateTime":"2025-01-01T00:00:01-08:00","Id":9},
+            {"Type":"AI","Content":"b","CreateTime":"later"}]}],"Success":true,"Code":200}"#;
+        let page = parse_conversations(body, &ctx(SERIAL, false)).unwrap();
+        let expected = Conversation {
+            created_at: ts("2025-01-01T00:00:00Z"),
+            session_id: s("7"),
+            messages: vec![
+                Message {
+                    created_at: ts("2025-01-01T08:00:01Z"),
+                    ..msg("user", "a")
+                },
+                msg("assistant", "b"),
+            ],
+            fields: obj(json!({"message_fields": [{"Id": 9}, {"created_at_raw": "later"}]})),
+            ..Conversation::new(Vendor::Neoagent, SERIAL, "7".to_owned())
+        };
+        assert_eq!(page.records, vec![expected]);
+    }
+
+    #[test]
+    fn session_without_id_gets_a_synthetic_one_and_no_session_id() {
+        let body = br#"{"Data":[{"CreateTime":"2025-01-01T00:00:00Z","URI":"u","Messages":[]}],"Success":true,"Code":200}"#;
+        let page = parse_conversations(body, &ctx(SERIAL, false)).unwrap();
+        // python3: "na_" + sha256("\x1f".join([serial, "conversation",
+        //   "2025-01-01T00:00:00.000000Z", "u", "[]"])).hexdigest()[:20]
+        assert_eq!(page.records[0].id, "na_a46f7be413c13e45dc3c");
+        assert_eq!(page.records[0].session_id, None);
+    }
+}
