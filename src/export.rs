@@ -94,18 +94,15 @@ impl Job {
                 return false;
             }
         }
-        if let Some(session) = &self.filters.session {
-            if record.session_id() != Some(session.as_str()) {
+        if let Some(session) = &self.filters.session
+            && record.session_id() != Some(session.as_str()) {
                 return false;
             }
-        }
-        if let Some(mark) = &self.bookmark {
-            if let (Some(mark_time), Some(created)) = (mark.created_at, created) {
-                if created < mark_time || (created == mark_time && mark.ids.iter().any(|id| id == record.id())) {
+        if let Some(mark) = &self.bookmark
+            && let (Some(mark_time), Some(created)) = (mark.created_at, created)
+                && (created < mark_time || (created == mark_time && mark.ids.iter().any(|id| id == record.id()))) {
                     return false;
                 }
-            }
-        }
         true
     }
 }
@@ -294,6 +291,7 @@ trait PageSource<R> {
 }
 
 type Parser<R> = Arc<dyn Fn(&[u8]) -> std::result::Result<Page<R>, BodyError> + Send + Sync>;
+type TokenRequest = Arc<dyn Fn(Option<&str>) -> RequestSpec + Send + Sync>;
 
 /// Fetches one page in its own task: send, then parse on the worker.
 fn spawn_page<R: Send + 'static>(fetcher: Arc<Fetcher>, spec: RequestSpec, what: String, parse: Parser<R>) -> JoinHandle<Result<Page<R>>> {
@@ -523,7 +521,7 @@ impl<R: Record> PageSource<R> for WindowPages<R> {
 /// is sent before the current page is handed over.
 struct TokenPages<R> {
     fetcher: Arc<Fetcher>,
-    request: Arc<dyn Fn(Option<&str>) -> RequestSpec + Send + Sync>,
+    request: TokenRequest,
     parse: Parser<R>,
     max_pages: u64,
     pages: u64,

@@ -178,14 +178,13 @@ impl Fetcher {
                     if !is_retryable_status(status) {
                         return Err(self.status_error(spec, what, status, &body, attempt));
                     }
-                    if let Some(wait) = retry_after {
-                        if wait > MAX_RETRY_AFTER {
+                    if let Some(wait) = retry_after
+                        && wait > MAX_RETRY_AFTER {
                             let when = httpdate::fmt_http_date(SystemTime::now() + wait);
                             return Err(self
                                 .status_error(spec, what, status, &body, attempt)
                                 .with_hint(format!("the vendor asked to retry after {}s (at {when}); run again then", wait.as_secs())));
                         }
-                    }
                     let delay = retry_after.unwrap_or_else(|| retry.backoff(attempt));
                     (delay, FailureSoFar::Status(status, body))
                 }

@@ -1,1 +1,108 @@
-fn main() {}
+//! `leads`: parse the command line, run, and turn the outcome into an exit
+//! code in exactly one place.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use clap::error::ErrorKind as ClapErrorKind;
+use tracing_subscriber::EnvFilter;
+
+use leads::cli::Cli;
+use leads::error::{Error, ErrorKind};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return argument_error(error),
+    };
+    init_logging(cli.quiet, cli.verbose);
+    let now = clock();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return report(&Error::internal(format!("cannot start the async runtime: {e}"))),
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = leads::app::run(cli, now) => outcome,
+            // Dropping the run drops its open output, which deletes the
+            // temporary file and leaves an existing -o file untouched.
+            _ = tokio::signal::ctrl_c() => Err(Error::interrupted()),
+        }
+    });
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => report(&error),
+    }
+}
+
+/// "Now", in UTC. `LEADS_NOW` (RFC 3339) pins it, so tests of relative dates
+/// (`--since 7d`) are deterministic.
+fn clock() -> DateTime<Utc> {
+    std::env::var("LEADS_NOW")
+        .ok()
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(Utc::now)
+}
+
+fn init_logging(quiet: bool, verbose: u8) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "warn,leads=info",
+        (false, _) => "warn,leads=debug",
+    };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false);
+    if verbose >= 2 {
+        builder.init();
+    } else {
+        builder.without_time().init();
+    }
+}
+
+fn report(error: &Error) -> ExitCode {
+    if error.kind == ErrorKind::OutputClosed {
+        return ExitCode::SUCCESS;
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "leads: error: {}", one_line(&error.message));
+    if let Some(hint) = &error.hint {
+        let _ = writeln!(stderr, "hint: {}", one_line(hint));
+    }
+    ExitCode::from(error.kind.exit_code())
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Clap's own errors, reshaped to `leads: error: ...` plus a hint, exit 2;
+/// `--help` and `--version` print normally and exit 0.
+fn argument_error(error: clap::Error) -> ExitCode {
+    match error.kind() {
+        ClapErrorKind::DisplayHelp | ClapErrorKind::DisplayVersion | ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            return if error.kind() == ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+        _ => {}
+    }
+    let rendered = error.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    let tip = lines.find_map(|l| l.strip_prefix("tip: ")).map(str::to_owned);
+    let hint = tip.unwrap_or_else(|| "see leads --help".to_owned());
+    report(&Error::usage(message).with_hint(hint))
+}

@@ -2,7 +2,7 @@
 //! here is the order of keys in JSON output and of columns in CSV.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// The platforms `leads` knows. Adding a vendor starts here.
@@ -94,14 +94,15 @@ fn serialize_timestamp<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Records are also read back, from the spool files of a multi-source run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lead {
     pub id: String,
     pub vendor: Vendor,
     pub agent_id: String,
     /// `lead` or `appointment`.
     pub kind: String,
-    #[serde(serialize_with = "serialize_timestamp")]
+    #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
     pub created_at: Option<DateTime<Utc>>,
     pub name: Option<String>,
     pub email: Option<String>,
@@ -112,7 +113,7 @@ pub struct Lead {
     pub session_id: Option<String>,
     pub message: Option<String>,
     pub fields: Map<String, Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,
 }
 
@@ -139,21 +140,21 @@ impl Lead {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// `user`, `assistant`, or the vendor's value lower-cased.
     pub role: String,
     pub content: Option<String>,
-    #[serde(serialize_with = "serialize_timestamp")]
+    #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
     pub created_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     pub id: String,
     pub vendor: Vendor,
     pub agent_id: String,
-    #[serde(serialize_with = "serialize_timestamp")]
+    #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
     pub created_at: Option<DateTime<Utc>>,
     pub source: Option<String>,
     pub customer: Option<String>,
@@ -161,7 +162,7 @@ pub struct Conversation {
     pub page_url: Option<String>,
     pub messages: Vec<Message>,
     pub fields: Map<String, Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,
 }
 
@@ -183,8 +184,18 @@ impl Conversation {
     }
 }
 
+fn deserialize_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    match text {
+        None => Ok(None),
+        Some(text) => DateTime::parse_from_rfc3339(&text)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(serde::de::Error::custom),
+    }
+}
+
 /// What the export pipeline needs to know about a record, whatever its kind.
-pub trait Record: Serialize + Send + Sync + 'static {
+pub trait Record: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {
     const RESOURCE: Resource;
     /// The CSV header row (SPEC section 3).
     const CSV_HEADER: &'static [&'static str];

@@ -22,14 +22,13 @@ pub fn parse_when(text: &str, bound: Bound, now: DateTime<Utc>) -> Result<DateTi
         Bound::Since => "--since",
         Bound::Until => "--until",
     };
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        if text.len() == 10 {
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && text.len() == 10 {
             return Ok(match bound {
                 Bound::Since => start_of_day(day),
                 Bound::Until => start_of_day(day) + Duration::days(1) - Duration::nanoseconds(1),
             });
         }
-    }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -84,11 +83,10 @@ pub fn parse_vendor_timestamp(text: &str) -> Option<DateTime<Utc>> {
             return Some(Utc.from_utc_datetime(&t));
         }
     }
-    if text.len() == 10 {
-        if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+    if text.len() == 10
+        && let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
             return Some(start_of_day(day));
         }
-    }
     None
 }
 

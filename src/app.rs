@@ -1,0 +1,342 @@
+//! One run of a command, from settled settings to a committed output: starts
+//! the sandbox when asked, takes the state lock, runs each source (several
+//! concurrently, each into its own spool so a failing source writes
+//! nothing), streams records to the writer, commits the output, and only then
+//! advances the state.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command, SandboxArgs};
+use crate::config::{self, Endpoint, ExportArgs, ProcessEnvironment, Settings, Source};
+use crate::error::{Error, ErrorKind, Result};
+use crate::export::{self, Job, RunStats, SeenIds};
+use crate::fetch::Fetcher;
+use crate::model::{Conversation, Lead, Record, Resource, Vendor};
+use crate::output::{OutputFile, RecordWriter};
+use crate::progress::Progress;
+use crate::sandbox::{self, Sandbox, SandboxOptions};
+use crate::secret::ApiKey;
+use crate::state::{self, StateFile};
+use crate::vendors;
+
+/// How chatty the run is on stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
+    let ui = Ui {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match cli.command {
+        Command::Pull(args) => {
+            let export = ExportArgs {
+                resource: Resource::Leads,
+                source: &args.source,
+                filters: &args.filters,
+                channels: &[],
+                output: &args.output,
+                fetch: &args.fetch,
+            };
+            let settings = config::resolve(&export, &ProcessEnvironment, now)?;
+            run_export::<Lead>(settings, ui, now).await
+        }
+        Command::Conversations(args) => {
+            let export = ExportArgs {
+                resource: Resource::Conversations,
+                source: &args.source,
+                filters: &args.filters,
+                channels: &args.channels,
+                output: &args.output,
+                fetch: &args.fetch,
+            };
+            let settings = config::resolve(&export, &ProcessEnvironment, now)?;
+            run_export::<Conversation>(settings, ui, now).await
+        }
+        Command::Sandbox(args) => serve_sandbox(&args).await,
+        Command::Vendors => {
+            print_stdout(&vendors_table())?;
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "leads", &mut out);
+            out.flush().map_err(write_error)
+        }
+    }
+}
+
+/// The two record kinds, each with its export plan.
+pub trait Exportable: Record {
+    fn export(job: &Job, fetcher: Arc<Fetcher>, seen: &mut SeenIds, sink: export::Sink<'_, Self>) -> impl Future<Output = Result<RunStats>>;
+}
+
+impl Exportable for Lead {
+    fn export(job: &Job, fetcher: Arc<Fetcher>, seen: &mut SeenIds, sink: export::Sink<'_, Self>) -> impl Future<Output = Result<RunStats>> {
+        export::export_leads(job, fetcher, seen, sink)
+    }
+}
+
+impl Exportable for Conversation {
+    fn export(job: &Job, fetcher: Arc<Fetcher>, seen: &mut SeenIds, sink: export::Sink<'_, Self>) -> impl Future<Output = Result<RunStats>> {
+        export::export_conversations(job, fetcher, seen, sink)
+    }
+}
+
+fn auth_scheme(vendor: Vendor) -> vendors::AuthScheme {
+    match vendor {
+        Vendor::Chatzuri => vendors::chatzuri::AUTH,
+        Vendor::Neoagent => vendors::neoagent::AUTH,
+        Vendor::Robofy => vendors::robofy::AUTH,
+    }
+}
+
+/// A write failure: a closed stdout is a quiet success, anything else is a
+/// local file error.
+pub fn write_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Error::new(ErrorKind::OutputClosed, "stdout was closed")
+    } else {
+        Error::local_file(format!("cannot write the output: {e}"))
+    }
+}
+
+fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(write_error)
+}
+
+async fn run_export<R: Exportable>(mut settings: Settings, ui: Ui, now: DateTime<Utc>) -> Result<()> {
+    let started = Instant::now();
+    // The lock comes first: a second run must not even start fetching.
+    let mut state = match &settings.state {
+        Some(state) => Some(StateFile::open(&state.path, state.lock_timeout)?),
+        None => None,
+    };
+    if let Some(state) = &state {
+        for source in &mut settings.sources {
+            let key = state::bookmark_key(source.job.vendor, &source.job.agent, settings.resource);
+            source.job.bookmark = state.bookmark(&key);
+        }
+    }
+    let sandbox = if settings.sources.iter().any(|s| matches!(s.endpoint, Endpoint::Sandbox)) {
+        let sandbox = Sandbox::start(SandboxOptions::default())
+            .await
+            .map_err(|e| Error::internal(format!("cannot start the sandbox: {e}")))?;
+        Some(sandbox)
+    } else {
+        None
+    };
+    let mut fetchers = Vec::with_capacity(settings.sources.len());
+    for source in &settings.sources {
+        let (base_url, key) = match (&source.endpoint, &sandbox) {
+            (Endpoint::Remote { base_url, key }, _) => (base_url.clone(), key.clone()),
+            (Endpoint::Sandbox, Some(sandbox)) => {
+                let url = url::Url::parse(&sandbox.base_url(source.job.vendor)).map_err(|e| Error::internal(e.to_string()))?;
+                let key = ApiKey::new(sandbox::key(source.job.vendor)).ok_or_else(|| Error::internal("empty sandbox key"))?;
+                (url, key)
+            }
+            (Endpoint::Sandbox, None) => return Err(Error::internal("sandbox not started")),
+        };
+        let fetcher = Fetcher::new(
+            source.job.vendor,
+            &source.job.agent,
+            &base_url,
+            &key,
+            auth_scheme(source.job.vendor),
+            settings.fetch.clone(),
+        )?;
+        fetchers.push(Arc::new(fetcher));
+    }
+
+    let progress = Progress::new(!ui.quiet && std::io::stderr().is_terminal());
+    let mut out = OutputFile::open(&settings.output.destination)?;
+    let mut writer = RecordWriter::new(out.writer(), &settings.output.options);
+    let mut outcomes: Vec<(usize, Result<RunStats>)> = Vec::new();
+
+    if settings.sources.len() == 1 {
+        let mut seen = SeenIds::default();
+        let mut sink = |record: &R| {
+            writer.write(record).map_err(write_error)?;
+            progress.record();
+            Ok(())
+        };
+        let stats = R::export(&settings.sources[0].job, fetchers[0].clone(), &mut seen, &mut sink).await?;
+        outcomes.push((0, Ok(stats)));
+    } else {
+        outcomes = run_spooled::<R>(&settings.sources, &fetchers, &mut writer, &progress, settings.keep_going).await?;
+    }
+
+    let succeeded: Vec<&(usize, Result<RunStats>)> = outcomes.iter().filter(|(_, r)| r.is_ok()).collect();
+    let first_failure = outcomes.iter().find_map(|(i, r)| r.as_ref().err().map(|e| (*i, e.clone())));
+    if succeeded.is_empty()
+        && let Some((_, error)) = first_failure {
+            return Err(error);
+        }
+    writer.finish::<R>().map_err(write_error)?;
+    out.commit()?;
+    progress.finish();
+
+    if let Some(state) = &mut state {
+        for (index, result) in &outcomes {
+            if let Ok(stats) = result {
+                let source = &settings.sources[*index];
+                if let Some(newest) = &stats.newest {
+                    state.advance(&state::bookmark_key(source.job.vendor, &source.job.agent, settings.resource), newest, now);
+                }
+            }
+        }
+        state.save()?;
+    }
+
+    let total = outcomes.iter().filter_map(|(_, r)| r.as_ref().ok()).fold(RunStats::default(), |mut acc, s| {
+        acc.written += s.written;
+        acc.pages += s.pages;
+        acc.duplicates += s.duplicates;
+        acc.filtered += s.filtered;
+        acc
+    });
+    let requests: u64 = fetchers.iter().map(|f| f.stats.requests.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let retries: u64 = fetchers.iter().map(|f| f.stats.retries.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    if !ui.quiet && (ui.verbose > 0 || std::io::stderr().is_terminal()) {
+        eprintln!(
+            "leads: {} {} written, {} pages, {} requests ({} retried), {} duplicates dropped, {} filtered out, {:.1}s",
+            total.written,
+            settings.resource.as_str(),
+            total.pages,
+            requests,
+            retries,
+            total.duplicates,
+            total.filtered,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if let Some(sandbox) = sandbox {
+        sandbox.shutdown().await;
+    }
+    match first_failure {
+        Some((_, error)) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// Several sources at once: each exports into its own temporary NDJSON
+/// spool; when all are done, the spools of the sources that succeeded are
+/// replayed in source order into the one output. Memory stays flat; a
+/// failing source leaves no trace in the output.
+async fn run_spooled<R: Exportable>(
+    sources: &[Source],
+    fetchers: &[Arc<Fetcher>],
+    writer: &mut RecordWriter<&mut crate::output::OutputWriter>,
+    progress: &Progress,
+    keep_going: bool,
+) -> Result<Vec<(usize, Result<RunStats>)>> {
+    let runs = sources.iter().zip(fetchers).enumerate().map(|(index, (source, fetcher))| {
+        let fetcher = fetcher.clone();
+        async move {
+            let result = async {
+                let spool = tempfile::tempfile().map_err(|e| Error::local_file(format!("cannot create a spool file: {e}")))?;
+                let mut spool = std::io::BufWriter::new(spool);
+                let mut seen = SeenIds::default();
+                let mut sink = |record: &R| {
+                    serde_json::to_writer(&mut spool, record).map_err(|e| Error::local_file(format!("cannot write a spool file: {e}")))?;
+                    spool.write_all(b"\n").map_err(|e| Error::local_file(format!("cannot write a spool file: {e}")))?;
+                    progress.record();
+                    Ok(())
+                };
+                let stats = R::export(&source.job, fetcher, &mut seen, &mut sink).await?;
+                let spool = spool.into_inner().map_err(|e| Error::local_file(format!("cannot write a spool file: {e}")))?;
+                Ok::<_, Error>((stats, spool))
+            }
+            .await;
+            let name = source.name.clone().unwrap_or_default();
+            (index, result.map_err(|mut e| {
+                if !name.is_empty() {
+                    e.message = format!("source {name}: {}", e.message);
+                }
+                e
+            }))
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    let failed = results.iter().any(|(_, r)| r.is_err());
+    if failed && !keep_going {
+        let first = results.into_iter().find_map(|(_, r)| r.err());
+        return Err(first.unwrap_or_else(|| Error::internal("a source failed")));
+    }
+    let mut outcomes = Vec::with_capacity(results.len());
+    let mut seen = SeenIds::default();
+    for (index, result) in results {
+        match result {
+            Ok((mut stats, mut spool)) => {
+                use std::io::Seek;
+                spool.seek(std::io::SeekFrom::Start(0)).map_err(|e| Error::local_file(format!("cannot read a spool file: {e}")))?;
+                for line in BufReader::new(spool).lines() {
+                    let line = line.map_err(|e| Error::local_file(format!("cannot read a spool file: {e}")))?;
+                    let record: R = serde_json::from_str(&line).map_err(|e| Error::internal(format!("spool record unreadable: {e}")))?;
+                    if !seen.insert(record.vendor(), record.agent_id(), record.id()) {
+                        // The same source named twice in one config (same vendor and agent).
+                        stats.duplicates += 1;
+                        stats.written = stats.written.saturating_sub(1);
+                        continue;
+                    }
+                    writer.write(&record).map_err(write_error)?;
+                }
+                outcomes.push((index, Ok(stats)));
+            }
+            Err(error) => {
+                eprintln!("leads: error: {error}");
+                outcomes.push((index, Err(error)));
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+async fn serve_sandbox(args: &SandboxArgs) -> Result<()> {
+    let options = SandboxOptions {
+        port: args.port,
+        seed: args.seed,
+        leads: args.leads,
+        conversations: args.conversations,
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        fail_every: args.fail_every,
+        rate_limit: args.rate_limit,
+    };
+    let sandbox = Sandbox::start(options)
+        .await
+        .map_err(|e| Error::new(ErrorKind::LocalFile, format!("cannot listen on 127.0.0.1:{}: {e}", args.port)).with_hint("pick another --port, or --port 0 for a free one"))?;
+    print_stdout(&sandbox::describe(&sandbox))?;
+    tokio::signal::ctrl_c().await.map_err(|e| Error::internal(e.to_string()))?;
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+/// `leads vendors`: what each vendor supports.
+pub fn vendors_table() -> String {
+    let rows = [
+        ["vendor", "resource", "paging", "--since/--until", "--session", "--source", "--page-size"],
+        ["chatzuri", "leads", "page/size, pages in parallel", "server (days) + client", "no", "no", "1-100"],
+        ["chatzuri", "conversations", "page/size, pages in parallel", "server (days) + client", "no", "yes", "1-100"],
+        ["neoagent", "leads", "none; date windows in parallel", "server (days) + client", "server (numeric)", "no", "ignored"],
+        ["neoagent", "conversations", "none; date windows in parallel", "server (days) + client", "client", "no", "ignored"],
+        ["robofy", "leads", "nextPageToken, sequential", "client only", "server", "no", "ignored"],
+        ["robofy", "conversations", "sessions by token, messages in parallel", "client only", "server (one session)", "no", "ignored"],
+    ];
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

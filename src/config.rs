@@ -1,0 +1,441 @@
+//! Turns the parsed command line into settled settings before any I/O:
+//! dates parsed, key found, base URL checked, format decided, every filter
+//! checked against what the vendor can honour. Everything that can be wrong
+//! with the input fails here, with exit 2 and a message that says what to do.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use url::{Host, Url};
+
+use crate::cli::{FetchArgs, FilterArgs, OutputArgs, SourceArgs};
+use crate::error::{Error, Result};
+use crate::export::{Filters, Job};
+use crate::fetch::{FetchSettings, RetryPolicy};
+use crate::model::{Resource, Vendor};
+use crate::output::{Destination, Format, OutputOptions};
+use crate::sandbox;
+use crate::secret::ApiKey;
+use crate::time::{Bound, parse_when};
+use crate::vendors::chatzuri;
+
+/// The channel names Chatzuri documents for `filteredSources`.
+pub const CHATZURI_CHANNELS: [&str; 8] = [
+    "API",
+    "Chatzuri site",
+    "Instagram",
+    "Messenger",
+    "Slack",
+    "Unspecified",
+    "WhatsApp",
+    "Widget or Iframe",
+];
+
+/// Where a source's requests go.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// The built-in simulator, started when the run starts.
+    Sandbox,
+    Remote { base_url: Url, key: ApiKey },
+}
+
+/// One source of one run, ready to fetch.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The config-file name, for named sources.
+    pub name: Option<String>,
+    pub job: Job,
+    pub endpoint: Endpoint,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutputSettings {
+    pub destination: Destination,
+    pub options: OutputOptions,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    pub path: PathBuf,
+    pub lock_timeout: Duration,
+}
+
+/// Everything a `pull` or `conversations` run needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub resource: Resource,
+    pub sources: Vec<Source>,
+    pub output: OutputSettings,
+    pub fetch: FetchSettings,
+    pub state: Option<StateSettings>,
+    pub keep_going: bool,
+}
+
+/// What the environment provides; a parameter so tests need not touch the
+/// process environment.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// The parts of `pull`/`conversations` arguments that `resolve` reads.
+pub struct ExportArgs<'a> {
+    pub resource: Resource,
+    pub source: &'a SourceArgs,
+    pub filters: &'a FilterArgs,
+    pub channels: &'a [String],
+    pub output: &'a OutputArgs,
+    pub fetch: &'a FetchArgs,
+}
+
+pub fn resolve(args: &ExportArgs<'_>, env: &dyn Environment, now: DateTime<Utc>) -> Result<Settings> {
+    let source = args.source;
+    let filters = resolve_filters(args, now)?;
+    let output = resolve_output(args.output)?;
+    let fetch = resolve_fetch(args.fetch)?;
+    let state = args.filters.state.as_ref().map(|path| StateSettings {
+        path: path.clone(),
+        lock_timeout: Duration::from_secs_f64(args.filters.lock_timeout.max(0.0)),
+    });
+
+    let sources = if !source.names.is_empty() || source.all {
+        if source.vendor.is_some() || source.agent.is_some() || source.project.is_some() {
+            return Err(Error::usage("named sources cannot be combined with --vendor, --agent or --project")
+                .with_hint("either name sources from the config file, or give --vendor and --agent"));
+        }
+        if source.sandbox {
+            return Err(Error::usage("--sandbox works with --vendor and --agent, not with named sources"));
+        }
+        let defined = crate::sources::load(source.config.as_deref(), env)?;
+        let chosen = defined.select(&source.names, source.all)?;
+        let mut resolved = Vec::with_capacity(chosen.len());
+        for entry in chosen {
+            let job = build_job(args, entry.vendor, &entry.agent, entry.project.as_deref(), false, filters.clone(), now)
+                .map_err(|e| prefix_source(e, &entry.name))?;
+            let base_url = check_base_url(entry.base_url.as_deref().unwrap_or(entry.vendor.default_base_url()))
+                .map_err(|e| prefix_source(e, &entry.name))?;
+            let key = entry.key(env)?;
+            resolved.push(Source {
+                name: Some(entry.name.clone()),
+                job,
+                endpoint: Endpoint::Remote { base_url, key },
+            });
+        }
+        resolved
+    } else {
+        let vendor = source.vendor.ok_or_else(|| {
+            Error::usage("which vendor? --vendor is required").with_hint("--vendor chatzuri|neoagent|robofy --agent ID, or name sources from the config file")
+        })?;
+        let agent = source
+            .agent
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| Error::usage("which agent? --agent is required").with_hint(agent_hint(vendor)))?;
+        let job = build_job(args, vendor, agent, source.project.as_deref(), source.sandbox, filters, now)?;
+        let endpoint = if source.sandbox {
+            Endpoint::Sandbox
+        } else {
+            let base_url = match (&source.base_url, env.var(vendor.base_url_env())) {
+                (Some(url), _) => url.clone(),
+                (None, Some(url)) => url,
+                (None, None) => vendor.default_base_url().to_owned(),
+            };
+            let base_url = check_base_url(&base_url)?;
+            let key = read_key(vendor, source.api_key_file.as_deref(), env)?;
+            Endpoint::Remote { base_url, key }
+        };
+        vec![Source {
+            name: None,
+            job,
+            endpoint,
+        }]
+    };
+
+    Ok(Settings {
+        resource: args.resource,
+        sources,
+        output,
+        fetch,
+        state,
+        keep_going: source.keep_going,
+    })
+}
+
+fn prefix_source(mut error: Error, name: &str) -> Error {
+    error.message = format!("source {name}: {}", error.message);
+    error
+}
+
+fn agent_hint(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::Chatzuri => "the agent id is in the agent's settings in Chatzuri",
+        Vendor::Neoagent => "NeoAgent calls it the chatbot's serial number",
+        Vendor::Robofy => "the chatbot id, or PROJECT/CHATBOT",
+    }
+}
+
+fn resolve_filters(args: &ExportArgs<'_>, now: DateTime<Utc>) -> Result<Filters> {
+    let since = args.filters.since.as_deref().map(|w| parse_when(w, Bound::Since, now)).transpose()?;
+    let until = args.filters.until.as_deref().map(|w| parse_when(w, Bound::Until, now)).transpose()?;
+    if let (Some(since), Some(until)) = (since, until)
+        && since > until {
+            return Err(Error::usage(format!(
+                "--since ({}) is after --until ({})",
+                crate::model::format_timestamp(&since),
+                crate::model::format_timestamp(&until)
+            )));
+        }
+    let session = args.filters.session.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    Ok(Filters {
+        since,
+        until,
+        session,
+        channels: args.channels.to_vec(),
+        limit: args.filters.limit,
+    })
+}
+
+/// The per-vendor checks: what the vendor can honour, the Robofy project,
+/// the page size.
+fn build_job(
+    args: &ExportArgs<'_>,
+    vendor: Vendor,
+    agent: &str,
+    project: Option<&str>,
+    sandbox: bool,
+    mut filters: Filters,
+    now: DateTime<Utc>,
+) -> Result<Job> {
+    let resource = args.resource;
+    let mut agent = agent.trim().to_owned();
+    let mut project = project.map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned);
+
+    if vendor == Vendor::Robofy {
+        if let Some((in_agent, chatbot)) = agent.split_once('/') {
+            let (in_agent, chatbot) = (in_agent.trim().to_owned(), chatbot.trim().to_owned());
+            if in_agent.is_empty() || chatbot.is_empty() || chatbot.contains('/') {
+                return Err(Error::usage(format!("--agent {agent}: expected PROJECT/CHATBOT")));
+            }
+            if project.as_ref().is_some_and(|p| *p != in_agent) {
+                return Err(Error::usage(format!("--project {} disagrees with the project in --agent {agent}", project.unwrap_or_default())));
+            }
+            project = Some(in_agent);
+            agent = chatbot;
+        }
+        if resource == Resource::Leads && project.is_none() {
+            if sandbox {
+                project = Some(sandbox::DEMO_PROJECT.to_owned());
+            } else {
+                return Err(Error::usage("Robofy leads need a project id")
+                    .with_hint("give --project ID, or --agent PROJECT/CHATBOT (both are in the Robofy dashboard)"));
+            }
+        }
+    } else if project.is_some() {
+        return Err(Error::usage(format!("--project is only for Robofy; {} has no projects", vendor.display_name())));
+    }
+
+    if filters.session.is_some() {
+        match (vendor, resource) {
+            (Vendor::Chatzuri, _) => {
+                return Err(Error::usage("Chatzuri cannot filter by session: --session is not supported for chatzuri")
+                    .with_hint("filter the output instead, e.g. with jq"));
+            }
+            (Vendor::Neoagent, Resource::Leads) => {
+                let session = filters.session.as_deref().unwrap_or_default();
+                if session.parse::<i64>().is_err() {
+                    return Err(Error::usage(format!("--session {session}: NeoAgent session ids are numbers")));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    if !filters.channels.is_empty() {
+        if vendor != Vendor::Chatzuri {
+            return Err(Error::usage(format!(
+                "{} cannot filter conversations by channel: --source is only supported for chatzuri",
+                vendor.display_name()
+            )));
+        }
+        let mut canonical = Vec::new();
+        for channel in &filters.channels {
+            let known = CHATZURI_CHANNELS.iter().find(|c| c.eq_ignore_ascii_case(channel.trim()));
+            match known {
+                Some(name) => canonical.push((*name).to_owned()),
+                None => {
+                    return Err(Error::usage(format!("--source {channel:?} is not a Chatzuri channel"))
+                        .with_hint(format!("one of: {}", CHATZURI_CHANNELS.join(", "))));
+                }
+            }
+        }
+        filters.channels = canonical;
+    }
+
+    let page_size = match (vendor, args.fetch.page_size) {
+        (Vendor::Chatzuri, Some(size)) if size > chatzuri::MAX_PAGE_SIZE => {
+            return Err(Error::usage(format!(
+                "--page-size {size}: Chatzuri returns at most {} records a page",
+                chatzuri::MAX_PAGE_SIZE
+            ))
+            .with_hint("a larger size would be cut short by the vendor and end the listing early"));
+        }
+        (_, Some(size)) => size,
+        (_, None) => chatzuri::MAX_PAGE_SIZE,
+    };
+
+    Ok(Job {
+        vendor,
+        agent,
+        project,
+        resource,
+        filters,
+        page_size,
+        concurrency: args.fetch.concurrency as usize,
+        max_pages: args.fetch.max_pages,
+        window_days: args.fetch.window,
+        keep_raw: args.output.raw,
+        bookmark: None,
+        now,
+    })
+}
+
+fn resolve_output(args: &OutputArgs) -> Result<OutputSettings> {
+    let destination = match &args.output {
+        Some(path) if path.as_os_str() == "-" => Destination::Stdout,
+        Some(path) => Destination::File(path.clone()),
+        None => Destination::Stdout,
+    };
+    let format = match (args.format, &destination) {
+        (Some(format), _) => format,
+        (None, Destination::File(path)) => Format::from_path(path).unwrap_or(Format::Json),
+        (None, Destination::Stdout) => Format::Json,
+    };
+    Ok(OutputSettings {
+        destination,
+        options: OutputOptions {
+            format,
+            formula_guard: !args.no_formula_guard,
+            bom: args.bom,
+        },
+    })
+}
+
+fn resolve_fetch(args: &FetchArgs) -> Result<FetchSettings> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(Error::usage(format!("--timeout {}: must be a positive number of seconds", args.timeout)));
+    }
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0) {
+            return Err(Error::usage(format!("--rate {rate}: must be a positive number of requests per second")));
+        }
+    Ok(FetchSettings {
+        timeout: Duration::from_secs_f64(args.timeout),
+        retry: RetryPolicy {
+            retries: args.retries,
+            base: Duration::from_millis(args.retry_base_ms),
+            cap: Duration::from_secs(30),
+        },
+        rate: args.rate,
+    })
+}
+
+/// The key from `--api-key-file` or the vendor's variable. Never from argv.
+pub fn read_key(vendor: Vendor, file: Option<&Path>, env: &dyn Environment) -> Result<ApiKey> {
+    if let Some(path) = file {
+        return read_key_file(path);
+    }
+    let variable = vendor.key_env();
+    env.var(variable).and_then(|k| ApiKey::new(&k)).ok_or_else(|| {
+        Error::usage(format!("no {} key: set {variable}", vendor.display_name()))
+            .with_hint(format!("export {variable}=... (or put it in a file and pass --api-key-file PATH); try --sandbox to run without an account"))
+    })
+}
+
+pub fn read_key_file(path: &Path) -> Result<ApiKey> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read the key file {}: {e}", path.display())))?;
+    let first_line = text.lines().next().unwrap_or_default();
+    ApiKey::new(first_line).ok_or_else(|| Error::usage(format!("the key file {} is empty", path.display())))
+}
+
+/// `https://` anywhere; `http://` only to a loopback host, so a key never
+/// crosses a network in clear text.
+pub fn check_base_url(text: &str) -> Result<Url> {
+    let url = Url::parse(text.trim()).map_err(|e| Error::usage(format!("base URL {text:?} is not a URL: {e}")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" => {
+            let loopback = match url.host() {
+                Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+                Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+                Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+                None => false,
+            };
+            if loopback {
+                Ok(url)
+            } else {
+                Err(Error::usage(format!(
+                    "refusing plain http:// base URL {text}: keys travel only over TLS"
+                ))
+                .with_hint("use https://; http:// is allowed only for localhost, 127.0.0.0/8 and ::1"))
+            }
+        }
+        other => Err(Error::usage(format!("base URL {text}: scheme {other} is not supported")).with_hint("use https://")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        for ok in [
+            "https://www.chatzuri.com/api/v1",
+            "http://localhost:8080",
+            "http://127.0.0.1:9/x",
+            "http://127.1.2.3",
+            "http://[::1]:80/",
+        ] {
+            assert!(check_base_url(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://example.com", "http://10.0.0.1", "http://localhost.evil.com", "ftp://localhost", "not a url"] {
+            let err = check_base_url(bad).unwrap_err();
+            assert_eq!(err.kind, crate::error::ErrorKind::Usage, "{bad}");
+        }
+    }
+
+    struct FakeEnv(Vec<(&'static str, &'static str)>);
+    impl Environment for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn missing_key_names_the_variable() {
+        let err = read_key(Vendor::Neoagent, None, &FakeEnv(vec![])).unwrap_err();
+        assert!(err.message.contains("NEOAGENT_API_KEY"), "{}", err.message);
+        let key = read_key(Vendor::Neoagent, None, &FakeEnv(vec![("NEOAGENT_API_KEY", " k1 \n")])).unwrap();
+        assert_eq!(key.expose(), "k1");
+    }
+
+    #[test]
+    fn key_file_first_line_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "  secret-1  \nsecond line\n").unwrap();
+        assert_eq!(read_key(Vendor::Robofy, Some(&path), &FakeEnv(vec![])).unwrap().expose(), "secret-1");
+        let missing = read_key(Vendor::Robofy, Some(&dir.path().join("nope")), &FakeEnv(vec![])).unwrap_err();
+        assert_eq!(missing.kind, crate::error::ErrorKind::Usage);
+    }
+}
