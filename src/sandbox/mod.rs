@@ -244,3 +244,6 @@ pub fn describe(sandbox: &Sandbox) -> String {
     let _ = writeln!(text, "Stop with Ctrl-C.");
     text
 }
+
+#[cfg(test)]
+mod tests;
