@@ -220,13 +220,23 @@ impl<'a> Picker<'a> {
         clean_string(self.take(names))
     }
 
-    /// The keys not mapped so far that carry data, values unchanged.
+    /// The keys not mapped so far that carry data. Top-level strings are
+    /// trimmed like every model string; anything nested is kept as sent
+    /// (`raw` has the untouched original).
     pub(crate) fn rest(&self) -> Map<String, Value> {
         self.obj
             .iter()
             .filter(|(k, v)| !self.used.contains(&k.as_str()) && carries_data(v))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), trimmed(v)))
             .collect()
+    }
+}
+
+/// A value for `fields`: a string trimmed, anything else unchanged.
+pub(crate) fn trimmed(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.trim().to_owned()),
+        other => other.clone(),
     }
 }
 
@@ -472,7 +482,7 @@ mod tests {
     #[test]
     fn picker_is_case_insensitive_and_keeps_the_rest_in_order() {
         let record =
-            testing::obj(json!({"Zed": 1, "sessionId": 5, "Name": " ", "x": null, "a": "kept"}));
+            testing::obj(json!({"Zed": 1, "sessionId": 5, "Name": " ", "x": null, "a": " kept "}));
         let mut pick = Picker::new(&record);
         assert_eq!(pick.string(&["SessionID"]), Some("5".to_owned()));
         assert_eq!(pick.string(&["name"]), None);

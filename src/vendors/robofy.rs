@@ -1,1 +1,1067 @@
-//! robofy wire format (being written).
+//! Robofy wire format (vendor-apis §3): List Leads, paged by an opaque
+//! `nextPageToken`, and the two Inbox endpoints (sessions, then each
+//! session's messages), Bearer key, `{message, data}` envelope. The Inbox
+//! bodies are undocumented, so their parsers accept every shape the vendor's
+//! conventions and public clients suggest; a lead's name, email and phone
+//! live in the visitor's form (`lead_data`) and are picked out of it here.
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, at, canonical_json,
+    error_detail, insert_unique, keep_message_extras, map_message, objects, parse_json,
+    path_segment, synthetic_id, trimmed,
+};
+use crate::error::ErrorKind;
+use crate::model::{Conversation, Lead, Vendor, carries_data, clean_string};
+
+pub const AUTH: AuthScheme = AuthScheme::Bearer;
+
+/// Adds a query parameter only when there is a value: the vendor's own
+/// sample sends the literal `undefined` for absent ones, which must never
+/// happen here.
+fn push_some(query: &mut Vec<(&'static str, String)>, name: &'static str, value: Option<&str>) {
+    if let Some(value) = value.filter(|v| !v.is_empty()) {
+        query.push((name, value.to_owned()));
+    }
+}
+
+/// `GET /v1/ai-agent/leads/{project}/{chatbot}[?nextPageToken][&sessionId]`.
+pub fn leads_request(
+    project: &str,
+    chatbot: &str,
+    token: Option<&str>,
+    session: Option<&str>,
+) -> RequestSpec {
+    let path = format!(
+        "/v1/ai-agent/leads/{}/{}",
+        path_segment(project),
+        path_segment(chatbot)
+    );
+    let mut spec = RequestSpec::get("leads", path);
+    push_some(&mut spec.query, "nextPageToken", token);
+    push_some(&mut spec.query, "sessionId", session);
+    spec
+}
+
+/// `GET /v1/ai-agent/inbox/sessions/{chatbot}[?nextPageToken]` (no project
+/// in this path, unlike List Leads).
+pub fn sessions_request(chatbot: &str, token: Option<&str>) -> RequestSpec {
+    let path = format!("/v1/ai-agent/inbox/sessions/{}", path_segment(chatbot));
+    let mut spec = RequestSpec::get("inbox/sessions", path);
+    push_some(&mut spec.query, "nextPageToken", token);
+    spec
+}
+
+/// `GET /v1/ai-agent/inbox/chats/{chatbot}/{session}[?nextPageToken]`.
+pub fn messages_request(chatbot: &str, session_id: &str, token: Option<&str>) -> RequestSpec {
+    let path = format!(
+        "/v1/ai-agent/inbox/chats/{}/{}",
+        path_segment(chatbot),
+        path_segment(session_id)
+    );
+    let mut spec = RequestSpec::get("inbox/chats", path);
+    push_some(&mut spec.query, "nextPageToken", token);
+    spec
+}
+
+/// An error envelope `{message, error:{code, detail}}` inside a 2xx answer
+/// is the vendor refusing, not a page: classified by its code the way the
+/// same code is classified as an HTTP status.
+fn refusal(value: &Value, body: &[u8]) -> Result<(), BodyError> {
+    let Some(error) = value.get("error").filter(|e| carries_data(e)) else {
+        return Ok(());
+    };
+    if value.get("data").is_some_and(carries_data) {
+        return Ok(());
+    }
+    let code = clean_string(error.get("code")).unwrap_or_default();
+    let (kind, status) = match code.as_str() {
+        "UNAUTHORIZED" => (ErrorKind::Auth, Some(401)),
+        "FORBIDDEN" => (ErrorKind::Auth, Some(403)),
+        "BAD_REQUEST" => (ErrorKind::Vendor, Some(400)),
+        "INTERNAL_SERVER_ERROR" => (ErrorKind::Vendor, Some(500)),
+        c if c.ends_with("NOT_FOUND") => (ErrorKind::NotFound, Some(404)),
+        _ => (ErrorKind::Vendor, None),
+    };
+    let message = error_detail(body).unwrap_or_else(|| "error without detail".to_owned());
+    Err(BodyError::Refused {
+        kind,
+        code: status,
+        message,
+    })
+}
+
+/// The first of `paths` that holds a non-empty token; a null, empty or
+/// missing token is the end.
+fn token(value: &Value, paths: &[&[&str]]) -> Option<String> {
+    paths.iter().find_map(|path| clean_string(at(value, path)))
+}
+
+const LEADS_SHAPE: &str = "a JSON object {message, data: {report: {rows: [...]}}}";
+
+/// One page of leads: rows at `data.report.rows`; the next token at
+/// `data.report.next_page_token` (the page's example) or else
+/// `data.next_page_token` (its schema block). `session` is the `sessionId`
+/// filter the request used: rows carry no session id, so it becomes every
+/// lead's `session_id`.
+pub fn parse_leads(
+    body: &[u8],
+    ctx: &MapContext,
+    session: Option<&str>,
+) -> Result<Page<Lead>, BodyError> {
+    let value = parse_json(body, LEADS_SHAPE)?;
+    refusal(&value, body)?;
+    let rows = at(&value, &["data", "report", "rows"])
+        .and_then(Value::as_array)
+        .ok_or_else(|| BodyError::Malformed(format!("expected {LEADS_SHAPE}")))?;
+    let session = session.map(str::trim).filter(|s| !s.is_empty());
+    let records = objects(rows, "lead row")?
+        .into_iter()
+        .map(|row| map_lead(row, ctx, session))
+        .collect();
+    let next_token = token(
+        &value,
+        &[
+            &["data", "report", "next_page_token"],
+            &["data", "next_page_token"],
+        ],
+    );
+    Ok(Page {
+        records,
+        returned: rows.len(),
+        next_token,
+    })
+}
+
+fn map_lead(row: &Map<String, Value>, ctx: &MapContext, session: Option<&str>) -> Lead {
+    let mut pick = Picker::new(row);
+    let vendor_id = pick.string(&["id"]);
+    let created_value = pick.take(&["created_at"]);
+    let source = pick.string(&["source"]);
+    let page_url = pick.string(&["page_url"]);
+    let ip_address = pick.string(&["ip_address"]);
+    // Only an array is a form; anything else stays in `fields` as sent.
+    let lead_data = row.get("lead_data").and_then(Value::as_array);
+    if lead_data.is_some() {
+        pick.take(&["lead_data"]);
+    }
+    let mut fields = pick.rest();
+    let form = map_lead_data(
+        lead_data.map(Vec::as_slice).unwrap_or_default(),
+        &mut fields,
+    );
+    let id = vendor_id.unwrap_or_else(|| {
+        lead_synthetic_id(
+            &ctx.agent_id,
+            clean_string(created_value).as_deref(),
+            row.get("lead_data"),
+        )
+    });
+    let mut lead = Lead::new(Vendor::Robofy, &ctx.agent_id, id);
+    lead.created_at = Stamp::of(created_value).apply(&mut fields);
+    lead.name = form.name;
+    lead.email = form.email;
+    lead.phone = form.phone;
+    lead.source = source;
+    lead.page_url = page_url;
+    lead.ip_address = ip_address;
+    lead.session_id = session.map(str::to_owned);
+    lead.fields = fields;
+    if ctx.keep_raw {
+        lead.raw = Some(Value::Object(row.clone()));
+    }
+    lead
+}
+
+/// The id of a Robofy lead row that came without one (the vendor documents
+/// one, so this is a safety net): `"rf_"` + the first 20 hex digits of
+/// SHA-256 over, joined by U+001F, the chatbot id, `created_at` as sent
+/// (trimmed), and `lead_data` as compact JSON with object keys sorted
+/// (absent = empty string).
+pub fn lead_synthetic_id(
+    chatbot: &str,
+    created_at_raw: Option<&str>,
+    lead_data: Option<&Value>,
+) -> String {
+    let form = lead_data.map(canonical_json).unwrap_or_default();
+    synthetic_id("rf_", &[chatbot, created_at_raw.unwrap_or(""), &form])
+}
+
+#[derive(Debug, Default)]
+struct Form {
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+const EMAIL_TYPES: &[&str] = &["email"];
+const PHONE_TYPES: &[&str] = &["phone", "tel", "mobile"];
+const EMAIL_NAMES: &[&str] = &["email", "e-mail"];
+const PHONE_NAMES: &[&str] = &["phone", "mobile", "telephone", "tel", "whatsapp"];
+const NAME_NAMES: &[&str] = &["name", "full_name", "full name"];
+
+struct Entry<'a> {
+    name: Option<String>,
+    kind: Option<String>,
+    value: &'a Value,
+    used: bool,
+}
+
+impl Entry<'_> {
+    fn type_is(&self, types: &[&str]) -> bool {
+        self.kind
+            .as_deref()
+            .is_some_and(|k| types.iter().any(|t| k.eq_ignore_ascii_case(t)))
+    }
+
+    fn name_is(&self, names: &[&str]) -> bool {
+        self.name
+            .as_deref()
+            .is_some_and(|n| names.iter().any(|t| n.eq_ignore_ascii_case(t)))
+    }
+}
+
+/// Claims the first unused entry with a value that satisfies `matches`.
+fn claim(entries: &mut [Entry<'_>], matches: impl Fn(&Entry<'_>) -> bool) -> Option<String> {
+    let entry = entries.iter_mut().find(|e| !e.used && matches(e))?;
+    entry.used = true;
+    clean_string(Some(entry.value))
+}
+
+/// Picks name, email and phone out of the visitor's form (vendor-apis §4.1):
+/// `field_type` decides first (`email`; `phone`/`tel`/`mobile`), then
+/// `field_name` ignoring case (`email`/`e-mail`; `phone`, `mobile`,
+/// `telephone`, `tel`, `whatsapp`; `name`, `full_name`, `full name`). Only
+/// entries with a value compete, and the first match wins.
+///
+/// Every other entry with a value goes into `fields` under its
+/// `field_name` (trimmed; `field_type` when it has no name), its value
+/// trimmed; a name that is already taken (by a second entry of the same
+/// name, or by a row key) gets `_2`, `_3`, ... so duplicates are kept.
+/// Their `field_type`s go into `fields.lead_data_types`, keyed like the
+/// values: `{"company": "Acme", "lead_data_types": {"company": "text"}}`.
+/// Items of `lead_data` that are not objects are kept under `lead_data`.
+fn map_lead_data(items: &[Value], fields: &mut Map<String, Value>) -> Form {
+    let mut entries = Vec::new();
+    for item in items {
+        let Some(obj) = item.as_object() else {
+            if carries_data(item) {
+                insert_unique(fields, "lead_data", item.clone());
+            }
+            continue;
+        };
+        let value = obj.get("field_value").unwrap_or(&Value::Null);
+        entries.push(Entry {
+            name: clean_string(obj.get("field_name")),
+            kind: clean_string(obj.get("field_type")),
+            value,
+            // An empty entry holds nothing to map or keep.
+            used: !carries_data(value),
+        });
+    }
+    let email = claim(&mut entries, |e| e.type_is(EMAIL_TYPES));
+    let phone = claim(&mut entries, |e| e.type_is(PHONE_TYPES));
+    let form = Form {
+        email: email.or_else(|| claim(&mut entries, |e| e.name_is(EMAIL_NAMES))),
+        phone: phone.or_else(|| claim(&mut entries, |e| e.name_is(PHONE_NAMES))),
+        name: claim(&mut entries, |e| e.name_is(NAME_NAMES)),
+    };
+    let mut types = Map::new();
+    for entry in entries.iter().filter(|e| !e.used) {
+        let key = entry
+            .name
+            .clone()
+            .or_else(|| entry.kind.clone())
+            .unwrap_or_else(|| "lead_data".to_owned());
+        let key = unique_key(fields, &key);
+        fields.insert(key.clone(), trimmed(entry.value));
+        if let Some(kind) = &entry.kind {
+            types.insert(key, Value::String(kind.clone()));
+        }
+    }
+    if !types.is_empty() {
+        insert_unique(fields, "lead_data_types", Value::Object(types));
+    }
+    form
+}
+
+/// `key`, or `key_2`, `key_3`, ... whichever is free (as `insert_unique`).
+fn unique_key(fields: &Map<String, Value>, key: &str) -> String {
+    if !fields.contains_key(key) {
+        return key.to_owned();
+    }
+    (2..)
+        .map(|n| format!("{key}_{n}"))
+        .find(|k| !fields.contains_key(k))
+        .unwrap_or_else(|| key.to_owned())
+}
+
+/// One Inbox session as listed: its id and the whole list item, which
+/// `conversation` maps once the session's messages are in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSummary {
+    pub id: String,
+    pub item: Map<String, Value>,
+}
+
+const SESSION_LISTS: &[&[&str]] = &[
+    &["data", "sessions"],
+    &["data", "rows"],
+    &["data", "items"],
+    &["data", "report", "rows"],
+    &["data"],
+    &["sessions"],
+    &[],
+];
+const MESSAGE_LISTS: &[&[&str]] = &[
+    &["data", "messages"],
+    &["data", "chats"],
+    &["data", "rows"],
+    &["data", "items"],
+    &["data"],
+    &["messages"],
+    &[],
+];
+const INBOX_TOKENS: &[&[&str]] = &[
+    &["data", "next_page_token"],
+    &["data", "report", "next_page_token"],
+    &["next_page_token"],
+];
+const SESSION_IDS: &[&str] = &["session_id", "sessionId", "id"];
+
+/// The first of `paths` that is an array (the empty path is the body).
+fn list_at<'a>(value: &'a Value, paths: &[&[&str]]) -> Option<&'a Vec<Value>> {
+    paths
+        .iter()
+        .find_map(|path| at(value, path).and_then(Value::as_array))
+}
+
+const SESSIONS_SHAPE: &str = "a JSON object with the sessions in `data.sessions`, `data.rows`, `data.items`, `data.report.rows`, `data` or `sessions`, or an array";
+
+/// One page of Inbox sessions (the shape is undocumented: every plausible
+/// list location is accepted, see `SESSION_LISTS`). A session without an
+/// id (`session_id`, `sessionId` or `id`) cannot be fetched, so it makes the
+/// page `Malformed` rather than being skipped.
+pub fn parse_sessions(body: &[u8]) -> Result<Page<SessionSummary>, BodyError> {
+    let value = parse_json(body, SESSIONS_SHAPE)?;
+    refusal(&value, body)?;
+    let list = list_at(&value, SESSION_LISTS)
+        .ok_or_else(|| BodyError::Malformed(format!("expected {SESSIONS_SHAPE}")))?;
+    let records = objects(list, "session")?
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let id = Picker::new(item).string(SESSION_IDS).ok_or_else(|| {
+                BodyError::Malformed(format!(
+                    "expected each session to have a session_id; item {i} has none"
+                ))
+            })?;
+            Ok(SessionSummary {
+                id,
+                item: item.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, BodyError>>()?;
+    Ok(Page {
+        records,
+        returned: list.len(),
+        next_token: token(&value, INBOX_TOKENS),
+    })
+}
+
+const MESSAGES_SHAPE: &str = "a JSON object with the messages in `data.messages`, `data.chats`, `data.rows`, `data.items`, `data` or `messages`, or an array";
+
+/// One page of a session's messages, unmapped: `conversation` maps them
+/// once all pages are in, so the conversation comes out whole.
+pub fn parse_messages(body: &[u8]) -> Result<Page<Value>, BodyError> {
+    let value = parse_json(body, MESSAGES_SHAPE)?;
+    refusal(&value, body)?;
+    let list = list_at(&value, MESSAGE_LISTS)
+        .ok_or_else(|| BodyError::Malformed(format!("expected {MESSAGES_SHAPE}")))?;
+    Ok(Page {
+        records: list.clone(),
+        returned: list.len(),
+        next_token: token(&value, INBOX_TOKENS),
+    })
+}
+
+fn role(lower: &str) -> Option<&'static str> {
+    match lower {
+        "user" | "visitor" | "inbound" | "customer" => Some("user"),
+        "assistant" | "ai" | "bot" | "outbound" => Some("assistant"),
+        _ => None,
+    }
+}
+
+/// One session with its messages as a conversation. id and `session_id`
+/// are the session id; `created_at` is the session's `created_at`, else
+/// the first message time (`last_message_time` is last activity, not
+/// creation, and stays in `fields`); `customer` from `user_profile_name`,
+/// `name` or `customer`; `page_url` from `website_url` or `page_url`;
+/// `source` from `source` or `channel`. Messages: role from `role`,
+/// `direction`, `sender` or `type` (`user`/`visitor`/`inbound`/`customer`
+/// → `user`, `assistant`/`ai`/`bot`/`outbound` → `assistant`, else
+/// lower-cased), content from `content`, `message` or `text`, time from
+/// `created_at`, `timestamp` or `time` (zone-less = UTC); other message keys
+/// (such as the message `id`) go to `fields.message_fields`.
+pub fn conversation(
+    summary: &SessionSummary,
+    messages: Vec<Value>,
+    ctx: &MapContext,
+) -> Conversation {
+    let item = &summary.item;
+    let mut pick = Picker::new(item);
+    pick.take(SESSION_IDS);
+    let created_value = pick.take(&["created_at", "createdAt"]);
+    let customer = pick.string(&["user_profile_name", "name", "customer"]);
+    let page_url = pick.string(&["website_url", "page_url"]);
+    let source = pick.string(&["source", "channel"]);
+    let mut fields = pick.rest();
+
+    let mut mapped = Vec::with_capacity(messages.len());
+    let mut extras = Vec::with_capacity(messages.len());
+    for message in &messages {
+        let (message, extra) = map_message(
+            message,
+            &["role", "direction", "sender", "type"],
+            &["content", "message", "text"],
+            &["created_at", "timestamp", "time"],
+            role,
+        );
+        mapped.push(message);
+        extras.push(extra);
+    }
+    keep_message_extras(&mut fields, extras);
+
+    let mut conversation = Conversation::new(Vendor::Robofy, &ctx.agent_id, summary.id.clone());
+    conversation.created_at = match Stamp::of(created_value) {
+        Stamp::Absent => mapped.iter().find_map(|m| m.created_at),
+        stamp => stamp.apply(&mut fields),
+    };
+    conversation.customer = customer;
+    conversation.page_url = page_url;
+    conversation.source = source;
+    conversation.session_id = Some(summary.id.clone());
+    conversation.messages = mapped;
+    conversation.fields = fields;
+    if ctx.keep_raw {
+        conversation.raw = Some(json!({"session": item, "messages": messages}));
+    }
+    conversation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Message;
+    use crate::vendors::HttpMethod;
+    use crate::vendors::testing::{ctx, obj, s, ts};
+
+    const BOT: &str = "bot-1";
+
+    fn lead(id: &str) -> Lead {
+        Lead::new(Vendor::Robofy, BOT, id.to_owned())
+    }
+
+    fn leads(body: &[u8]) -> Page<Lead> {
+        parse_leads(body, &ctx(BOT, false), None).unwrap()
+    }
+
+    fn query(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn leads_request_never_sends_absent_parameters() {
+        let first = leads_request("42", BOT, None, None);
+        assert_eq!(first.method, HttpMethod::Get);
+        assert_eq!(first.path, "/v1/ai-agent/leads/42/bot-1");
+        assert_eq!(first.endpoint, "leads");
+        assert_eq!(first.json_body, None);
+        assert!(first.query.is_empty());
+
+        let next = leads_request("42", BOT, Some("eyJwYWdlIjoyfQ=="), Some("6ff922ed"));
+        assert_eq!(
+            next.query,
+            query(&[
+                ("nextPageToken", "eyJwYWdlIjoyfQ=="),
+                ("sessionId", "6ff922ed")
+            ])
+        );
+        assert_eq!(
+            leads_request("42", BOT, Some(""), Some("s")).query,
+            query(&[("sessionId", "s")])
+        );
+
+        let encoded = leads_request("4 2", "bot/1?x", None, None);
+        assert_eq!(encoded.path, "/v1/ai-agent/leads/4%202/bot%2F1%3Fx");
+        for spec in [first, next, encoded] {
+            assert!(spec.query.iter().all(|(_, v)| v != "undefined"));
+        }
+    }
+
+    #[test]
+    fn inbox_requests() {
+        let spec = sessions_request(BOT, None);
+        assert_eq!(
+            spec,
+            RequestSpec {
+                method: HttpMethod::Get,
+                path: "/v1/ai-agent/inbox/sessions/bot-1".to_owned(),
+                query: Vec::new(),
+                json_body: None,
+                endpoint: "inbox/sessions",
+            }
+        );
+        assert_eq!(
+            sessions_request(BOT, Some("t2")).query,
+            query(&[("nextPageToken", "t2")])
+        );
+        let spec = messages_request(BOT, "6ff922ed-9884-4430-83c9-7ac83a7b0574", Some("t"));
+        assert_eq!(
+            spec,
+            RequestSpec {
+                method: HttpMethod::Get,
+                path: "/v1/ai-agent/inbox/chats/bot-1/6ff922ed-9884-4430-83c9-7ac83a7b0574"
+                    .to_owned(),
+                query: query(&[("nextPageToken", "t")]),
+                json_body: None,
+                endpoint: "inbox/chats",
+            }
+        );
+        assert_eq!(
+            messages_request("b", "a/b", None).path,
+            "/v1/ai-agent/inbox/chats/b/a%2Fb"
+        );
+    }
+
+    #[test]
+    fn documented_example_with_session_filter() {
+        let body = include_bytes!("../../fixtures/robofy/leads-doc-example.json");
+        let page = parse_leads(
+            body,
+            &ctx(BOT, true),
+            Some(" 6ff922ed-9884-4430-83c9-7ac83a7b0574 "),
+        )
+        .unwrap();
+        let original: Value = serde_json::from_slice(body).unwrap();
+        let expected = Lead {
+            created_at: ts("2025-01-15T10:30:00Z"),
+            name: s("John Doe"),
+            email: s("john@example.com"),
+            source: s("chatbot"),
+            page_url: s("https://example.com/contact"),
+            ip_address: s("192.168.1.1"),
+            session_id: s("6ff922ed-9884-4430-83c9-7ac83a7b0574"),
+            raw: Some(original["data"]["report"]["rows"][0].clone()),
+            ..lead("lead_12345")
+        };
+        assert_eq!(
+            page,
+            Page {
+                records: vec![expected],
+                returned: 1,
+                next_token: s("eyJwYWdlIjoyfQ==")
+            }
+        );
+        assert_eq!(
+            parse_leads(body, &ctx(BOT, false), Some(""))
+                .unwrap()
+                .records[0]
+                .session_id,
+            None
+        );
+    }
+
+    #[test]
+    fn documented_schema_block() {
+        let page = leads(include_bytes!(
+            "../../fixtures/robofy/leads-schema-example.json"
+        ));
+        let expected = Lead {
+            source: s("string"),
+            page_url: s("string"),
+            ip_address: s("string"),
+            fields: obj(json!({
+                "string": "string",
+                "lead_data_types": {"string": "string"},
+                "created_at_raw": "string"
+            })),
+            ..lead("string")
+        };
+        assert_eq!(
+            page,
+            Page {
+                records: vec![expected],
+                returned: 1,
+                next_token: s("string")
+            }
+        );
+    }
+
+    #[test]
+    fn first_page_maps_the_form() {
+        let page = leads(include_bytes!("../../fixtures/robofy/leads-page-1.json"));
+        let expected = vec![
+            Lead {
+                created_at: ts("2025-01-15T10:30:00Z"),
+                name: s("Zoë Müller"),
+                email: s("zoe.mueller@example.de"),
+                phone: s("+49 151 2345678"),
+                source: s("chatbot"),
+                page_url: s("https://shop.example/pricing"),
+                ip_address: s("203.0.113.7"),
+                fields: obj(json!({
+                    "company": "Müller & Söhne GmbH",
+                    "budget": "5000",
+                    "notes": "Call after 5pm, please.\nAsk for \"Zoë\"",
+                    "lead_data_types": {"company": "text", "budget": "number", "notes": "textarea"}
+                })),
+                ..lead("lead_30001")
+            },
+            Lead {
+                created_at: ts("2025-01-15T11:02:17Z"),
+                name: s("Seán O'Brien"),
+                email: s("sean@example.ie"),
+                phone: s("+353 87 000 1111"),
+                source: None,
+                page_url: s("https://shop.example/contact"),
+                ip_address: None,
+                fields: obj(json!({
+                    "company": "O'Brien Ltd",
+                    "company_2": "Other",
+                    "How did you hear about us?": "Podcast",
+                    "consent": "true",
+                    "lead_data_types": {
+                        "company": "text",
+                        "company_2": "select",
+                        "How did you hear about us?": "select",
+                        "consent": "checkbox"
+                    }
+                })),
+                ..lead("lead_30002")
+            },
+            Lead {
+                created_at: ts("2025-01-16T09:00:00Z"),
+                source: s("widget"),
+                ip_address: s("2001:db8::1"),
+                ..lead("lead_30003")
+            },
+        ];
+        assert_eq!(
+            page,
+            Page {
+                records: expected,
+                returned: 3,
+                next_token: s("eyJwYWdlIjoyfQ==")
+            }
+        );
+    }
+
+    #[test]
+    fn second_page_token_beside_the_report() {
+        let page = leads(include_bytes!("../../fixtures/robofy/leads-page-2.json"));
+        let expected = Lead {
+            created_at: ts("2025-01-17T14:45:00Z"),
+            name: s("Lee Chen"),
+            email: s("lee@example.com"),
+            phone: s("+1 (415) 555-0100"),
+            source: s("whatsapp"),
+            page_url: s("https://shop.example/"),
+            ip_address: s("198.51.100.23"),
+            ..lead("lead_30004")
+        };
+        assert_eq!(
+            page,
+            Page {
+                records: vec![expected],
+                returned: 1,
+                next_token: s("eyJwYWdlIjozfQ==")
+            }
+        );
+    }
+
+    #[test]
+    fn last_page_has_no_token_and_a_row_without_id() {
+        let page = leads(include_bytes!("../../fixtures/robofy/leads-page-3.json"));
+        let expected = Lead {
+            email: s("anon@example.com"),
+            source: s("chatbot"),
+            page_url: s("https://shop.example/pricing"),
+            ip_address: s("203.0.113.9"),
+            fields: obj(json!({"utm_campaign": "winter", "created_at_raw": "sometime in January"})),
+            // python3: "rf_" + sha256("\x1f".join(["bot-1", "sometime in January",
+            //   '[{"field_name":"email","field_type":"email","field_value":"anon@example.com"}]'])).hexdigest()[:20]
+            ..lead("rf_b72186256c14815b9a39")
+        };
+        assert_eq!(
+            page,
+            Page {
+                records: vec![expected],
+                returned: 1,
+                next_token: None
+            }
+        );
+    }
+
+    #[test]
+    fn tokens_null_empty_or_missing_end_the_listing() {
+        for body in [
+            r#"{"data":{"report":{"rows":[]}}}"#,
+            r#"{"data":{"report":{"rows":[],"next_page_token":null},"next_page_token":""}}"#,
+            r#"{"data":{"report":{"rows":[],"next_page_token":"  "}}}"#,
+        ] {
+            assert_eq!(
+                leads(body.as_bytes()),
+                Page {
+                    records: vec![],
+                    returned: 0,
+                    next_token: None
+                },
+                "{body}"
+            );
+        }
+        let page = leads(
+            br#"{"data":{"report":{"rows":[],"next_page_token":"A"},"next_page_token":"B"}}"#,
+        );
+        assert_eq!(page.next_token, s("A"));
+    }
+
+    #[test]
+    fn form_mapping_rules() {
+        let mut fields = Map::new();
+        let items = json!([
+            {"field_name": "Name", "field_type": "text", "field_value": "First"},
+            {"field_name": "name", "field_type": "text", "field_value": "Second"},
+            {"field_name": "contact", "field_type": "EMAIL", "field_value": " a@example.com "},
+            {"field_name": "email", "field_type": "text", "field_value": "b@example.com"},
+            {"field_name": "Tel", "field_type": "text", "field_value": "+1 555"},
+            {"field_type": "hidden", "field_value": "x"},
+            {"field_value": 7},
+            "loose"
+        ]);
+        let form = map_lead_data(items.as_array().unwrap(), &mut fields);
+        assert_eq!(form.name, s("First"));
+        assert_eq!(form.email, s("a@example.com"));
+        assert_eq!(form.phone, s("+1 555"));
+        assert_eq!(
+            Value::Object(fields),
+            json!({
+                "lead_data": "loose",
+                "name": "Second",
+                "email": "b@example.com",
+                "hidden": "x",
+                "lead_data_2": 7,
+                "lead_data_types": {"name": "text", "email": "text", "hidden": "hidden"}
+            })
+        );
+    }
+
+    #[test]
+    fn error_envelopes_are_refusals() {
+        let cases: [(&[u8], ErrorKind, i64, &str); 3] = [
+            (
+                include_bytes!("../../fixtures/robofy/error-401.json"),
+                ErrorKind::Auth,
+                401,
+                "UNAUTHORIZED: Invalid or missing API key",
+            ),
+            (
+                include_bytes!("../../fixtures/robofy/error-403.json"),
+                ErrorKind::Auth,
+                403,
+                "FORBIDDEN: The API key has no access to this project",
+            ),
+            (
+                include_bytes!("../../fixtures/robofy/error-404.json"),
+                ErrorKind::NotFound,
+                404,
+                "PROJECT_NOT_FOUND: No project with id 42",
+            ),
+        ];
+        for (body, kind, code, message) in cases {
+            let refused = BodyError::Refused {
+                kind,
+                code: Some(code),
+                message: message.to_owned(),
+            };
+            assert_eq!(
+                parse_leads(body, &ctx(BOT, false), None),
+                Err(refused.clone())
+            );
+            assert_eq!(parse_sessions(body), Err(refused.clone()));
+            assert_eq!(parse_messages(body), Err(refused));
+            assert_eq!(error_detail(body).as_deref(), Some(message));
+        }
+    }
+
+    #[test]
+    fn other_shapes_are_malformed() {
+        let bodies: [&[u8]; 7] = [
+            b"{}",
+            b"[]",
+            br#"{"message":"OK","data":{"report":{}}}"#,
+            br#"{"message":"OK","data":{"report":{"rows":null}}}"#,
+            br#"{"message":"OK","data":{"report":{"rows":[1]}}}"#,
+            b"<html><head><title>504 Gateway Time-out</title></head></html>",
+            br#"{"message":"OK","data":{"report":{"rows":[{"id":"lead_1""#,
+        ];
+        for body in bodies {
+            let result = parse_leads(body, &ctx(BOT, false), None);
+            assert!(
+                matches!(result, Err(BodyError::Malformed(_))),
+                "{}: {result:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for body in [
+            &b"{}"[..],
+            b"{\"data\":{}}",
+            b"{\"sessions\":null}",
+            b"<html></html>",
+            b"{\"data\":[",
+        ] {
+            assert!(matches!(parse_sessions(body), Err(BodyError::Malformed(_))));
+            assert!(matches!(parse_messages(body), Err(BodyError::Malformed(_))));
+        }
+        let no_id = br#"{"data":{"sessions":[{"created_at":"2025-01-15 10:30:00"}]}}"#;
+        assert!(matches!(
+            parse_sessions(no_id),
+            Err(BodyError::Malformed(_))
+        ));
+    }
+
+    fn sandbox_sessions() -> Page<SessionSummary> {
+        parse_sessions(include_bytes!("../../fixtures/robofy/sessions-page-1.json")).unwrap()
+    }
+
+    #[test]
+    fn sandbox_session_list() {
+        let page = sandbox_sessions();
+        let body: Value =
+            serde_json::from_slice(include_bytes!("../../fixtures/robofy/sessions-page-1.json"))
+                .unwrap();
+        let items = body["data"]["sessions"].as_array().unwrap();
+        assert_eq!(
+            page,
+            Page {
+                records: vec![
+                    SessionSummary {
+                        id: "6ff922ed-9884-4430-83c9-7ac83a7b0574".to_owned(),
+                        item: obj(items[0].clone())
+                    },
+                    SessionSummary {
+                        id: "0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d".to_owned(),
+                        item: obj(items[1].clone())
+                    },
+                ],
+                returned: 2,
+                next_token: s("eyJwYWdlIjoyfQ=="),
+            }
+        );
+    }
+
+    #[test]
+    fn session_lists_in_every_tolerated_place() {
+        let item = json!({"session_id": "s1"});
+        let bodies = [
+            json!({"data": {"sessions": [item]}, "next_page_token": "t"}),
+            json!({"data": {"rows": [item], "next_page_token": "t"}}),
+            json!({"data": {"items": [item], "report": {"next_page_token": "t"}}}),
+            json!({"data": {"report": {"rows": [item], "next_page_token": "t"}}}),
+            json!({"data": [item], "next_page_token": "t"}),
+            json!({"sessions": [item], "next_page_token": "t"}),
+            json!([{"sessionId": "s1"}]),
+            json!({"data": [{"id": "s1"}], "next_page_token": "t"}),
+        ];
+        for body in bodies {
+            let page = parse_sessions(body.to_string().as_bytes()).unwrap();
+            assert_eq!(page.records.len(), 1, "{body}");
+            assert_eq!(page.records[0].id, "s1", "{body}");
+            let expected_token = if body.is_array() { None } else { s("t") };
+            assert_eq!(page.next_token, expected_token, "{body}");
+        }
+        let page =
+            parse_sessions(include_bytes!("../../fixtures/robofy/sessions-page-2.json")).unwrap();
+        assert_eq!(page.returned, 1);
+        assert_eq!(page.records[0].id, "a1e5c0de-0000-4000-8000-000000000003");
+        assert_eq!(page.next_token, None);
+    }
+
+    #[test]
+    fn message_lists_in_every_tolerated_place() {
+        let m = json!({"role": "user", "content": "hi"});
+        let bodies = [
+            json!({"data": {"messages": [m], "next_page_token": "t"}}),
+            json!({"data": {"chats": [m]}, "next_page_token": "t"}),
+            json!({"data": {"rows": [m], "report": {"next_page_token": "t"}}}),
+            json!({"data": {"items": [m], "next_page_token": "t"}}),
+            json!({"data": [m], "next_page_token": "t"}),
+            json!({"messages": [m], "next_page_token": "t"}),
+            json!([m]),
+        ];
+        for body in bodies {
+            let page = parse_messages(body.to_string().as_bytes()).unwrap();
+            let expected_token = if body.is_array() { None } else { s("t") };
+            assert_eq!(
+                page,
+                Page {
+                    records: vec![m.clone()],
+                    returned: 1,
+                    next_token: expected_token
+                },
+                "{body}"
+            );
+        }
+    }
+
+    fn msg(role: &str, content: Option<&str>, at: &str) -> Message {
+        Message {
+            role: role.to_owned(),
+            content: content.map(str::to_owned),
+            created_at: ts(at),
+        }
+    }
+
+    #[test]
+    fn sandbox_conversation_over_two_message_pages() {
+        let summary = &sandbox_sessions().records[0];
+        let first =
+            parse_messages(include_bytes!("../../fixtures/robofy/messages-page-1.json")).unwrap();
+        assert_eq!(first.returned, 2);
+        assert_eq!(first.next_token, s("eyJwYWdlIjoyfQ=="));
+        let second =
+            parse_messages(include_bytes!("../../fixtures/robofy/messages-page-2.json")).unwrap();
+        assert_eq!(second.next_token, None);
+        let messages: Vec<Value> = first.records.into_iter().chain(second.records).collect();
+
+        let conversation = conversation(summary, messages.clone(), &ctx(BOT, true));
+        let expected = Conversation {
+            created_at: ts("2025-01-15T10:30:00Z"),
+            source: None,
+            customer: s("Zoë Müller"),
+            session_id: s("6ff922ed-9884-4430-83c9-7ac83a7b0574"),
+            page_url: s("https://shop.example/pricing"),
+            messages: vec![
+                msg(
+                    "user",
+                    Some("Hi, is there a trial?"),
+                    "2025-01-15T10:30:00Z",
+                ),
+                msg(
+                    "assistant",
+                    Some("Yes, 14 days, no card needed."),
+                    "2025-01-15T10:30:04Z",
+                ),
+                msg("user", Some("Great, thanks, bye!"), "2025-01-15T10:41:12Z"),
+            ],
+            fields: obj(json!({
+                "last_message_time": "2025-01-15 10:41:12",
+                "last_message": "Thanks, bye!",
+                "last_message_direction": "outbound",
+                "message_fields": [{"id": "m-1"}, {"id": "m-2"}, {"id": "m-3"}]
+            })),
+            raw: Some(json!({"session": summary.item, "messages": messages})),
+            ..Conversation::new(
+                Vendor::Robofy,
+                BOT,
+                "6ff922ed-9884-4430-83c9-7ac83a7b0574".to_owned(),
+            )
+        };
+        assert_eq!(conversation, expected);
+    }
+
+    #[test]
+    fn session_without_messages_or_creation_time() {
+        let summary = &sandbox_sessions().records[1];
+        let expected = Conversation {
+            session_id: s("0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d"),
+            fields: obj(json!({
+                "last_message_time": "2025-01-16 08:00:09",
+                "last_message": "Hello?",
+                "last_message_direction": "inbound"
+            })),
+            ..Conversation::new(
+                Vendor::Robofy,
+                BOT,
+                "0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d".to_owned(),
+            )
+        };
+        assert_eq!(
+            conversation(summary, Vec::new(), &ctx(BOT, false)),
+            expected
+        );
+    }
+
+    #[test]
+    fn alternative_session_and_message_shapes() {
+        let summary = &parse_sessions(include_bytes!("../../fixtures/robofy/sessions-page-2.json"))
+            .unwrap()
+            .records[0];
+        let messages = parse_messages(include_bytes!(
+            "../../fixtures/robofy/messages-alt-shape.json"
+        ))
+        .unwrap();
+        assert_eq!(messages.returned, 3);
+        let expected = Conversation {
+            created_at: ts("2025-01-17T09:15:00Z"),
+            source: s("whatsapp"),
+            customer: s("Lee Chen"),
+            session_id: s("a1e5c0de-0000-4000-8000-000000000003"),
+            page_url: s("https://shop.example/"),
+            messages: vec![
+                msg(
+                    "user",
+                    Some("Wo ist meine Bestellung?"),
+                    "2025-01-17T08:15:02Z",
+                ),
+                msg("agent", Some("Ich schaue nach."), "2025-01-17T08:15:30Z"),
+                Message {
+                    role: "assistant".to_owned(),
+                    content: None,
+                    created_at: None,
+                },
+            ],
+            fields: obj(json!({
+                "unread": 2,
+                "message_fields": [{}, {}, {"created_at_raw": "whenever"}]
+            })),
+            ..Conversation::new(
+                Vendor::Robofy,
+                BOT,
+                "a1e5c0de-0000-4000-8000-000000000003".to_owned(),
+            )
+        };
+        assert_eq!(
+            conversation(summary, messages.records, &ctx(BOT, false)),
+            expected
+        );
+    }
+
+    #[test]
+    fn conversation_time_falls_back_to_the_first_timed_message_not_last_activity() {
+        let summary = SessionSummary {
+            id: "s9".to_owned(),
+            item: obj(json!({"session_id": "s9", "last_message_time": "2025-02-01 12:00:00"})),
+        };
+        let messages = vec![
+            json!({"direction": "inbound", "message": "no time"}),
+            json!({"direction": "inbound", "message": "hi", "created_at": "2025-02-01 11:00:00"}),
+        ];
+        let c = conversation(&summary, messages, &ctx(BOT, false));
+        assert_eq!(c.created_at, ts("2025-02-01T11:00:00Z"));
+        assert_eq!(
+            c.fields,
+            obj(json!({"last_message_time": "2025-02-01 12:00:00"}))
+        );
+
+        let unreadable = SessionSummary {
+            id: "s9".to_owned(),
+            item: obj(json!({"id": "s9", "created_at": "n/a"})),
+        };
+        let c = conversation(&unreadable, Vec::new(), &ctx(BOT, false));
+        assert_eq!(c.created_at, None);
+        assert_eq!(c.fields, obj(json!({"created_at_raw": "n/a"})));
+    }
+}
