@@ -152,6 +152,7 @@ pub fn error_detail(body: &[u8]) -> Option<String> {
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Map;
 use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
 
 use crate::model::{Message, carries_data, clean_string};
 
@@ -203,12 +204,12 @@ impl<'a> Picker<'a> {
     /// they hold nothing `fields` would keep.
     pub(crate) fn take(&mut self, names: &[&str]) -> Option<&'a Value> {
         for name in names {
-            if let Some((key, value)) = find_key(self.obj, name) {
-                if !self.used.contains(&key.as_str()) {
-                    self.used.push(key);
-                    if carries_data(value) {
-                        return Some(value);
-                    }
+            if let Some((key, value)) = find_key(self.obj, name)
+                && !self.used.contains(&key.as_str())
+            {
+                self.used.push(key);
+                if carries_data(value) {
+                    return Some(value);
                 }
             }
         }
@@ -291,16 +292,20 @@ impl Stamp {
 /// Inserts without overwriting: a key already taken gets `_2`, `_3`, ...
 /// appended, so two vendor values under one name are both kept.
 pub(crate) fn insert_unique(fields: &mut Map<String, Value>, key: &str, value: Value) {
+    let key = free_key(fields, key);
+    fields.insert(key, value);
+}
+
+/// `key`, or the first of `key_2`, `key_3`, ... not yet in `fields`.
+pub(crate) fn free_key(fields: &Map<String, Value>, key: &str) -> String {
     if !fields.contains_key(key) {
-        fields.insert(key.to_owned(), value);
-        return;
+        return key.to_owned();
     }
     let mut n = 2;
     loop {
         let candidate = format!("{key}_{n}");
         if !fields.contains_key(&candidate) {
-            fields.insert(candidate, value);
-            return;
+            return candidate;
         }
         n += 1;
     }
@@ -321,7 +326,8 @@ pub(crate) fn synthetic_id(prefix: &str, parts: &[&str]) -> String {
     let mut id = String::with_capacity(prefix.len() + 20);
     id.push_str(prefix);
     for byte in &digest[..10] {
-        id.push_str(&format!("{byte:02x}"));
+        // Writing to a String cannot fail.
+        let _ = write!(id, "{byte:02x}");
     }
     id
 }

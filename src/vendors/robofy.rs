@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, at, canonical_json,
-    error_detail, insert_unique, keep_message_extras, map_message, objects, parse_json,
+    error_detail, free_key, insert_unique, keep_message_extras, map_message, objects, parse_json,
     path_segment, synthetic_id, trimmed,
 };
 use crate::error::ErrorKind;
@@ -274,7 +274,7 @@ fn map_lead_data(items: &[Value], fields: &mut Map<String, Value>) -> Form {
             .clone()
             .or_else(|| entry.kind.clone())
             .unwrap_or_else(|| "lead_data".to_owned());
-        let key = unique_key(fields, &key);
+        let key = free_key(fields, &key);
         fields.insert(key.clone(), trimmed(entry.value));
         if let Some(kind) = &entry.kind {
             types.insert(key, Value::String(kind.clone()));
@@ -284,17 +284,6 @@ fn map_lead_data(items: &[Value], fields: &mut Map<String, Value>) -> Form {
         insert_unique(fields, "lead_data_types", Value::Object(types));
     }
     form
-}
-
-/// `key`, or `key_2`, `key_3`, ... whichever is free (as `insert_unique`).
-fn unique_key(fields: &Map<String, Value>, key: &str) -> String {
-    if !fields.contains_key(key) {
-        return key.to_owned();
-    }
-    (2..)
-        .map(|n| format!("{key}_{n}"))
-        .find(|k| !fields.contains_key(k))
-        .unwrap_or_else(|| key.to_owned())
 }
 
 /// One Inbox session as listed: its id and the whole list item, which
