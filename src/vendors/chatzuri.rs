@@ -189,6 +189,8 @@ pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Convers
     })
 }
 
+/// The chat endpoint documents `user` and `assistant`; a few obvious
+/// synonyms are read the same way, anything else is kept lower-cased.
 fn role(lower: &str) -> Option<&'static str> {
     match lower {
         "user" | "human" | "customer" => Some("user"),

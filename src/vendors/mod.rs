@@ -8,9 +8,14 @@ pub mod chatzuri;
 pub mod neoagent;
 pub mod robofy;
 
-use serde_json::Value;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::error::ErrorKind;
+use crate::model::{Message, carries_data, clean_string};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMethod {
@@ -148,13 +153,6 @@ pub fn error_detail(body: &[u8]) -> Option<String> {
 // ---------------------------------------------------------------------------
 // Helpers the vendor mappers share. They live here so the three modules read
 // keys, ids and timestamps the same way.
-
-use chrono::{DateTime, TimeZone, Utc};
-use serde_json::Map;
-use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
-
-use crate::model::{Message, carries_data, clean_string};
 
 /// Parses a body as JSON; `expected` says what the caller wanted, so the
 /// error reads on its own. A UTF-8 byte-order mark is tolerated because some
