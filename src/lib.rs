@@ -1,12 +1,20 @@
 //! `leads`: export leads and conversations from Chatzuri, NeoAgent and
 //! Robofy into one model. The binary (`src/main.rs`) is a thin layer over
-//! this library.
+//! this library: `config` settles the command line, `export` walks the
+//! vendors' listings through `fetch`, and `output` writes the records.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod error;
+pub mod export;
 pub mod fetch;
 pub mod model;
+pub mod output;
+pub mod progress;
+pub mod sandbox;
 pub mod secret;
+pub mod sources;
+pub mod state;
 pub mod time;
 pub mod vendors;
-pub mod output;
-pub mod sandbox;

@@ -1,0 +1,91 @@
+//! Shared helpers for the integration tests: the built binary with a clean,
+//! fast environment, and runners that do not block the async test runtime
+//! (wiremock and the sandbox serve from that runtime).
+#![allow(dead_code)]
+
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// Keys the tests hand to the binary; every test asserts none of them
+/// appears in anything the binary wrote.
+pub const CHATZURI_KEY: &str = "cz-test-key-5f2a9c1e77d04b3b";
+pub const NEOAGENT_KEY: &str = "na-test-key-0b9d8e7f6a5c4d3e";
+pub const ROBOFY_KEY: &str = "rf-test-key-9a8b7c6d5e4f3a2b";
+
+/// The binary, with no inherited keys, base URLs, proxies, config or log
+/// settings, and with retry back-off shortened to a millisecond.
+pub fn leads() -> Command {
+    let mut cmd = Command::cargo_bin("leads").expect("the leads binary is built");
+    for var in [
+        "CHATZURI_API_KEY",
+        "NEOAGENT_API_KEY",
+        "ROBOFY_API_KEY",
+        "CHATZURI_BASE_URL",
+        "NEOAGENT_BASE_URL",
+        "ROBOFY_BASE_URL",
+        "RUST_LOG",
+        "LEADS_CONFIG",
+        "LEADS_NOW",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent-leads-test-config");
+    cmd.env("LEADS_RETRY_BASE_MS", "1");
+    cmd
+}
+
+/// Runs the command on a blocking thread, so a server on the test's runtime
+/// keeps answering.
+pub async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs"))
+        .await
+        .expect("the runner thread did not panic")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing stderr when it is wrong.
+pub fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "exit code; stderr:\n{}\nstdout (first 2000 bytes):\n{}",
+        stderr(output),
+        &stdout(output).chars().take(2000).collect::<String>()
+    );
+}
+
+/// Asserts that no test key appears anywhere in what the binary wrote.
+pub fn assert_no_key(output: &Output) {
+    for key in [CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY] {
+        for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+            assert!(
+                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+                "the key leaked into {stream}"
+            );
+        }
+    }
+}
+
+/// Parses NDJSON output into values.
+pub fn ndjson(output: &Output) -> Vec<serde_json::Value> {
+    stdout(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad NDJSON line {line:?}: {e}")))
+        .collect()
+}
