@@ -143,6 +143,9 @@ pub fn resolve(args: &ExportArgs<'_>, env: &dyn Environment, now: DateTime<Utc>)
             .ok_or_else(|| Error::usage("which agent? --agent is required").with_hint(agent_hint(vendor)))?;
         let job = build_job(args, vendor, agent, source.project.as_deref(), source.sandbox, filters, now)?;
         let endpoint = if source.sandbox {
+            if source.base_url.is_some() || source.api_key_file.is_some() {
+                return Err(Error::usage("--sandbox runs against the built-in simulator: drop --base-url and --api-key-file"));
+            }
             Endpoint::Sandbox
         } else {
             let base_url = match (&source.base_url, env.var(vendor.base_url_env())) {

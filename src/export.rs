@@ -314,7 +314,7 @@ pub fn body_error(fetcher: &Fetcher, spec: &RequestSpec, what: &str, error: Body
         BodyError::Malformed(expected) => Error::vendor(format!(
             "{vendor} sent an unexpected body for {} {what} of agent {agent}: expected {expected}; got: {}",
             spec.endpoint,
-            vendors::excerpt(body)
+            fetcher.redact(&vendors::excerpt(body))
         ))
         .with_hint("run again later; if it persists, report it with the output of -vv"),
         BodyError::Refused { kind, code, message } => {
@@ -324,6 +324,7 @@ pub fn body_error(fetcher: &Fetcher, spec: &RequestSpec, what: &str, error: Body
                 ErrorKind::NotFound => "check --agent".to_owned(),
                 _ => "the vendor reported a failure; run again later".to_owned(),
             };
+            let message = fetcher.redact(&message);
             Error::new(kind, format!("{vendor} refused {} {what} for agent {agent} ({code}{message})", spec.endpoint)).with_hint(hint)
         }
     }

@@ -81,6 +81,8 @@ pub struct Fetcher {
     client: reqwest::Client,
     base_url: String,
     authorization: HeaderValue,
+    /// Kept only to scrub it from anything a vendor echoes back.
+    key: ApiKey,
     vendor: Vendor,
     agent: String,
     settings: FetchSettings,
@@ -129,6 +131,7 @@ impl Fetcher {
             client,
             base_url: base_url.as_str().trim_end_matches('/').to_owned(),
             authorization,
+            key: key.clone(),
             vendor,
             agent: agent.to_owned(),
             settings,
@@ -139,6 +142,12 @@ impl Fetcher {
 
     pub fn vendor(&self) -> Vendor {
         self.vendor
+    }
+
+    /// Removes the key from text a vendor sent (an error body that echoes
+    /// the key must not carry it into our messages).
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(self.key.expose(), "(redacted)")
     }
 
     pub fn agent(&self) -> &str {
@@ -265,7 +274,7 @@ impl Fetcher {
         let vendor = self.vendor.display_name();
         let agent = &self.agent;
         let code = status.as_u16();
-        let detail = error_detail(body).unwrap_or_else(|| excerpt(body));
+        let detail = self.redact(&error_detail(body).unwrap_or_else(|| excerpt(body)));
         let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
         let after = if retries > 0 { format!(" after {} attempts", retries + 1) } else { String::new() };
         let (kind, hint) = match code {
