@@ -281,15 +281,16 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         let text = "no such vendor: use /chatzuri/api/v1, /neoagent or /robofy\n";
         return (StatusCode::NOT_FOUND, text).into_response();
     };
-    if let Some(limit) = options.rate_limit {
-        if !shared.admit(limit) {
-            return Failure::TooManyRequests.respond(api, "rate limit exceeded, retry in 1 second");
-        }
+    if let Some(limit) = options.rate_limit
+        && !shared.admit(limit)
+    {
+        return Failure::TooManyRequests.respond(api, "rate limit exceeded, retry in 1 second");
     }
-    if let Some(every) = options.fail_every {
-        if every > 0 && number % every == 0 {
-            return Failure::Unavailable.respond(api, "simulated outage (--fail-every)");
-        }
+    if let Some(every) = options.fail_every
+        && every > 0
+        && number % every == 0
+    {
+        return Failure::Unavailable.respond(api, "simulated outage (--fail-every)");
     }
     if !api.authorized(request.headers()) {
         let detail = match api {
@@ -409,11 +410,7 @@ impl ChatzuriParams {
         match name {
             "agentId" => self.agent = value.or(self.agent.take()),
             // The older revision's name; agentId wins when both are sent.
-            "chatbotId" => {
-                if self.agent.is_none() {
-                    self.agent = value;
-                }
-            }
+            "chatbotId" if self.agent.is_none() => self.agent = value,
             "startDate" => self.start = value,
             "endDate" => self.end = value,
             "page" => self.page = value,
@@ -864,15 +861,15 @@ fn robofy(shared: &Shared, rest: &str, request: &Request) -> Answer {
             buf.extend_from_slice(
                 b"{\"message\":\"OK\",\"data\":{\"report\":{\"columns\":[\"id\",\"created_at\",\"source\",\"page_url\",\"ip_address\",\"lead_data\"],\"rows\":[",
             );
-            for n in first..last {
-                if n > first {
+            let selected: Vec<usize> = if session_filter.is_some() {
+                indices[first..last].to_vec()
+            } else {
+                (first..last).collect()
+            };
+            for (n, index) in selected.into_iter().enumerate() {
+                if n > 0 {
                     buf.push(b',');
                 }
-                let index = if session_filter.is_some() {
-                    indices[n]
-                } else {
-                    n
-                };
                 data::lead(Vendor::Robofy, seed, index, total).write_wire(&mut buf);
             }
             // The vendor's example puts the token in the report, its schema

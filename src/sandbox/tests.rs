@@ -383,7 +383,7 @@ async fn chatzuri_date_and_source_filters() {
     }
     let expected = (0..500)
         .map(|i| data::conversation(Vendor::Chatzuri, 42, i, 500))
-        .filter(|c| c.created_at.format("%Y-%m-%d").to_string() >= "2025-03-01".to_owned())
+        .filter(|c| c.created_at.format("%Y-%m-%d").to_string().as_str() >= "2025-03-01")
         .filter(|c| matches!(c.source.as_deref(), Some("WhatsApp" | "API")))
         .count();
     assert!(expected > 20);
@@ -776,6 +776,16 @@ async fn describe_names_every_base_url_and_key() {
 async fn throughput() {
     use futures::StreamExt;
     let total = 200_000;
+    let mut buf = Vec::new();
+    for vendor in Vendor::ALL {
+        let started = std::time::Instant::now();
+        for index in 0..total {
+            buf.clear();
+            data::lead(vendor, 42, index, total).write_wire(&mut buf);
+        }
+        let rate = total as f64 / started.elapsed().as_secs_f64();
+        println!("render {vendor}: {rate:.0} leads/s on one core");
+    }
     let sandbox = start(SandboxOptions {
         leads: total,
         ..Default::default()
