@@ -295,18 +295,23 @@ fn assert_same_records(got: Vec<Value>, expected: &[Value], what: &str) {
 /// `leads pull` (or `conversations`) of the demo agent against `sandbox`,
 /// with the vendor's sandbox key in its environment variable.
 fn export(sandbox: &Sandbox, vendor: Vendor, command: &str) -> Command {
+    export_from(sandbox, vendor, command, DEMO_AGENT, DEMO_PROJECT)
+}
+
+/// The same for another agent (and Robofy project).
+fn export_from(
+    sandbox: &Sandbox,
+    vendor: Vendor,
+    command: &str,
+    agent: &str,
+    project: &str,
+) -> Command {
     let mut cmd = leads();
     let base_url = sandbox.base_url(vendor);
-    cmd.args([
-        command,
-        "--vendor",
-        vendor.as_str(),
-        "--base-url",
-        &base_url,
-    ]);
-    cmd.args(["--agent", DEMO_AGENT]);
+    cmd.args([command, "--vendor", vendor.as_str()]);
+    cmd.args(["--base-url", &base_url, "--agent", agent]);
     if vendor == Vendor::Robofy && command == "pull" {
-        cmd.args(["--project", DEMO_PROJECT]);
+        cmd.args(["--project", project]);
     }
     cmd.env(vendor.key_env(), sandbox::key(vendor));
     cmd
@@ -455,6 +460,95 @@ async fn a_wrong_key_exits_3_for_every_vendor_without_printing_it() {
                 "{vendor} {command}: stdout must not hold a broken document"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_agent_or_project_exits_4_for_every_vendor() {
+    let sandbox = start(SandboxOptions {
+        leads: 20,
+        ..Default::default()
+    })
+    .await;
+    for vendor in Vendor::ALL {
+        for command in ["pull", "conversations"] {
+            let cmd = export_from(&sandbox, vendor, command, "nobody", DEMO_PROJECT);
+            let output = run(cmd).await;
+            assert_exit(&output, 4);
+            sandbox_keys_absent(&output);
+        }
+    }
+    let cmd = export_from(&sandbox, Vendor::Robofy, "pull", DEMO_AGENT, "2");
+    let output = run(cmd).await;
+    assert_exit(&output, 4);
+}
+
+// ------------------------------------------------------------------ filters
+
+#[tokio::test]
+async fn since_and_until_through_the_sandbox_select_exactly_the_generated_leads_in_range() {
+    let sandbox = start(SandboxOptions {
+        leads: LEADS,
+        seed: SEED,
+        ..Default::default()
+    })
+    .await;
+    // Mid-day bounds: the vendors filter by whole days (Robofy not at all),
+    // so the exact bounds must be applied on the client.
+    let since: DateTime<Utc> = "2025-02-10T13:30:00Z".parse().unwrap();
+    let until: DateTime<Utc> = "2025-04-20T06:15:00Z".parse().unwrap();
+    for vendor in Vendor::ALL {
+        let expected: Vec<Value> = (0..LEADS)
+            .map(|i| data::lead(vendor, SEED, i, LEADS))
+            .filter(|l| l.created_at >= since && l.created_at <= until)
+            .map(|l| expected_lead(vendor, &l))
+            .collect();
+        assert!(expected.len() > 50 && expected.len() < LEADS - 50);
+        let mut cmd = pull(&sandbox, vendor);
+        cmd.args([
+            "--since",
+            "2025-02-10T13:30:00Z",
+            "--until",
+            "2025-04-20T06:15:00Z",
+        ])
+        .args(["--format", "ndjson", "--window", "20"]);
+        let output = run(cmd).await;
+        assert_exit(&output, 0);
+        assert_same_records(
+            ndjson(&output),
+            &expected,
+            &format!("{vendor} --since/--until"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn session_filter_through_the_sandbox_returns_that_sessions_leads() {
+    let sandbox = start(SandboxOptions {
+        leads: 40,
+        seed: SEED,
+        ..Default::default()
+    })
+    .await;
+    for vendor in [Vendor::Neoagent, Vendor::Robofy] {
+        // Leads 6 and 7 were captured in the same session.
+        let leads: Vec<GeneratedLead> = (6..8).map(|i| data::lead(vendor, SEED, i, 40)).collect();
+        let session = leads[0].session_id.clone().expect("a session");
+        assert_eq!(leads[1].session_id.as_deref(), Some(session.as_str()));
+        let expected: Vec<Value> = leads
+            .iter()
+            .map(|l| {
+                let mut want = expected_lead(vendor, l);
+                // Robofy rows carry no session id: the filter supplies it.
+                want["session_id"] = json!(session);
+                want
+            })
+            .collect();
+        let mut cmd = pull(&sandbox, vendor);
+        cmd.args(["--session", &session, "--format", "ndjson"]);
+        let output = run(cmd).await;
+        assert_exit(&output, 0);
+        assert_same_records(ndjson(&output), &expected, &format!("{vendor} --session"));
     }
 }
 
