@@ -241,7 +241,10 @@ pub fn describe(sandbox: &Sandbox) -> String {
             sandbox.base_url(vendor)
         );
     }
-    let _ = writeln!(text, "Stop with Ctrl-C.");
+    let _ = writeln!(
+        text,
+        "(`leads conversations` takes the same flags.) Stop with Ctrl-C."
+    );
     text
 }
 

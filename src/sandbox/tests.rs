@@ -845,3 +845,29 @@ async fn throughput() {
     );
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_is_quick_while_a_client_keeps_connections_alive() {
+    let sandbox = start(SandboxOptions::default()).await;
+    let client = Client::new();
+    let url = chatzuri_url(&sandbox, "get-leads", "agentId=demo");
+    let response = client
+        .get(&url)
+        .header("Authorization", bearer(Vendor::Chatzuri))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    response.bytes().await.unwrap();
+    let started = std::time::Instant::now();
+    sandbox.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        client.get(&url).send().await.is_err(),
+        "no longer listening"
+    );
+}
