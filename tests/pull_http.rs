@@ -953,6 +953,156 @@ async fn robofy_fixture_sequence_maps_every_page() {
     server.verify().await;
 }
 
+#[tokio::test]
+async fn chatzuri_a_full_page_filtered_away_on_the_client_is_not_the_end() {
+    let server = MockServer::start().await;
+    let dated = |id: u64, created: &str| {
+        let mut lead = cz_lead(id);
+        lead["created_at"] = json!(created);
+        lead
+    };
+    // Page 1 is full but every record is before --since's exact time (the
+    // vendor filters by whole days): the listing must go on.
+    cz_mock(1, 2)
+        .respond_with(ok_json(json!({
+            "data": [dated(1, "2025-01-05T08:00:00Z"), dated(2, "2025-01-05T09:00:00Z")]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    cz_mock(2, 2)
+        .respond_with(ok_json(json!({
+            "data": [dated(3, "2025-01-05T12:00:00Z"), dated(4, "2025-01-05T11:00:00Z")]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    cz_mock(3, 2)
+        .respond_with(ok_json(
+            json!({ "data": [dated(5, "2025-01-06T00:00:00Z")] }),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let output = run(chatzuri(
+        &server.uri(),
+        &[
+            "--since",
+            "2025-01-05T10:00:00Z",
+            "--until",
+            "2025-01-05T23:59:59Z",
+            "--page-size",
+            "2",
+            "--concurrency",
+            "1",
+            "--format",
+            "ndjson",
+        ],
+    ))
+    .await;
+    assert_success(&output);
+    assert_eq!(ids(&output), strings(["3", "4"]), "exact bounds re-applied");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn robofy_dates_are_filtered_on_the_client_only() {
+    let server = MockServer::start().await;
+    let dated = |id: &str, created: &str| {
+        let mut row = rf_row(id);
+        row["created_at"] = json!(created);
+        row
+    };
+    let mut page = rf_page(&[], None, None);
+    page["data"]["report"]["rows"] = json!([
+        dated("early", "2025-01-09 23:59:59"),
+        dated("first", "2025-01-10 00:00:00"),
+        dated("last", "2025-01-20 23:59:59"),
+        dated("late", "2025-01-21 00:00:00"),
+    ]);
+    Mock::given(method("GET"))
+        .and(path(RF_PATH))
+        .respond_with(ok_json(page))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let output = run(robofy(
+        &server.uri(),
+        &[
+            "--since",
+            "2025-01-10",
+            "--until",
+            "2025-01-20",
+            "--format",
+            "ndjson",
+        ],
+    ))
+    .await;
+    assert_success(&output);
+    assert_eq!(ids(&output), strings(["first", "last"]));
+    server.verify().await;
+    let received = requests(&server).await;
+    assert_eq!(
+        received[0].url.query(),
+        None,
+        "Robofy has no date parameters"
+    );
+}
+
+#[tokio::test]
+async fn limit_stops_without_fetching_pages_it_cannot_need() {
+    let server = MockServer::start().await;
+    cz_mock(1, 2)
+        .respond_with(ok_json(cz_page(1..=2)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    cz_mock(2, 2)
+        .respond_with(ok_json(cz_page(3..=4)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(CZ_PATH))
+        .respond_with(ok_json(cz_page(90..=91)))
+        .expect(0)
+        .mount(&server)
+        .await;
+    // Default concurrency: even fetching ahead, no third page.
+    let output = run(chatzuri(
+        &server.uri(),
+        &["--page-size", "2", "--limit", "3", "--format", "ndjson"],
+    ))
+    .await;
+    assert_success(&output);
+    assert_eq!(ids(&output), numbered(1..=3));
+    server.verify().await;
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(RF_PATH))
+        .and(query_param_is_missing("nextPageToken"))
+        .respond_with(ok_json(rf_page(&["r1", "r2"], Some(json!("t2")), None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(RF_PATH))
+        .and(query_param("nextPageToken", "t2"))
+        .respond_with(ok_json(rf_page(&["r3"], None, None)))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let output = run(robofy(
+        &server.uri(),
+        &["--limit", "2", "--format", "ndjson"],
+    ))
+    .await;
+    assert_success(&output);
+    assert_eq!(ids(&output), strings(["r1", "r2"]));
+    server.verify().await;
+}
+
 // ===========================================================================
 // Exit codes and messages (SPEC 5)
 // ===========================================================================
@@ -2183,6 +2333,11 @@ async fn key_never_printed(
         let mut args = vec!["-vv"];
         args.extend_from_slice(extra);
         let output = run_without_leak(vendor_cmd(&server.uri(), &args), exit).await;
+        if exit == 0 {
+            let records: Vec<Value> = serde_json::from_str(&stdout(&output))
+                .expect("stdout is data only, also under -vv");
+            assert!(!records.is_empty());
+        }
         assert!(
             stderr(&output).contains("DEBUG") || stderr(&output).contains("INFO"),
             "-vv logs the requests:\n{}",
