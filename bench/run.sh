@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# bench/run.sh — the performance benchmark of SPEC section 9 (issue 5).
+#
+# Usage, from the repository root:
+#
+#     bash bench/run.sh
+#
+# Environment (all optional):
+#     BENCH_ROUNDS=3        rounds of every alternating comparison (medians are taken)
+#     BENCH_BIG=1000000     leads of the throughput / large-memory export
+#     BENCH_OUT=bench/results.md   where the result table is written
+#
+# What it does, in one run:
+#   1. builds `cargo build --release --locked`;
+#   2. starts three `target/release/leads sandbox --port 0` processes (each its
+#      own process, so the server's memory and CPU are not the client's):
+#        - 20,000 leads with 50 ms latency per request,
+#        - BENCH_BIG leads with no latency,
+#        - 10,000 leads with no latency;
+#      and stops them on exit (trap);
+#   3. measures, alternating the commands round by round and taking medians:
+#      (a) latency-bound export: 20,000 Chatzuri leads at --page-size 100
+#          (200 full pages, then the empty page that ends the listing) with
+#          `leads pull --concurrency 8 --format ndjson`; wall time against the
+#          ideal 200 / 8 x 50 ms = 1.25 s; target ratio <= 1.25;
+#      (b) the same export by bench/reference_export.py (sequential, standard
+#          library only, the vendors' own example approach), alternated with
+#          (a); wall and CPU (user+sys) of both; targets: leads >= 5x faster
+#          wall and >= 10x less CPU;
+#      (c) throughput with no latency: BENCH_BIG leads to NDJSON, CSV and
+#          JSON, leads/s; target >= 100k leads/s to NDJSON;
+#      (d) peak RSS of the client (getrusage ru_maxrss, the number GNU time
+#          prints as "Maximum resident set size") for 10,000 and BENCH_BIG
+#          leads, NDJSON, CSV and JSON; target <= 30 MB + 32 bytes per record.
+#          The BENCH_BIG figures come from the runs of (c).
+#   Every export writes to a temporary file whose record count is checked
+#   against what the sandbox served; a mismatch stops the script (exit 1).
+#   4. prints a table (measurement | measured | target | pass/miss) and
+#      writes it, with the machine and commit, to BENCH_OUT.
+#
+# Timings come from bench/measure.py (python3, standard library only), so
+# nothing beyond python3 and the Rust toolchain is needed. The machine is
+# shared: numbers are noisy, hence medians of alternated rounds.
+
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+ROUNDS=${BENCH_ROUNDS:-3}
+BIG=${BENCH_BIG:-1000000}
+OUT=${BENCH_OUT:-bench/results.md}
+BIN="$ROOT/target/release/leads"
+MEASURE=(python3 "$ROOT/bench/measure.py")
+CHATZURI_KEY=sk-sandbox-chatzuri-0123456789   # the sandbox's fixed, public key
+
+die() {
+    echo "bench: error: $*" >&2
+    exit 1
+}
+
+command -v python3 >/dev/null || die "python3 is needed (bench/measure.py, bench/reference_export.py)"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/leads-bench.XXXXXX")
+SANDBOX_PIDS=()
+cleanup() {
+    local pid
+    for pid in "${SANDBOX_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${SANDBOX_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "bench: building (cargo build --release --locked)" >&2
+cargo build --release --locked >&2
+[[ -x "$BIN" ]] || die "$BIN was not built"
+
+# start_sandbox NAME ARGS... : starts a sandbox, waits for its banner and sets
+# the global BASE to its Chatzuri base URL.
+start_sandbox() {
+    local name=$1
+    shift
+    local log="$TMP/sandbox-$name.txt"
+    "$BIN" sandbox --port 0 "$@" >"$log" 2>&1 &
+    local pid=$!
+    SANDBOX_PIDS+=("$pid")
+    local i
+    for ((i = 0; i < 100; i++)); do
+        grep -q 'Stop with Ctrl-C' "$log" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || die "sandbox $name exited early: $(cat "$log")"
+        sleep 0.1
+    done
+    BASE=$(awk '/base URL/ && /chatzuri/ {print $3; exit}' "$log")
+    [[ "$BASE" == http://127.0.0.1:* ]] || die "no Chatzuri base URL in the output of sandbox $name: $(cat "$log")"
+    echo "bench: sandbox $name ($*) at $BASE" >&2
+}
+
+# measure OUTVAR COMMAND... : runs COMMAND under bench/measure.py and stores
+# "wall user sys maxrss_kb" in OUTVAR.
+measure() {
+    local -n result=$1
+    shift
+    result=$(CHATZURI_API_KEY=$CHATZURI_KEY "${MEASURE[@]}" "$@" 2>"$TMP/last-stderr.txt") ||
+        die "command failed: $* : $(tail -5 "$TMP/last-stderr.txt")"
+}
+
+# check_count FILE FORMAT EXPECTED : the export holds exactly EXPECTED records.
+check_count() {
+    local file=$1 format=$2 expected=$3 lines want
+    lines=$(wc -l <"$file")
+    case $format in
+        ndjson) want=$expected ;;
+        csv) want=$((expected + 1)) ;;              # header row
+        json) want=$((expected == 0 ? 1 : expected + 2)) ;; # "[" ... "]", one record per line
+        *) die "unknown format $format" ;;
+    esac
+    if [[ "$lines" -ne "$want" && "$format" == csv ]]; then
+        # A quoted cell may hold a newline: count records properly.
+        lines=$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))))' "$file")))
+    fi
+    [[ "$lines" -eq "$want" ]] || die "$file ($format): $lines lines, expected $want for $expected records"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+maximum() { printf '%s\n' "$@" | sort -g | tail -1; }
+calc() { awk "BEGIN {print $*}"; }
+verdict() { if awk "BEGIN {exit !($*)}"; then echo pass; else echo miss; fi; }
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
+
+leads_pull() { # BASE FORMAT OUTPUT [EXTRA...]
+    local base=$1 format=$2 output=$3
+    shift 3
+    measure M "$BIN" pull --vendor chatzuri --agent demo --base-url "$base" --format "$format" -o "$output" -q "$@"
+}
+
+# ---------------------------------------------------------------- (a) + (b)
+LAT_LEADS=20000 LAT_MS=50 PAGE=100 CONC=8
+start_sandbox latency --leads "$LAT_LEADS" --latency-ms "$LAT_MS"
+LAT_BASE=$BASE
+IDEAL=$(calc "($LAT_LEADS / $PAGE) / $CONC * $LAT_MS / 1000")
+declare -a A_WALL A_CPU P_WALL P_CPU
+for ((r = 1; r <= ROUNDS; r++)); do
+    out="$TMP/latency.ndjson"
+    leads_pull "$LAT_BASE" ndjson "$out" --page-size "$PAGE" --concurrency "$CONC"
+    check_count "$out" ndjson "$LAT_LEADS"
+    read -r w u s _ <<<"$M"
+    A_WALL+=("$w") A_CPU+=("$(calc "$u + $s")")
+    rm -f "$out"
+    out="$TMP/reference.ndjson"
+    measure M python3 "$ROOT/bench/reference_export.py" "$LAT_BASE" demo "$PAGE" "$out"
+    check_count "$out" ndjson "$LAT_LEADS"
+    read -r w u s _ <<<"$M"
+    P_WALL+=("$w") P_CPU+=("$(calc "$u + $s")")
+    rm -f "$out"
+    echo "bench: round $r latency-bound: leads ${A_WALL[-1]} s wall ${A_CPU[-1]} s CPU; python ${P_WALL[-1]} s wall ${P_CPU[-1]} s CPU" >&2
+done
+aw=$(median "${A_WALL[@]}") ac=$(median "${A_CPU[@]}") pw=$(median "${P_WALL[@]}") pc=$(median "${P_CPU[@]}")
+ratio=$(calc "$aw / $IDEAL")
+row "(a) latency-bound: 200 pages x 50 ms, --concurrency 8, wall (ideal ${IDEAL} s)" \
+    "$(printf '%.2f s = %.2f x ideal' "$aw" "$ratio")" "<= 1.25 x ideal" "$(verdict "$ratio <= 1.25")"
+speed=$(calc "$pw / $aw")
+row "(b) same export, Python sequential reference, wall" "$(printf '%.2f s (leads %.2f s): leads %.1fx faster' "$pw" "$aw" "$speed")" \
+    ">= 5x faster" "$(verdict "$speed >= 5")"
+cpu=$(calc "$pc / $ac")
+row "(b) same export, CPU user+sys" "$(printf 'Python %.3f s, leads %.3f s: %.1fx less' "$pc" "$ac" "$cpu")" \
+    ">= 10x less" "$(verdict "$cpu >= 10")"
+
+# ---------------------------------------------------------------- (c) + (d) large
+start_sandbox big --leads "$BIG"
+BIG_BASE=$BASE
+declare -A WALLS RSS
+for ((r = 1; r <= ROUNDS; r++)); do
+    for format in ndjson csv json; do
+        out="$TMP/big.$format"
+        leads_pull "$BIG_BASE" "$format" "$out" --concurrency 4
+        check_count "$out" "$format" "$BIG"
+        read -r w _ _ kb <<<"$M"
+        WALLS[$format]+="$w " RSS[$format]+="$kb "
+        rm -f "$out"
+        echo "bench: round $r $BIG leads to $format: $w s, peak RSS $kb KiB" >&2
+    done
+done
+for format in ndjson csv json; do
+    # shellcheck disable=SC2086
+    w=$(median ${WALLS[$format]})
+    rate=$(calc "$BIG / $w")
+    if [[ $format == ndjson ]]; then
+        target=">= 100,000 leads/s" pass=$(verdict "$rate >= 100000")
+    else
+        target="(none; NDJSON's is 100k/s)" pass="info"
+    fi
+    row "(c) throughput, $BIG leads to $format, no latency" "$(printf '%.0f leads/s (%.2f s)' "$rate" "$w")" "$target" "$pass"
+done
+
+# ---------------------------------------------------------------- (d) small
+start_sandbox small --leads 10000
+SMALL_BASE=$BASE
+for ((r = 1; r <= ROUNDS; r++)); do
+    for format in ndjson csv json; do
+        out="$TMP/small.$format"
+        leads_pull "$SMALL_BASE" "$format" "$out" --concurrency 4
+        check_count "$out" "$format" 10000
+        read -r _ _ _ kb <<<"$M"
+        RSS[small-$format]+="$kb "
+        rm -f "$out"
+    done
+done
+for n in 10000 "$BIG"; do
+    for format in ndjson csv json; do
+        key=$format
+        [[ $n == 10000 ]] && key=small-$format
+        # shellcheck disable=SC2086
+        kb=$(maximum ${RSS[$key]})
+        mb=$(calc "$kb * 1024 / 1000000")
+        limit=$(calc "30 + 32 * $n / 1000000")
+        row "(d) peak RSS, $n leads to $format (max of $ROUNDS)" "$(printf '%.1f MB' "$mb")" "$(printf '<= %.2f MB' "$limit")" \
+            "$(verdict "$mb <= $limit")"
+    done
+done
+
+# ---------------------------------------------------------------- report
+{
+    echo "Measured by \`bash bench/run.sh\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
+    echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo '?')), shared with other work;"
+    echo "medians of $ROUNDS alternated rounds; the sandbox runs as its own process on the same cores."
+    echo "MB = 10^6 bytes."
+    echo
+    echo "| measurement | measured | target | pass/miss |"
+    echo "|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+} >"$TMP/results.md"
+cp "$TMP/results.md" "$OUT"
+echo
+cat "$OUT"
+echo
+echo "bench: table written to $OUT" >&2
