@@ -99,6 +99,9 @@ enum Fault {
     HeadInsert,
     /// Chatzuri: the server ignores `page` and always answers page 1.
     PageIgnored,
+    /// Chatzuri with pages in flight at once: page 2 is answered first, then
+    /// a record appears at the head, then page 1 is answered.
+    HeadInsertRace,
 }
 
 impl Fault {
@@ -117,7 +120,10 @@ impl Fault {
     }
 
     fn needs_raw_server(self) -> bool {
-        matches!(self, Fault::Reset(_) | Fault::ShortBody(_))
+        matches!(
+            self,
+            Fault::Reset(_) | Fault::ShortBody(_) | Fault::HeadInsertRace
+        )
     }
 
     /// How many faulty answers the page gives before clean ones.
@@ -128,7 +134,11 @@ impl Fault {
             Fault::RetryAfterTooLong | Fault::Truncated | Fault::Html | Fault::NeoFailure => {
                 FOREVER
             }
-            Fault::TokenCycle | Fault::Duplicate | Fault::HeadInsert | Fault::PageIgnored => 0,
+            Fault::TokenCycle
+            | Fault::Duplicate
+            | Fault::HeadInsert
+            | Fault::PageIgnored
+            | Fault::HeadInsertRace => 0,
         }
     }
 }
@@ -245,6 +255,8 @@ struct State {
     inserted: bool,
     /// The instant a `Retry-After` date named.
     retry_at: Option<SystemTime>,
+    /// Emails of the records listed from the start to the end of the run.
+    throughout: BTreeSet<String>,
 }
 
 /// The scripted vendor: three pages, one fault.
@@ -269,6 +281,7 @@ impl Script {
             pages[2].push(Rec { n: 6, day: 3 });
         }
         let mut listing: Vec<Rec> = pages.iter().flatten().copied().collect();
+        let throughout = listing.iter().map(|r| r.email()).collect();
         if fault == Fault::Duplicate {
             // A record of another page shows up on the target page as well.
             let copy = if target == 0 {
@@ -289,6 +302,7 @@ impl Script {
                 listing,
                 pages,
                 faults_left: fault.count(),
+                throughout,
                 ..State::default()
             }),
         })
@@ -410,7 +424,9 @@ impl Script {
                     200,
                     &json!({"Data": null, "Version": "1.0.0", "Success": false, "Code": 500, "Message": "internal error, try later"}),
                 ),
-                Fault::TokenCycle | Fault::Duplicate | Fault::HeadInsert | Fault::PageIgnored => unreachable!("data faults are not counted"),
+                Fault::TokenCycle | Fault::Duplicate | Fault::HeadInsert | Fault::PageIgnored | Fault::HeadInsertRace => {
+                    unreachable!("data faults are not counted")
+                }
             };
         }
         // A clean answer.
@@ -581,6 +597,26 @@ async fn serve_raw(mut stream: tokio::net::TcpStream, script: Arc<Script>) -> st
         authorization,
         body: buf[head_end..head_end + length].to_vec(),
     };
+    if script.fault == Fault::HeadInsertRace && req.query("page") == Some("1") {
+        // Hold page 1 until page 2 was answered, then insert at the head.
+        for _ in 0..400 {
+            if script
+                .state
+                .lock()
+                .unwrap()
+                .hits
+                .get(1)
+                .is_some_and(|h| !h.is_empty())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut state = script.state.lock().unwrap();
+        state.inserted = true;
+        state.listing.insert(0, Rec { n: 9, day: 3 });
+    }
     let reply = script.respond(&req);
     let head = |status: u16,
                 content_type: &str,
@@ -803,10 +839,10 @@ async fn check(vendor: V, fault: Fault, pos: Pos) {
                 unique, state.served,
                 "written records differ from the records served"
             );
+            let missing: Vec<&String> = state.throughout.difference(&unique).collect();
             assert!(
-                state.served.len() >= 5,
-                "the script served too little: {:?}",
-                state.served
+                missing.is_empty(),
+                "records listed for the whole run were not written: {missing:?}"
             );
             // The fault did happen, as often as scripted.
             assert_eq!(state.faults_served, fault.count(), "faulty answers given");
@@ -1093,3 +1129,14 @@ fault_case!(robofy_always_slower_than_timeout_exit_6, Robofy, Fault::Slow(FOREVE
 fault_case!(robofy_truncated_json_exit_5, Robofy, Fault::Truncated);
 fault_case!(robofy_html_with_status_200_exit_5, Robofy, Fault::Html);
 fault_case!(robofy_token_cycle_exit_5, Robofy, Fault::TokenCycle, [middle: Middle, last: Last]);
+
+/// Numbered pages fetched concurrently from a newest-first listing: a
+/// record inserted at the head between the answers to page 2 and page 1
+/// pushes the last record of page 1 onto page 2, which was already
+/// answered, so that record is never fetched; with `--state` the bookmark
+/// then moves past it and no later run writes it.
+#[tokio::test]
+#[ignore = "BUG: concurrent Chatzuri paging skips a record shifted by a head insert (lost for good with --state)"]
+async fn chatzuri_record_inserted_at_head_with_pages_in_flight_recovers() {
+    check(V::Chatzuri, Fault::HeadInsertRace, Pos::First).await;
+}
