@@ -274,6 +274,9 @@ async fn run_spooled<R: Exportable>(
     }
     let mut outcomes = Vec::with_capacity(results.len());
     let mut seen = SeenIds::default();
+    // The first failure is the run's error, which main reports (with its
+    // hint) at the end; the others are reported here, each once.
+    let mut first_failure_pending = true;
     for (index, result) in results {
         match result {
             Ok((mut stats, mut spool)) => {
@@ -293,7 +296,9 @@ async fn run_spooled<R: Exportable>(
                 outcomes.push((index, Ok(stats)));
             }
             Err(error) => {
-                eprintln!("leads: error: {error}");
+                if !std::mem::take(&mut first_failure_pending) {
+                    eprintln!("leads: error: {error}");
+                }
                 outcomes.push((index, Err(error)));
             }
         }
