@@ -346,6 +346,11 @@ struct NumberedPages<R> {
     ended: bool,
     in_flight: VecDeque<(u64, JoinHandle<Result<Page<R>>>)>,
     previous_page_ids: Option<Vec<String>>,
+    /// Page 1's ids as first fetched, to see at the end whether the head of
+    /// the listing moved while later pages were in flight.
+    first_page_ids: Option<Vec<String>>,
+    /// Whether the end-of-listing check of page 1 was done (or is moot).
+    head_checked: bool,
 }
 
 impl<R: Record> NumberedPages<R> {
@@ -370,7 +375,38 @@ impl<R: Record> NumberedPages<R> {
             ended: false,
             in_flight: VecDeque::new(),
             previous_page_ids: None,
+            first_page_ids: None,
+            head_checked: job.concurrency <= 1 || job.filters.limit.is_some(),
         }
+    }
+
+    /// Called when the listing ended. Pages in flight together are answered
+    /// in any order: if a record was inserted at the head of a newest-first
+    /// listing after page k+1 was answered but before page k was, the record
+    /// pushed from page k onto page k+1 was never seen. Fetching page 1 once
+    /// more tells whether the head moved; if it did, the listing is walked
+    /// again one page at a time, where a shift can only repeat a record
+    /// (dropped as a duplicate), never hide one.
+    async fn head_moved(&mut self) -> Result<bool> {
+        self.head_checked = true;
+        if self.last_yielded <= 1 {
+            return Ok(false);
+        }
+        let page = join(self.spawn(1)).await?;
+        let first = self.first_page_ids.take().unwrap_or_default();
+        let moved = page.records.iter().any(|r| !first.iter().any(|id| id == r.id()));
+        if moved {
+            tracing::info!(
+                "{} listing changed while it was paged; walking it again one page at a time so no shifted record is missed",
+                self.fetcher.vendor().display_name()
+            );
+            self.concurrency = 1;
+            self.next_to_request = 1;
+            self.last_yielded = 0;
+            self.ended = false;
+            self.previous_page_ids = None;
+        }
+        Ok(moved)
     }
 
     fn spawn(&self, page: u64) -> JoinHandle<Result<Page<R>>> {
@@ -407,6 +443,9 @@ impl<R> Drop for NumberedPages<R> {
 
 impl<R: Record> PageSource<R> for NumberedPages<R> {
     async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
+        if self.ended && self.in_flight.is_empty() && !self.head_checked && wanted.is_none() {
+            self.head_moved().await?;
+        }
         if !self.ended {
             let needed_up_to = match wanted {
                 Some(wanted) => self.last_yielded + wanted.div_ceil(self.page_size).max(1),
@@ -427,6 +466,9 @@ impl<R: Record> PageSource<R> for NumberedPages<R> {
         };
         let page = join(handle).await?;
         self.last_yielded = number;
+        if number == 1 && !self.head_checked {
+            self.first_page_ids = Some(page.records.iter().map(|r| r.id().to_owned()).collect());
+        }
         if (page.returned as u64) < self.page_size {
             self.ended = true;
             for (_, rest) in self.in_flight.drain(..) {
@@ -528,9 +570,14 @@ struct TokenPages<R> {
     pages: u64,
     seen_tokens: HashSet<String>,
     pending: Option<JoinHandle<Result<Page<R>>>>,
-    /// A token whose page was not requested yet (the limit was reached).
+    /// A token whose page was not requested yet (the limit was reached, or
+    /// prefetching is off).
     deferred: Option<String>,
     started: bool,
+    /// Send the next page's request before handing over this one. Off for
+    /// the Robofy inbox listing, whose requests share `--concurrency` with
+    /// the message requests.
+    prefetch: bool,
 }
 
 impl<R: Send + 'static> TokenPages<R> {
@@ -550,6 +597,7 @@ impl<R: Send + 'static> TokenPages<R> {
             pending: None,
             deferred: None,
             started: false,
+            prefetch: true,
         }
     }
 
@@ -587,7 +635,7 @@ impl<R: Send + 'static> TokenPages<R> {
             if self.pages >= self.max_pages {
                 return Err(max_pages_error(&self.fetcher, self.max_pages));
             }
-            if wanted.is_some_and(|w| page.returned as u64 >= w) {
+            if !self.prefetch || wanted.is_some_and(|w| page.returned as u64 >= w) {
                 self.deferred = Some(token.clone());
             } else {
                 let token = token.clone();
@@ -639,7 +687,11 @@ impl RobofySessions {
             ),
             None => {
                 let list_agent = agent.clone();
-                let listing = TokenPages::new(job, fetcher.clone(), move |token| robofy::sessions_request(&list_agent, token), robofy::parse_sessions);
+                let mut listing = TokenPages::new(job, fetcher.clone(), move |token| robofy::sessions_request(&list_agent, token), robofy::parse_sessions);
+                // The listing is only asked for its next page while fewer
+                // than `concurrency` message requests are in flight, so
+                // requests in flight never exceed `--concurrency`.
+                listing.prefetch = false;
                 (Some(listing), VecDeque::new())
             }
         };
