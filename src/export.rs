@@ -383,10 +383,12 @@ impl<R: Record> NumberedPages<R> {
     /// Called when the listing ended. Pages in flight together are answered
     /// in any order: if a record was inserted at the head of a newest-first
     /// listing after page k+1 was answered but before page k was, the record
-    /// pushed from page k onto page k+1 was never seen. Fetching page 1 once
-    /// more tells whether the head moved; if it did, the listing is walked
-    /// again one page at a time, where a shift can only repeat a record
-    /// (dropped as a duplicate), never hide one.
+    /// pushed from page k onto page k+1 was never seen. Page 1 is therefore
+    /// fetched alone before the others, and once more at the end: if its ids
+    /// are unchanged, nothing moved while the other pages were in flight. If
+    /// they changed, the listing is walked again one page at a time, where a
+    /// shift can only repeat a record (dropped as a duplicate), never hide
+    /// one. The price is one request and one round trip per run.
     async fn head_moved(&mut self) -> Result<bool> {
         self.head_checked = true;
         if self.last_yielded <= 1 {
@@ -451,7 +453,12 @@ impl<R: Record> PageSource<R> for NumberedPages<R> {
                 Some(wanted) => self.last_yielded + wanted.div_ceil(self.page_size).max(1),
                 None => u64::MAX,
             };
-            let last = needed_up_to.min(self.max_pages);
+            let mut last = needed_up_to.min(self.max_pages);
+            if !self.head_checked && self.last_yielded == 0 {
+                // Page 1 alone first: the end-of-listing check compares
+                // against it, so every other page must be answered after it.
+                last = 1;
+            }
             while self.in_flight.len() < self.concurrency && self.next_to_request <= last {
                 let page = self.next_to_request;
                 self.in_flight.push_back((page, self.spawn(page)));

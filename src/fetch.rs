@@ -211,7 +211,7 @@ impl Fetcher {
                         self.agent
                     ))
                     .with_hint(match self.vendor {
-                        Vendor::Neoagent => "use a smaller --window so each request returns less",
+                        Vendor::Neoagent => "NeoAgent does not page: pass --since (and a smaller --window) so each request returns one date window",
                         _ => "narrow the run with --since/--until",
                     }));
                 }

@@ -847,7 +847,15 @@ async fn check(vendor: V, fault: Fault, pos: Pos) {
             // The fault did happen, as often as scripted.
             assert_eq!(state.faults_served, fault.count(), "faulty answers given");
             let hits = &state.hits[target];
-            assert_eq!(hits.len(), fault.count() + 1, "requests to the faulty page");
+            // With pages in flight together, Chatzuri fetches page 1 once
+            // more at the end to prove the head of the listing did not move.
+            let head_check =
+                usize::from(vendor == V::Chatzuri && fault != Fault::HeadInsert && target == 0);
+            assert_eq!(
+                hits.len(),
+                fault.count() + 1 + head_check,
+                "requests to the faulty page"
+            );
             match fault {
                 Fault::RetryAfterSeconds => {
                     let gap = hits[1].duration_since(hits[0]).unwrap();
@@ -1136,7 +1144,6 @@ fault_case!(robofy_token_cycle_exit_5, Robofy, Fault::TokenCycle, [middle: Middl
 /// answered, so that record is never fetched; with `--state` the bookmark
 /// then moves past it and no later run writes it.
 #[tokio::test]
-#[ignore = "BUG: concurrent Chatzuri paging skips a record shifted by a head insert (lost for good with --state)"]
 async fn chatzuri_record_inserted_at_head_with_pages_in_flight_recovers() {
     check(V::Chatzuri, Fault::HeadInsertRace, Pos::First).await;
 }
