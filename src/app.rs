@@ -157,7 +157,7 @@ async fn run_export<R: Exportable>(mut settings: Settings, ui: Ui, now: DateTime
         fetchers.push(Arc::new(fetcher));
     }
 
-    let progress = Progress::new(!ui.quiet && std::io::stderr().is_terminal());
+    let progress = Progress::new(!ui.quiet && std::io::stderr().is_terminal(), fetchers.iter().map(|f| f.stats.clone()).collect());
     let mut out = OutputFile::open(&settings.output.destination)?;
     let mut writer = RecordWriter::new(out.writer(), &settings.output.options);
     let mut outcomes: Vec<(usize, Result<RunStats>)> = Vec::new();

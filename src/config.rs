@@ -21,17 +21,6 @@ use crate::secret::ApiKey;
 use crate::time::{Bound, parse_when};
 use crate::vendors::chatzuri;
 
-/// The channel names Chatzuri documents for `filteredSources`.
-pub const CHATZURI_CHANNELS: [&str; 8] = [
-    "API",
-    "Chatzuri site",
-    "Instagram",
-    "Messenger",
-    "Slack",
-    "Unspecified",
-    "WhatsApp",
-    "Widget or Iframe",
-];
 
 /// Where a source's requests go.
 #[derive(Debug, Clone)]
@@ -272,12 +261,12 @@ fn build_job(
         }
         let mut canonical = Vec::new();
         for channel in &filters.channels {
-            let known = CHATZURI_CHANNELS.iter().find(|c| c.eq_ignore_ascii_case(channel.trim()));
+            let known = chatzuri::CHANNELS.iter().find(|c| c.eq_ignore_ascii_case(channel.trim()));
             match known {
                 Some(name) => canonical.push((*name).to_owned()),
                 None => {
                     return Err(Error::usage(format!("--source {channel:?} is not a Chatzuri channel"))
-                        .with_hint(format!("one of: {}", CHATZURI_CHANNELS.join(", "))));
+                        .with_hint(format!("one of: {}", chatzuri::CHANNELS.join(", "))));
                 }
             }
         }

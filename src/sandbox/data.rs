@@ -434,16 +434,7 @@ const REFERRALS: &[&str] = &["Google", "A friend", "LinkedIn", "Other: a podcast
 
 /// Chatzuri `filteredSources` names; conversations cycle through a
 /// seed-rotated pattern of them so a filtered page is computable in O(1).
-pub const CHATZURI_SOURCES: &[&str] = &[
-    "API",
-    "Chatzuri site",
-    "Instagram",
-    "Messenger",
-    "Slack",
-    "Unspecified",
-    "WhatsApp",
-    "Widget or Iframe",
-];
+pub const CHATZURI_SOURCES: &[&str] = &crate::vendors::chatzuri::CHANNELS;
 const SOURCE_PATTERN: [usize; 16] = [7, 7, 6, 0, 7, 1, 2, 7, 3, 6, 4, 7, 5, 0, 7, 6];
 
 const USER_LINES: &[&str] = &[

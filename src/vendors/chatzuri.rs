@@ -19,6 +19,19 @@ pub const AUTH: AuthScheme = AuthScheme::Bearer;
 /// none, so the same bound is used there).
 pub const MAX_PAGE_SIZE: u32 = 100;
 
+/// The channel names Chatzuri documents for `filteredSources` (and its
+/// conversations' `source`).
+pub const CHANNELS: [&str; 8] = [
+    "API",
+    "Chatzuri site",
+    "Instagram",
+    "Messenger",
+    "Slack",
+    "Unspecified",
+    "WhatsApp",
+    "Widget or Iframe",
+];
+
 const LEADS_PATH: &str = "/get-leads";
 const CONVERSATIONS_PATH: &str = "/get-conversations";
 
