@@ -5,11 +5,14 @@
 //! records have no id, so one is derived from the record (`lead_id`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::{
     AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, canonical_json, get_ci,
-    keep_message_extras, map_message, objects, parse_json, synthetic_id,
+    keep_message_extras, map_message, synthetic_id,
 };
 use crate::error::ErrorKind;
 use crate::model::{Conversation, Lead, Vendor, clean_string};
@@ -62,24 +65,36 @@ const ENVELOPE: &str = "a JSON object {Data, Version, Success, Code, Message} wi
 /// is the vendor refusing inside a 2xx answer: `Refused`, classified by
 /// `Code`. `Data: null` is an empty answer only when `Success` is
 /// explicitly true; a missing `Data` is `Malformed`, never an empty page.
-fn data_list(body: &[u8]) -> Result<Vec<Value>, BodyError> {
-    let value = parse_json(body, ENVELOPE)?;
-    let Value::Object(envelope) = value else {
-        return Err(BodyError::Malformed(format!("expected {ENVELOPE}")));
+///
+/// NeoAgent does not page, so one window's body can be tens of megabytes:
+/// the records stay raw slices of the body here and are parsed one at a
+/// time by the caller, instead of as one tree of the whole window.
+fn data_list(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let envelope: Vec<(String, &RawValue)> = match serde_json::from_slice::<HashMap<String, &RawValue>>(body) {
+        Ok(map) => map.into_iter().collect(),
+        Err(e) if e.is_data() => return Err(BodyError::Malformed(format!("expected {ENVELOPE}"))),
+        Err(e) => return Err(BodyError::Malformed(format!("body is not JSON ({e}); expected {ENVELOPE}"))),
     };
-    let success = match get_ci(&envelope, "Success") {
-        Some(Value::Bool(b)) => Some(*b),
+    let field = |name: &str| -> Option<Value> {
+        envelope
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .and_then(|(_, raw)| serde_json::from_str(raw.get()).ok())
+    };
+    let success = match field("Success") {
+        Some(Value::Bool(b)) => Some(b),
         Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Some(true),
         Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     };
-    let code = match get_ci(&envelope, "Code") {
+    let code = match field("Code") {
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     };
     if success == Some(false) || code.is_some_and(|c| !(200..=299).contains(&c)) {
-        let message = clean_string(get_ci(&envelope, "Message")).unwrap_or_else(|| match code {
+        let message = clean_string(field("Message").as_ref()).unwrap_or_else(|| match code {
             Some(code) => format!("Success: false, Code {code}"),
             None => "Success: false".to_owned(),
         });
@@ -89,10 +104,21 @@ fn data_list(body: &[u8]) -> Result<Vec<Value>, BodyError> {
             message,
         });
     }
-    match get_ci(&envelope, "Data") {
-        Some(Value::Array(items)) => Ok(items.clone()),
-        Some(Value::Null) if success == Some(true) => Ok(Vec::new()),
+    let data = envelope.iter().find(|(key, _)| key.eq_ignore_ascii_case("Data")).map(|(_, raw)| *raw);
+    match data.map(|raw| serde_json::from_str::<Option<Vec<&RawValue>>>(raw.get())) {
+        Some(Ok(Some(items))) => Ok(items),
+        Some(Ok(None)) if success == Some(true) => Ok(Vec::new()),
         _ => Err(BodyError::Malformed(format!("expected {ENVELOPE}"))),
+    }
+}
+
+/// Parses one raw `Data` element into its object.
+fn object(raw: &RawValue, what: &str, index: usize) -> Result<Map<String, Value>, BodyError> {
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        _ => Err(BodyError::Malformed(format!(
+            "expected each {what} to be a JSON object; item {index} is not"
+        ))),
     }
 }
 
@@ -109,10 +135,11 @@ fn refusal_kind(code: Option<i64>) -> ErrorKind {
 /// All leads and appointments of one window (the vendor does not page).
 pub fn parse_leads(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyError> {
     let list = data_list(body)?;
-    let records = objects(&list, "lead")?
-        .into_iter()
-        .map(|obj| map_lead(obj, ctx))
-        .collect();
+    let records = list
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| object(raw, "lead", i).map(|obj| map_lead(&obj, ctx)))
+        .collect::<Result<Vec<Lead>, BodyError>>()?;
     Ok(Page {
         records,
         returned: list.len(),
@@ -219,10 +246,11 @@ pub fn lead_id(
 /// All sessions of one window, one conversation per `Data` element.
 pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>, BodyError> {
     let list = data_list(body)?;
-    let records = objects(&list, "conversation")?
-        .into_iter()
-        .map(|obj| map_conversation(obj, ctx))
-        .collect();
+    let records = list
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| object(raw, "conversation", i).map(|obj| map_conversation(&obj, ctx)))
+        .collect::<Result<Vec<Conversation>, BodyError>>()?;
     Ok(Page {
         records,
         returned: list.len(),
