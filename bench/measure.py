@@ -1,33 +1,65 @@
 #!/usr/bin/env python3
-"""Runs one command and prints `WALL_S USER_S SYS_S MAXRSS_KB` for it
-(bench/run.sh's stopwatch; the same numbers GNU time reports, from
-getrusage(RUSAGE_CHILDREN), with no dependency on /usr/bin/time).
+"""Runs one command and prints `WALL_S USER_S SYS_S MAXRSS_KB` for it:
+bench/run.sh's stopwatch.
 
     python3 bench/measure.py COMMAND [ARGS...]
 
-The command's stdout and stderr are passed through; a non-zero exit is
-reported and this exits with it.
+Wall time is measured here; user and system CPU come from the child's own
+rusage as wait4 returns it (microsecond resolution, the command and
+everything it waited for). Not getrusage(RUSAGE_CHILDREN): that would also
+count whatever launched this interpreter (a pyenv shim's helper processes).
+
+Peak RSS is what GNU time calls "Maximum resident set size". When
+/usr/bin/time exists the command runs under it and its %M is used: a child
+forked from Python carries the interpreter's own peak (~10 MB) into its
+ru_maxrss across exec, which would overstate a small program. Without
+/usr/bin/time, ru_maxrss is printed all the same, an overstatement by that
+much (and the fifth field says `inflated`).
+
+The command's stdout goes to stderr, so only the numbers are on stdout; a
+non-zero exit is reported and this exits with it.
 """
 
-import resource
+import os
 import subprocess
 import sys
+import tempfile
 import time
+
+GNU_TIME = "/usr/bin/time"
 
 
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    started = time.perf_counter()
-    code = subprocess.call(sys.argv[1:], stdout=sys.stderr)
-    wall = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if code != 0:
-        print(f"measure.py: {sys.argv[1]} exited with {code}", file=sys.stderr)
-        return code or 1
-    # ru_maxrss is in KiB on Linux.
-    print(f"{wall:.4f} {usage.ru_utime:.4f} {usage.ru_stime:.4f} {usage.ru_maxrss}")
+    command = sys.argv[1:]
+    rss_file = None
+    if os.access(GNU_TIME, os.X_OK):
+        fd, rss_file = tempfile.mkstemp(prefix="measure-rss-")
+        os.close(fd)
+        command = [GNU_TIME, "-f", "%M", "-o", rss_file, "--"] + command
+    try:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=sys.stderr)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            print(f"measure.py: {sys.argv[1]} exited with {code}", file=sys.stderr)
+            return code or 1
+        note = ""
+        if rss_file is not None:
+            with open(rss_file, encoding="utf-8") as f:
+                # GNU time may put "Command exited ..." lines first; %M is last.
+                max_rss_kb = int(f.read().split()[-1])
+        else:
+            max_rss_kb = usage.ru_maxrss  # KiB on Linux
+            note = " inflated"
+    finally:
+        if rss_file is not None:
+            os.unlink(rss_file)
+    print(f"{wall:.4f} {usage.ru_utime:.4f} {usage.ru_stime:.4f} {max_rss_kb}{note}")
     return 0
 
 

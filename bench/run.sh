@@ -29,8 +29,9 @@
 #          wall and >= 10x less CPU;
 #      (c) throughput with no latency: BENCH_BIG leads to NDJSON, CSV and
 #          JSON, leads/s; target >= 100k leads/s to NDJSON;
-#      (d) peak RSS of the client (getrusage ru_maxrss, the number GNU time
-#          prints as "Maximum resident set size") for 10,000 and BENCH_BIG
+#      (d) peak RSS of the client (GNU time's "Maximum resident set size",
+#          via bench/measure.py; see there for the fallback without
+#          /usr/bin/time) for 10,000 and BENCH_BIG
 #          leads, NDJSON, CSV and JSON; target <= 30 MB + 32 bytes per record.
 #          The BENCH_BIG figures come from the runs of (c).
 #   Every export writes to a temporary file whose record count is checked
@@ -38,11 +39,17 @@
 #   4. prints a table (measurement | measured | target | pass/miss) and
 #      writes it, with the machine and commit, to BENCH_OUT.
 #
-# Timings come from bench/measure.py (python3, standard library only), so
-# nothing beyond python3 and the Rust toolchain is needed. The machine is
+# Timings come from bench/measure.py (python3, standard library only; wall
+# time, user+sys CPU from wait4, peak RSS from /usr/bin/time when present),
+# so nothing beyond python3 and the Rust toolchain is needed. The machine is
 # shared: numbers are noisy, hence medians of alternated rounds.
 
 set -euo pipefail
+
+command -v python3 >/dev/null || {
+    echo "bench: error: python3 is needed (bench/measure.py, bench/reference_export.py)" >&2
+    exit 1
+}
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
@@ -50,15 +57,16 @@ ROUNDS=${BENCH_ROUNDS:-3}
 BIG=${BENCH_BIG:-1000000}
 OUT=${BENCH_OUT:-bench/results.md}
 BIN="$ROOT/target/release/leads"
-MEASURE=(python3 "$ROOT/bench/measure.py")
+# The interpreter itself, not a launcher shim (pyenv's would run helper
+# processes whose CPU would be charged to the Python reference).
+PY=$(python3 -c 'import sys; print(sys.executable)')
+MEASURE=("$PY" "$ROOT/bench/measure.py")
 CHATZURI_KEY=sk-sandbox-chatzuri-0123456789   # the sandbox's fixed, public key
 
 die() {
     echo "bench: error: $*" >&2
     exit 1
 }
-
-command -v python3 >/dev/null || die "python3 is needed (bench/measure.py, bench/reference_export.py)"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/leads-bench.XXXXXX")
 SANDBOX_PIDS=()
@@ -120,7 +128,7 @@ check_count() {
     esac
     if [[ "$lines" -ne "$want" && "$format" == csv ]]; then
         # A quoted cell may hold a newline: count records properly.
-        lines=$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))))' "$file")))
+        lines=$(($("$PY" -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))))' "$file")))
     fi
     [[ "$lines" -eq "$want" ]] || die "$file ($format): $lines lines, expected $want for $expected records"
 }
@@ -153,7 +161,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     A_WALL+=("$w") A_CPU+=("$(calc "$u + $s")")
     rm -f "$out"
     out="$TMP/reference.ndjson"
-    measure M python3 "$ROOT/bench/reference_export.py" "$LAT_BASE" demo "$PAGE" "$out"
+    measure M "$PY" "$ROOT/bench/reference_export.py" "$LAT_BASE" demo "$PAGE" "$out"
     check_count "$out" ndjson "$LAT_LEADS"
     read -r w u s _ <<<"$M"
     P_WALL+=("$w") P_CPU+=("$(calc "$u + $s")")
@@ -175,12 +183,14 @@ row "(b) same export, CPU user+sys" "$(printf 'Python %.3f s, leads %.3f s: %.1f
 start_sandbox big --leads "$BIG"
 BIG_BASE=$BASE
 declare -A WALLS RSS
+RSS_NOTE=""
 for ((r = 1; r <= ROUNDS; r++)); do
     for format in ndjson csv json; do
         out="$TMP/big.$format"
         leads_pull "$BIG_BASE" "$format" "$out" --concurrency 4
         check_count "$out" "$format" "$BIG"
-        read -r w _ _ kb <<<"$M"
+        read -r w _ _ kb note <<<"$M"
+        [[ -z "${note:-}" ]] || RSS_NOTE=" (no /usr/bin/time: includes ~10 MB of the Python launcher)"
         WALLS[$format]+="$w " RSS[$format]+="$kb "
         rm -f "$out"
         echo "bench: round $r $BIG leads to $format: $w s, peak RSS $kb KiB" >&2
@@ -206,7 +216,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
         out="$TMP/small.$format"
         leads_pull "$SMALL_BASE" "$format" "$out" --concurrency 4
         check_count "$out" "$format" 10000
-        read -r _ _ _ kb <<<"$M"
+        read -r _ _ _ kb note <<<"$M"
+        [[ -z "${note:-}" ]] || RSS_NOTE=" (no /usr/bin/time: includes ~10 MB of the Python launcher)"
         RSS[small-$format]+="$kb "
         rm -f "$out"
     done
@@ -219,7 +230,7 @@ for n in 10000 "$BIG"; do
         kb=$(maximum ${RSS[$key]})
         mb=$(calc "$kb * 1024 / 1000000")
         limit=$(calc "30 + 32 * $n / 1000000")
-        row "(d) peak RSS, $n leads to $format (max of $ROUNDS)" "$(printf '%.1f MB' "$mb")" "$(printf '<= %.2f MB' "$limit")" \
+        row "(d) peak RSS, $n leads to $format (max of $ROUNDS)" "$(printf '%.1f MB%s' "$mb" "$RSS_NOTE")" "$(printf '<= %.2f MB' "$limit")" \
             "$(verdict "$mb <= $limit")"
     done
 done
