@@ -110,10 +110,11 @@ async fn chatzuri_pages_fetched_concurrently_come_out_in_page_order() {
         expected,
         "records not in the vendor's page order"
     );
-    // 75 full pages and the empty one that ends the listing; up to 7 more may
-    // have been in flight past the end and aborted.
+    // 75 full pages, the empty one that ends the listing and the second look
+    // at page 1 that proves the head did not move; up to 7 more may have been
+    // in flight past the end and aborted.
     assert!(
-        stats.requests >= 76 && stats.requests <= 76 + 7,
+        stats.requests >= 77 && stats.requests <= 77 + 7,
         "{} requests",
         stats.requests
     );
@@ -278,13 +279,14 @@ fn count_lines(path: &Path) -> usize {
     file.lines().count()
 }
 
-/// SPEC 3: memory stays flat in the number of records. 100,000 leads (a
+/// SPEC 3: memory stays flat in the number of records. 200,000 leads (a
 /// debug build writes them in a few seconds; the benchmark does 1,000,000 in
 /// release mode) to NDJSON and to JSON must stay under 80 MB, far below what
-/// holding them would take (the NDJSON alone is ~35 MB).
+/// holding them would take (the NDJSON alone is ~70 MB, the records in
+/// memory several times that).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_export_streams_in_flat_memory() {
-    const TOTAL: usize = 100_000;
+    const TOTAL: usize = 200_000;
     const BOUND: u64 = 80_000_000;
     let sandbox = Sandbox::start(SandboxOptions {
         seed: SEED,
