@@ -15,7 +15,7 @@
 //! dropping a page source aborts whatever it still has in flight.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -125,7 +125,26 @@ pub struct RunStats {
 /// the chance of two different ids colliding among a million is about 1 in
 /// 36 million.)
 #[derive(Debug, Default)]
-pub struct SeenIds(HashSet<u64>);
+pub struct SeenIds(HashSet<u64, BuildHasherDefault<AlreadyHashed>>);
+
+/// The set's keys are SipHash values already; hashing them again would only
+/// cost time.
+#[derive(Debug, Default)]
+pub struct AlreadyHashed(u64);
+
+impl Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
 
 impl SeenIds {
     pub fn insert(&mut self, vendor: Vendor, agent: &str, id: &str) -> bool {

@@ -13,6 +13,8 @@ use super::{
 use crate::model::{Conversation, Lead, Vendor, clean_string};
 use crate::time::DayRange;
 
+mod fast_leads;
+
 pub const AUTH: AuthScheme = AuthScheme::Bearer;
 
 /// The documented maximum of `size` (get-conversations; get-leads documents
@@ -112,6 +114,11 @@ fn lead_list(body: &Value) -> Option<&Vec<Value>> {
 /// One page of leads. Any other shape is `Malformed`: a server that changed
 /// its envelope must not look like an agent without leads.
 pub fn parse_leads(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyError> {
+    if !ctx.keep_raw
+        && let Some(page) = fast_leads::parse(body, ctx)
+    {
+        return Ok(page);
+    }
     let value = parse_json(body, LEADS_SHAPE)?;
     let list =
         lead_list(&value).ok_or_else(|| BodyError::Malformed(format!("expected {LEADS_SHAPE}")))?;
@@ -137,7 +144,24 @@ fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
     let name = pick.string(&["name"]);
     let email = pick.string(&["email"]);
     let phone = pick.string(&["phone"]);
-    let mut fields = pick.rest();
+    let fields = pick.rest();
+    let mut lead = assemble_lead(vendor_id, created_value, name, email, phone, fields, ctx);
+    if ctx.keep_raw {
+        lead.raw = Some(Value::Object(obj.clone()));
+    }
+    lead
+}
+
+/// The model lead from the values `map_lead` (or the fast path) picked out.
+fn assemble_lead(
+    vendor_id: Option<String>,
+    created_value: Option<&Value>,
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    mut fields: Map<String, Value>,
+    ctx: &MapContext,
+) -> Lead {
     let created_raw = clean_string(created_value);
     let id = vendor_id.unwrap_or_else(|| {
         lead_synthetic_id(
@@ -154,9 +178,6 @@ fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
     lead.email = email;
     lead.phone = phone;
     lead.fields = fields;
-    if ctx.keep_raw {
-        lead.raw = Some(Value::Object(obj.clone()));
-    }
     lead
 }
 
