@@ -5,7 +5,10 @@
 # with OUTCOME `recovers` or `exit_N`. Run it after changing the suite:
 #   scripts/fault-table.sh            # writes docs/faults.md
 #   scripts/fault-table.sh -          # prints the table
+# Writing docs/faults.md also refreshes the table in README.md between the
+# fault-table markers; CI runs this and fails if either file was out of step.
 set -euo pipefail
+export LC_ALL=C
 cd "$(dirname "$0")/.."
 target=${1:-docs/faults.md}
 
@@ -88,3 +91,20 @@ count=$(printf '%s\n' "$names" | wc -l | tr -d ' ')
         printf '%s\n' "$ignored" | sed 's/.*/- `&`/'
     fi
 } > "${target/#-//dev/stdout}"
+
+if [ "$target" != "-" ]; then
+    rows=$(sed -n '/^| vendor | fault |/,/^$/p' "$target" | sed '/^$/d')
+    python3 - "$rows" <<'PY'
+import re, sys
+rows = sys.argv[1]
+with open("README.md", encoding="utf-8") as f:
+    text = f.read()
+begin, end = "<!-- fault-table:begin -->", "<!-- fault-table:end -->"
+if begin not in text or end not in text:
+    sys.exit("fault-table: README.md has no fault-table markers")
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+with open("README.md", "w", encoding="utf-8") as f:
+    f.write(head + begin + "\n" + rows + "\n" + end + tail)
+PY
+fi

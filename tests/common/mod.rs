@@ -86,6 +86,8 @@ pub fn assert_no_key(output: &Output) {
 pub fn ndjson(output: &Output) -> Vec<serde_json::Value> {
     stdout(output)
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad NDJSON line {line:?}: {e}")))
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad NDJSON line {line:?}: {e}"))
+        })
         .collect()
 }
