@@ -407,7 +407,7 @@ impl<R: Record> NumberedPages<R> {
     /// are unchanged, nothing moved while the other pages were in flight. If
     /// they changed, the listing is walked again one page at a time, where a
     /// shift can only repeat a record (dropped as a duplicate), never hide
-    /// one. The price is one request and one round trip per run.
+    /// one. The price is one request and two round trips per run.
     async fn head_moved(&mut self) -> Result<bool> {
         self.head_checked = true;
         if self.last_yielded <= 1 {
