@@ -76,17 +76,32 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
 
 /// The two record kinds, each with its export plan.
 pub trait Exportable: Record {
-    fn export(job: &Job, fetcher: Arc<Fetcher>, seen: &mut SeenIds, sink: export::Sink<'_, Self>) -> impl Future<Output = Result<RunStats>>;
+    fn export(
+        job: &Job,
+        fetcher: Arc<Fetcher>,
+        seen: &mut SeenIds,
+        sink: export::Sink<'_, Self>,
+    ) -> impl Future<Output = Result<RunStats>>;
 }
 
 impl Exportable for Lead {
-    fn export(job: &Job, fetcher: Arc<Fetcher>, seen: &mut SeenIds, sink: export::Sink<'_, Self>) -> impl Future<Output = Result<RunStats>> {
+    fn export(
+        job: &Job,
+        fetcher: Arc<Fetcher>,
+        seen: &mut SeenIds,
+        sink: export::Sink<'_, Self>,
+    ) -> impl Future<Output = Result<RunStats>> {
         export::export_leads(job, fetcher, seen, sink)
     }
 }
 
 impl Exportable for Conversation {
-    fn export(job: &Job, fetcher: Arc<Fetcher>, seen: &mut SeenIds, sink: export::Sink<'_, Self>) -> impl Future<Output = Result<RunStats>> {
+    fn export(
+        job: &Job,
+        fetcher: Arc<Fetcher>,
+        seen: &mut SeenIds,
+        sink: export::Sink<'_, Self>,
+    ) -> impl Future<Output = Result<RunStats>> {
         export::export_conversations(job, fetcher, seen, sink)
     }
 }
@@ -111,10 +126,16 @@ pub fn write_error(e: std::io::Error) -> Error {
 
 fn print_stdout(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(write_error)
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(write_error)
 }
 
-async fn run_export<R: Exportable>(mut settings: Settings, ui: Ui, now: DateTime<Utc>) -> Result<()> {
+async fn run_export<R: Exportable>(
+    mut settings: Settings,
+    ui: Ui,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let started = Instant::now();
     // The lock comes first: a second run must not even start fetching.
     let mut state = match &settings.state {
@@ -127,7 +148,11 @@ async fn run_export<R: Exportable>(mut settings: Settings, ui: Ui, now: DateTime
             source.job.bookmark = state.bookmark(&key);
         }
     }
-    let sandbox = if settings.sources.iter().any(|s| matches!(s.endpoint, Endpoint::Sandbox)) {
+    let sandbox = if settings
+        .sources
+        .iter()
+        .any(|s| matches!(s.endpoint, Endpoint::Sandbox))
+    {
         let sandbox = Sandbox::start(SandboxOptions::default())
             .await
             .map_err(|e| Error::internal(format!("cannot start the sandbox: {e}")))?;
@@ -140,8 +165,10 @@ async fn run_export<R: Exportable>(mut settings: Settings, ui: Ui, now: DateTime
         let (base_url, key) = match (&source.endpoint, &sandbox) {
             (Endpoint::Remote { base_url, key }, _) => (base_url.clone(), key.clone()),
             (Endpoint::Sandbox, Some(sandbox)) => {
-                let url = url::Url::parse(&sandbox.base_url(source.job.vendor)).map_err(|e| Error::internal(e.to_string()))?;
-                let key = ApiKey::new(sandbox::key(source.job.vendor)).ok_or_else(|| Error::internal("empty sandbox key"))?;
+                let url = url::Url::parse(&sandbox.base_url(source.job.vendor))
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                let key = ApiKey::new(sandbox::key(source.job.vendor))
+                    .ok_or_else(|| Error::internal("empty sandbox key"))?;
                 (url, key)
             }
             (Endpoint::Sandbox, None) => return Err(Error::internal("sandbox not started")),
@@ -157,7 +184,10 @@ async fn run_export<R: Exportable>(mut settings: Settings, ui: Ui, now: DateTime
         fetchers.push(Arc::new(fetcher));
     }
 
-    let progress = Progress::new(!ui.quiet && std::io::stderr().is_terminal(), fetchers.iter().map(|f| f.stats.clone()).collect());
+    let progress = Progress::new(
+        !ui.quiet && std::io::stderr().is_terminal(),
+        fetchers.iter().map(|f| f.stats.clone()).collect(),
+    );
     let mut out = OutputFile::open(&settings.output.destination)?;
     let mut writer = RecordWriter::new(out.writer(), &settings.output.options);
     let mut outcomes: Vec<(usize, Result<RunStats>)> = Vec::new();
@@ -169,18 +199,35 @@ async fn run_export<R: Exportable>(mut settings: Settings, ui: Ui, now: DateTime
             progress.record();
             Ok(())
         };
-        let stats = R::export(&settings.sources[0].job, fetchers[0].clone(), &mut seen, &mut sink).await?;
+        let stats = R::export(
+            &settings.sources[0].job,
+            fetchers[0].clone(),
+            &mut seen,
+            &mut sink,
+        )
+        .await?;
         outcomes.push((0, Ok(stats)));
     } else {
-        outcomes = run_spooled::<R>(&settings.sources, &fetchers, &mut writer, &progress, settings.keep_going).await?;
+        outcomes = run_spooled::<R>(
+            &settings.sources,
+            &fetchers,
+            &mut writer,
+            &progress,
+            settings.keep_going,
+        )
+        .await?;
     }
 
-    let succeeded: Vec<&(usize, Result<RunStats>)> = outcomes.iter().filter(|(_, r)| r.is_ok()).collect();
-    let first_failure = outcomes.iter().find_map(|(i, r)| r.as_ref().err().map(|e| (*i, e.clone())));
+    let succeeded: Vec<&(usize, Result<RunStats>)> =
+        outcomes.iter().filter(|(_, r)| r.is_ok()).collect();
+    let first_failure = outcomes
+        .iter()
+        .find_map(|(i, r)| r.as_ref().err().map(|e| (*i, e.clone())));
     if succeeded.is_empty()
-        && let Some((_, error)) = first_failure {
-            return Err(error);
-        }
+        && let Some((_, error)) = first_failure
+    {
+        return Err(error);
+    }
     writer.finish::<R>().map_err(write_error)?;
     out.commit()?;
     progress.finish();
@@ -190,22 +237,39 @@ async fn run_export<R: Exportable>(mut settings: Settings, ui: Ui, now: DateTime
             if let Ok(stats) = result {
                 let source = &settings.sources[*index];
                 if let Some(newest) = &stats.newest {
-                    state.advance(&state::bookmark_key(source.job.vendor, &source.job.agent, settings.resource), newest, now);
+                    state.advance(
+                        &state::bookmark_key(
+                            source.job.vendor,
+                            &source.job.agent,
+                            settings.resource,
+                        ),
+                        newest,
+                        now,
+                    );
                 }
             }
         }
         state.save()?;
     }
 
-    let total = outcomes.iter().filter_map(|(_, r)| r.as_ref().ok()).fold(RunStats::default(), |mut acc, s| {
-        acc.written += s.written;
-        acc.pages += s.pages;
-        acc.duplicates += s.duplicates;
-        acc.filtered += s.filtered;
-        acc
-    });
-    let requests: u64 = fetchers.iter().map(|f| f.stats.requests.load(std::sync::atomic::Ordering::Relaxed)).sum();
-    let retries: u64 = fetchers.iter().map(|f| f.stats.retries.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let total = outcomes.iter().filter_map(|(_, r)| r.as_ref().ok()).fold(
+        RunStats::default(),
+        |mut acc, s| {
+            acc.written += s.written;
+            acc.pages += s.pages;
+            acc.duplicates += s.duplicates;
+            acc.filtered += s.filtered;
+            acc
+        },
+    );
+    let requests: u64 = fetchers
+        .iter()
+        .map(|f| f.stats.requests.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    let retries: u64 = fetchers
+        .iter()
+        .map(|f| f.stats.retries.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
     if !ui.quiet && (ui.verbose > 0 || std::io::stderr().is_terminal()) {
         eprintln!(
             "leads: {} {} written, {} pages, {} requests ({} retried), {} duplicates dropped, {} filtered out, {:.1}s",
@@ -239,33 +303,48 @@ async fn run_spooled<R: Exportable>(
     progress: &Progress,
     keep_going: bool,
 ) -> Result<Vec<(usize, Result<RunStats>)>> {
-    let runs = sources.iter().zip(fetchers).enumerate().map(|(index, (source, fetcher))| {
-        let fetcher = fetcher.clone();
-        async move {
-            let result = async {
-                let spool = tempfile::tempfile().map_err(|e| Error::local_file(format!("cannot create a spool file: {e}")))?;
-                let mut spool = std::io::BufWriter::new(spool);
-                let mut seen = SeenIds::default();
-                let mut sink = |record: &R| {
-                    serde_json::to_writer(&mut spool, record).map_err(|e| Error::local_file(format!("cannot write a spool file: {e}")))?;
-                    spool.write_all(b"\n").map_err(|e| Error::local_file(format!("cannot write a spool file: {e}")))?;
-                    progress.record();
-                    Ok(())
-                };
-                let stats = R::export(&source.job, fetcher, &mut seen, &mut sink).await?;
-                let spool = spool.into_inner().map_err(|e| Error::local_file(format!("cannot write a spool file: {e}")))?;
-                Ok::<_, Error>((stats, spool))
-            }
-            .await;
-            let name = source.name.clone().unwrap_or_default();
-            (index, result.map_err(|mut e| {
-                if !name.is_empty() {
-                    e.message = format!("source {name}: {}", e.message);
+    let runs = sources
+        .iter()
+        .zip(fetchers)
+        .enumerate()
+        .map(|(index, (source, fetcher))| {
+            let fetcher = fetcher.clone();
+            async move {
+                let result = async {
+                    let spool = tempfile::tempfile().map_err(|e| {
+                        Error::local_file(format!("cannot create a spool file: {e}"))
+                    })?;
+                    let mut spool = std::io::BufWriter::new(spool);
+                    let mut seen = SeenIds::default();
+                    let mut sink = |record: &R| {
+                        serde_json::to_writer(&mut spool, record).map_err(|e| {
+                            Error::local_file(format!("cannot write a spool file: {e}"))
+                        })?;
+                        spool.write_all(b"\n").map_err(|e| {
+                            Error::local_file(format!("cannot write a spool file: {e}"))
+                        })?;
+                        progress.record();
+                        Ok(())
+                    };
+                    let stats = R::export(&source.job, fetcher, &mut seen, &mut sink).await?;
+                    let spool = spool.into_inner().map_err(|e| {
+                        Error::local_file(format!("cannot write a spool file: {e}"))
+                    })?;
+                    Ok::<_, Error>((stats, spool))
                 }
-                e
-            }))
-        }
-    });
+                .await;
+                let name = source.name.clone().unwrap_or_default();
+                (
+                    index,
+                    result.map_err(|mut e| {
+                        if !name.is_empty() {
+                            e.message = format!("source {name}: {}", e.message);
+                        }
+                        e
+                    }),
+                )
+            }
+        });
     let results = futures::future::join_all(runs).await;
     let failed = results.iter().any(|(_, r)| r.is_err());
     if failed && !keep_going {
@@ -281,10 +360,14 @@ async fn run_spooled<R: Exportable>(
         match result {
             Ok((mut stats, mut spool)) => {
                 use std::io::Seek;
-                spool.seek(std::io::SeekFrom::Start(0)).map_err(|e| Error::local_file(format!("cannot read a spool file: {e}")))?;
+                spool
+                    .seek(std::io::SeekFrom::Start(0))
+                    .map_err(|e| Error::local_file(format!("cannot read a spool file: {e}")))?;
                 for line in BufReader::new(spool).lines() {
-                    let line = line.map_err(|e| Error::local_file(format!("cannot read a spool file: {e}")))?;
-                    let record: R = serde_json::from_str(&line).map_err(|e| Error::internal(format!("spool record unreadable: {e}")))?;
+                    let line = line
+                        .map_err(|e| Error::local_file(format!("cannot read a spool file: {e}")))?;
+                    let record: R = serde_json::from_str(&line)
+                        .map_err(|e| Error::internal(format!("spool record unreadable: {e}")))?;
                     if !seen.insert(record.vendor(), record.agent_id(), record.id()) {
                         // The same source named twice in one config (same vendor and agent).
                         stats.duplicates += 1;
@@ -316,11 +399,17 @@ async fn serve_sandbox(args: &SandboxArgs) -> Result<()> {
         fail_every: args.fail_every,
         rate_limit: args.rate_limit,
     };
-    let sandbox = Sandbox::start(options)
-        .await
-        .map_err(|e| Error::new(ErrorKind::LocalFile, format!("cannot listen on 127.0.0.1:{}: {e}", args.port)).with_hint("pick another --port, or --port 0 for a free one"))?;
+    let sandbox = Sandbox::start(options).await.map_err(|e| {
+        Error::new(
+            ErrorKind::LocalFile,
+            format!("cannot listen on 127.0.0.1:{}: {e}", args.port),
+        )
+        .with_hint("pick another --port, or --port 0 for a free one")
+    })?;
     print_stdout(&sandbox::describe(&sandbox))?;
-    tokio::signal::ctrl_c().await.map_err(|e| Error::internal(e.to_string()))?;
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
     sandbox.shutdown().await;
     Ok(())
 }
@@ -328,18 +417,80 @@ async fn serve_sandbox(args: &SandboxArgs) -> Result<()> {
 /// `leads vendors`: what each vendor supports.
 pub fn vendors_table() -> String {
     let rows = [
-        ["vendor", "resource", "paging", "--since/--until", "--session", "--source", "--page-size"],
-        ["chatzuri", "leads", "page/size, pages in parallel", "server (days) + client", "no", "no", "1-100"],
-        ["chatzuri", "conversations", "page/size, pages in parallel", "server (days) + client", "no", "yes", "1-100"],
-        ["neoagent", "leads", "none; date windows in parallel", "server (days) + client", "server (numeric)", "no", "ignored"],
-        ["neoagent", "conversations", "none; date windows in parallel", "server (days) + client", "client", "no", "ignored"],
-        ["robofy", "leads", "nextPageToken, sequential", "client only", "server", "no", "ignored"],
-        ["robofy", "conversations", "sessions by token, messages in parallel", "client only", "server (one session)", "no", "ignored"],
+        [
+            "vendor",
+            "resource",
+            "paging",
+            "--since/--until",
+            "--session",
+            "--source",
+            "--page-size",
+        ],
+        [
+            "chatzuri",
+            "leads",
+            "page/size, pages in parallel",
+            "server (days) + client",
+            "no",
+            "no",
+            "1-100",
+        ],
+        [
+            "chatzuri",
+            "conversations",
+            "page/size, pages in parallel",
+            "server (days) + client",
+            "no",
+            "yes",
+            "1-100",
+        ],
+        [
+            "neoagent",
+            "leads",
+            "none; date windows in parallel",
+            "server (days) + client",
+            "server (numeric)",
+            "no",
+            "ignored",
+        ],
+        [
+            "neoagent",
+            "conversations",
+            "none; date windows in parallel",
+            "server (days) + client",
+            "client",
+            "no",
+            "ignored",
+        ],
+        [
+            "robofy",
+            "leads",
+            "nextPageToken, sequential",
+            "client only",
+            "server",
+            "no",
+            "ignored",
+        ],
+        [
+            "robofy",
+            "conversations",
+            "sessions by token, messages in parallel",
+            "client only",
+            "server (one session)",
+            "no",
+            "ignored",
+        ],
     ];
-    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in rows {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }

@@ -203,7 +203,13 @@ pub struct FetchArgs {
     pub window: u32,
 
     /// First retry delay in milliseconds (doubles each retry, with jitter; for tests).
-    #[arg(long, value_name = "MS", default_value_t = 500, env = "LEADS_RETRY_BASE_MS", hide = true)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 500,
+        env = "LEADS_RETRY_BASE_MS",
+        hide = true
+    )]
     pub retry_base_ms: u64,
 }
 

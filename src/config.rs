@@ -21,13 +21,15 @@ use crate::secret::ApiKey;
 use crate::time::{Bound, parse_when};
 use crate::vendors::chatzuri;
 
-
 /// Where a source's requests go.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
     /// The built-in simulator, started when the run starts.
     Sandbox,
-    Remote { base_url: Url, key: ApiKey },
+    Remote {
+        base_url: Url,
+        key: ApiKey,
+    },
 }
 
 /// One source of one run, ready to fetch.
@@ -86,7 +88,11 @@ pub struct ExportArgs<'a> {
     pub fetch: &'a FetchArgs,
 }
 
-pub fn resolve(args: &ExportArgs<'_>, env: &dyn Environment, now: DateTime<Utc>) -> Result<Settings> {
+pub fn resolve(
+    args: &ExportArgs<'_>,
+    env: &dyn Environment,
+    now: DateTime<Utc>,
+) -> Result<Settings> {
     let source = args.source;
     let filters = resolve_filters(args, now)?;
     let output = resolve_output(args.output)?;
@@ -98,20 +104,37 @@ pub fn resolve(args: &ExportArgs<'_>, env: &dyn Environment, now: DateTime<Utc>)
 
     let sources = if !source.names.is_empty() || source.all {
         if source.vendor.is_some() || source.agent.is_some() || source.project.is_some() {
-            return Err(Error::usage("named sources cannot be combined with --vendor, --agent or --project")
-                .with_hint("either name sources from the config file, or give --vendor and --agent"));
+            return Err(Error::usage(
+                "named sources cannot be combined with --vendor, --agent or --project",
+            )
+            .with_hint("either name sources from the config file, or give --vendor and --agent"));
         }
         if source.sandbox {
-            return Err(Error::usage("--sandbox works with --vendor and --agent, not with named sources"));
+            return Err(Error::usage(
+                "--sandbox works with --vendor and --agent, not with named sources",
+            ));
         }
         let defined = crate::sources::load(source.config.as_deref(), env)?;
         let chosen = defined.select(&source.names, source.all)?;
         let mut resolved = Vec::with_capacity(chosen.len());
         for entry in chosen {
-            let job = build_job(args, entry.vendor, &entry.agent, entry.project.as_deref(), false, filters.clone(), now)
-                .map_err(|e| prefix_source(e, &entry.name))?;
-            let base_url = check_base_url(entry.base_url.as_deref().unwrap_or(entry.vendor.default_base_url()))
-                .map_err(|e| prefix_source(e, &entry.name))?;
+            let job = build_job(
+                args,
+                entry.vendor,
+                &entry.agent,
+                entry.project.as_deref(),
+                false,
+                filters.clone(),
+                now,
+            )
+            .map_err(|e| prefix_source(e, &entry.name))?;
+            let base_url = check_base_url(
+                entry
+                    .base_url
+                    .as_deref()
+                    .unwrap_or(entry.vendor.default_base_url()),
+            )
+            .map_err(|e| prefix_source(e, &entry.name))?;
             let key = entry.key(env)?;
             resolved.push(Source {
                 name: Some(entry.name.clone()),
@@ -129,11 +152,23 @@ pub fn resolve(args: &ExportArgs<'_>, env: &dyn Environment, now: DateTime<Utc>)
             .as_deref()
             .map(str::trim)
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| Error::usage("which agent? --agent is required").with_hint(agent_hint(vendor)))?;
-        let job = build_job(args, vendor, agent, source.project.as_deref(), source.sandbox, filters, now)?;
+            .ok_or_else(|| {
+                Error::usage("which agent? --agent is required").with_hint(agent_hint(vendor))
+            })?;
+        let job = build_job(
+            args,
+            vendor,
+            agent,
+            source.project.as_deref(),
+            source.sandbox,
+            filters,
+            now,
+        )?;
         let endpoint = if source.sandbox {
             if source.base_url.is_some() || source.api_key_file.is_some() {
-                return Err(Error::usage("--sandbox runs against the built-in simulator: drop --base-url and --api-key-file"));
+                return Err(Error::usage(
+                    "--sandbox runs against the built-in simulator: drop --base-url and --api-key-file",
+                ));
             }
             Endpoint::Sandbox
         } else {
@@ -177,17 +212,34 @@ fn agent_hint(vendor: Vendor) -> &'static str {
 }
 
 fn resolve_filters(args: &ExportArgs<'_>, now: DateTime<Utc>) -> Result<Filters> {
-    let since = args.filters.since.as_deref().map(|w| parse_when(w, Bound::Since, now)).transpose()?;
-    let until = args.filters.until.as_deref().map(|w| parse_when(w, Bound::Until, now)).transpose()?;
+    let since = args
+        .filters
+        .since
+        .as_deref()
+        .map(|w| parse_when(w, Bound::Since, now))
+        .transpose()?;
+    let until = args
+        .filters
+        .until
+        .as_deref()
+        .map(|w| parse_when(w, Bound::Until, now))
+        .transpose()?;
     if let (Some(since), Some(until)) = (since, until)
-        && since > until {
-            return Err(Error::usage(format!(
-                "--since ({}) is after --until ({})",
-                crate::model::format_timestamp(&since),
-                crate::model::format_timestamp(&until)
-            )));
-        }
-    let session = args.filters.session.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        && since > until
+    {
+        return Err(Error::usage(format!(
+            "--since ({}) is after --until ({})",
+            crate::model::format_timestamp(&since),
+            crate::model::format_timestamp(&until)
+        )));
+    }
+    let session = args
+        .filters
+        .session
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
     Ok(Filters {
         since,
         until,
@@ -210,16 +262,24 @@ fn build_job(
 ) -> Result<Job> {
     let resource = args.resource;
     let mut agent = agent.trim().to_owned();
-    let mut project = project.map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned);
+    let mut project = project
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned);
 
     if vendor == Vendor::Robofy {
         if let Some((in_agent, chatbot)) = agent.split_once('/') {
             let (in_agent, chatbot) = (in_agent.trim().to_owned(), chatbot.trim().to_owned());
             if in_agent.is_empty() || chatbot.is_empty() || chatbot.contains('/') {
-                return Err(Error::usage(format!("--agent {agent}: expected PROJECT/CHATBOT")));
+                return Err(Error::usage(format!(
+                    "--agent {agent}: expected PROJECT/CHATBOT"
+                )));
             }
             if project.as_ref().is_some_and(|p| *p != in_agent) {
-                return Err(Error::usage(format!("--project {} disagrees with the project in --agent {agent}", project.unwrap_or_default())));
+                return Err(Error::usage(format!(
+                    "--project {} disagrees with the project in --agent {agent}",
+                    project.unwrap_or_default()
+                )));
             }
             project = Some(in_agent);
             agent = chatbot;
@@ -233,19 +293,26 @@ fn build_job(
             }
         }
     } else if project.is_some() {
-        return Err(Error::usage(format!("--project is only for Robofy; {} has no projects", vendor.display_name())));
+        return Err(Error::usage(format!(
+            "--project is only for Robofy; {} has no projects",
+            vendor.display_name()
+        )));
     }
 
     if filters.session.is_some() {
         match (vendor, resource) {
             (Vendor::Chatzuri, _) => {
-                return Err(Error::usage("Chatzuri cannot filter by session: --session is not supported for chatzuri")
-                    .with_hint("filter the output instead, e.g. with jq"));
+                return Err(Error::usage(
+                    "Chatzuri cannot filter by session: --session is not supported for chatzuri",
+                )
+                .with_hint("filter the output instead, e.g. with jq"));
             }
             (Vendor::Neoagent, Resource::Leads) => {
                 let session = filters.session.as_deref().unwrap_or_default();
                 if session.parse::<i64>().is_err() {
-                    return Err(Error::usage(format!("--session {session}: NeoAgent session ids are numbers")));
+                    return Err(Error::usage(format!(
+                        "--session {session}: NeoAgent session ids are numbers"
+                    )));
                 }
             }
             _ => {}
@@ -261,12 +328,16 @@ fn build_job(
         }
         let mut canonical = Vec::new();
         for channel in &filters.channels {
-            let known = chatzuri::CHANNELS.iter().find(|c| c.eq_ignore_ascii_case(channel.trim()));
+            let known = chatzuri::CHANNELS
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(channel.trim()));
             match known {
                 Some(name) => canonical.push((*name).to_owned()),
                 None => {
-                    return Err(Error::usage(format!("--source {channel:?} is not a Chatzuri channel"))
-                        .with_hint(format!("one of: {}", chatzuri::CHANNELS.join(", "))));
+                    return Err(Error::usage(format!(
+                        "--source {channel:?} is not a Chatzuri channel"
+                    ))
+                    .with_hint(format!("one of: {}", chatzuri::CHANNELS.join(", "))));
                 }
             }
         }
@@ -279,7 +350,9 @@ fn build_job(
                 "--page-size {size}: Chatzuri returns at most {} records a page",
                 chatzuri::MAX_PAGE_SIZE
             ))
-            .with_hint("a larger size would be cut short by the vendor and end the listing early"));
+            .with_hint(
+                "a larger size would be cut short by the vendor and end the listing early",
+            ));
         }
         (_, Some(size)) => size,
         (_, None) => chatzuri::MAX_PAGE_SIZE,
@@ -324,12 +397,18 @@ fn resolve_output(args: &OutputArgs) -> Result<OutputSettings> {
 
 fn resolve_fetch(args: &FetchArgs) -> Result<FetchSettings> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(Error::usage(format!("--timeout {}: must be a positive number of seconds", args.timeout)));
+        return Err(Error::usage(format!(
+            "--timeout {}: must be a positive number of seconds",
+            args.timeout
+        )));
     }
     if let Some(rate) = args.rate
-        && !(rate.is_finite() && rate > 0.0) {
-            return Err(Error::usage(format!("--rate {rate}: must be a positive number of requests per second")));
-        }
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(Error::usage(format!(
+            "--rate {rate}: must be a positive number of requests per second"
+        )));
+    }
     Ok(FetchSettings {
         timeout: Duration::from_secs_f64(args.timeout),
         retry: RetryPolicy {
@@ -354,15 +433,18 @@ pub fn read_key(vendor: Vendor, file: Option<&Path>, env: &dyn Environment) -> R
 }
 
 pub fn read_key_file(path: &Path) -> Result<ApiKey> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read the key file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read the key file {}: {e}", path.display())))?;
     let first_line = text.lines().next().unwrap_or_default();
-    ApiKey::new(first_line).ok_or_else(|| Error::usage(format!("the key file {} is empty", path.display())))
+    ApiKey::new(first_line)
+        .ok_or_else(|| Error::usage(format!("the key file {} is empty", path.display())))
 }
 
 /// `https://` anywhere; `http://` only to a loopback host, so a key never
 /// crosses a network in clear text.
 pub fn check_base_url(text: &str) -> Result<Url> {
-    let url = Url::parse(text.trim()).map_err(|e| Error::usage(format!("base URL {text:?} is not a URL: {e}")))?;
+    let url = Url::parse(text.trim())
+        .map_err(|e| Error::usage(format!("base URL {text:?} is not a URL: {e}")))?;
     match url.scheme() {
         "https" => Ok(url),
         "http" => {
@@ -378,10 +460,15 @@ pub fn check_base_url(text: &str) -> Result<Url> {
                 Err(Error::usage(format!(
                     "refusing plain http:// base URL {text}: keys travel only over TLS"
                 ))
-                .with_hint("use https://; http:// is allowed only for localhost, 127.0.0.0/8 and ::1"))
+                .with_hint(
+                    "use https://; http:// is allowed only for localhost, 127.0.0.0/8 and ::1",
+                ))
             }
         }
-        other => Err(Error::usage(format!("base URL {text}: scheme {other} is not supported")).with_hint("use https://")),
+        other => Err(
+            Error::usage(format!("base URL {text}: scheme {other} is not supported"))
+                .with_hint("use https://"),
+        ),
     }
 }
 
@@ -400,7 +487,13 @@ mod tests {
         ] {
             assert!(check_base_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://example.com", "http://10.0.0.1", "http://localhost.evil.com", "ftp://localhost", "not a url"] {
+        for bad in [
+            "http://example.com",
+            "http://10.0.0.1",
+            "http://localhost.evil.com",
+            "ftp://localhost",
+            "not a url",
+        ] {
             let err = check_base_url(bad).unwrap_err();
             assert_eq!(err.kind, crate::error::ErrorKind::Usage, "{bad}");
         }
@@ -409,7 +502,10 @@ mod tests {
     struct FakeEnv(Vec<(&'static str, &'static str)>);
     impl Environment for FakeEnv {
         fn var(&self, name: &str) -> Option<String> {
-            self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+            self.0
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
         }
     }
 
@@ -417,7 +513,12 @@ mod tests {
     fn missing_key_names_the_variable() {
         let err = read_key(Vendor::Neoagent, None, &FakeEnv(vec![])).unwrap_err();
         assert!(err.message.contains("NEOAGENT_API_KEY"), "{}", err.message);
-        let key = read_key(Vendor::Neoagent, None, &FakeEnv(vec![("NEOAGENT_API_KEY", " k1 \n")])).unwrap();
+        let key = read_key(
+            Vendor::Neoagent,
+            None,
+            &FakeEnv(vec![("NEOAGENT_API_KEY", " k1 \n")]),
+        )
+        .unwrap();
         assert_eq!(key.expose(), "k1");
     }
 
@@ -426,8 +527,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
         std::fs::write(&path, "  secret-1  \nsecond line\n").unwrap();
-        assert_eq!(read_key(Vendor::Robofy, Some(&path), &FakeEnv(vec![])).unwrap().expose(), "secret-1");
-        let missing = read_key(Vendor::Robofy, Some(&dir.path().join("nope")), &FakeEnv(vec![])).unwrap_err();
+        assert_eq!(
+            read_key(Vendor::Robofy, Some(&path), &FakeEnv(vec![]))
+                .unwrap()
+                .expose(),
+            "secret-1"
+        );
+        let missing = read_key(
+            Vendor::Robofy,
+            Some(&dir.path().join("nope")),
+            &FakeEnv(vec![]),
+        )
+        .unwrap_err();
         assert_eq!(missing.kind, crate::error::ErrorKind::Usage);
     }
 }

@@ -78,7 +78,10 @@ impl Job {
     /// bounds widened to whole days, and for an incremental run starting one
     /// day before the bookmark.
     fn day_range(&self) -> DayRange {
-        let since = match (self.filters.since, self.bookmark.as_ref().and_then(|b| b.created_at)) {
+        let since = match (
+            self.filters.since,
+            self.bookmark.as_ref().and_then(|b| b.created_at),
+        ) {
             (Some(since), Some(mark)) => Some(since.max(mark - Duration::days(1))),
             (None, Some(mark)) => Some(mark - Duration::days(1)),
             (since, None) => since,
@@ -90,19 +93,24 @@ impl Job {
         let created = record.created_at();
         if self.filters.since.is_some() || self.filters.until.is_some() {
             let Some(created) = created else { return false };
-            if self.filters.since.is_some_and(|since| created < since) || self.filters.until.is_some_and(|until| created > until) {
+            if self.filters.since.is_some_and(|since| created < since)
+                || self.filters.until.is_some_and(|until| created > until)
+            {
                 return false;
             }
         }
         if let Some(session) = &self.filters.session
-            && record.session_id() != Some(session.as_str()) {
-                return false;
-            }
+            && record.session_id() != Some(session.as_str())
+        {
+            return false;
+        }
         if let Some(mark) = &self.bookmark
             && let (Some(mark_time), Some(created)) = (mark.created_at, created)
-                && (created < mark_time || (created == mark_time && mark.ids.iter().any(|id| id == record.id()))) {
-                    return false;
-                }
+            && (created < mark_time
+                || (created == mark_time && mark.ids.iter().any(|id| id == record.id())))
+        {
+            return false;
+        }
         true
     }
 }
@@ -158,37 +166,50 @@ impl SeenIds {
 pub type Sink<'a, R> = &'a mut dyn FnMut(&R) -> Result<()>;
 
 /// Exports leads of one source into `sink`.
-pub async fn export_leads(job: &Job, fetcher: Arc<Fetcher>, seen: &mut SeenIds, sink: Sink<'_, Lead>) -> Result<RunStats> {
+pub async fn export_leads(
+    job: &Job,
+    fetcher: Arc<Fetcher>,
+    seen: &mut SeenIds,
+    sink: Sink<'_, Lead>,
+) -> Result<RunStats> {
     let ctx = job.map_context();
     let days = job.day_range();
     match job.vendor {
         Vendor::Chatzuri => {
             let (agent, size) = (job.agent.clone(), job.page_size);
-            let request = move |page: u64| chatzuri::leads_request(&agent, page as u32, size, &days);
+            let request =
+                move |page: u64| chatzuri::leads_request(&agent, page as u32, size, &days);
             let parse = move |body: &[u8]| chatzuri::parse_leads(body, &ctx);
             let mut pages = NumberedPages::new(job, fetcher, request, parse, None);
             drain(job, &mut pages, seen, sink).await
         }
         Vendor::Neoagent => {
             let session = match &job.filters.session {
-                Some(text) => Some(text.parse::<i64>().map_err(|_| Error::usage(format!("--session {text}: NeoAgent session ids are numbers")))?),
+                Some(text) => Some(text.parse::<i64>().map_err(|_| {
+                    Error::usage(format!(
+                        "--session {text}: NeoAgent session ids are numbers"
+                    ))
+                })?),
                 None => None,
             };
             let agent = job.agent.clone();
             let request = move |window: &DayRange| neoagent::leads_request(&agent, window, session);
             let parse = move |body: &[u8]| neoagent::parse_leads(body, &ctx);
-            let mut pages = WindowPages::new(job, fetcher, neoagent_windows(job, days), request, parse);
+            let mut pages =
+                WindowPages::new(job, fetcher, neoagent_windows(job, days), request, parse);
             drain(job, &mut pages, seen, sink).await
         }
         Vendor::Robofy => {
-            let project = job
-                .project
-                .clone()
-                .ok_or_else(|| Error::usage("Robofy leads need a project: --project ID or --agent PROJECT/CHATBOT"))?;
+            let project = job.project.clone().ok_or_else(|| {
+                Error::usage("Robofy leads need a project: --project ID or --agent PROJECT/CHATBOT")
+            })?;
             let (agent, session) = (job.agent.clone(), job.filters.session.clone());
             let parse_session = session.clone();
-            let request = move |token: Option<&str>| robofy::leads_request(&project, &agent, token, session.as_deref());
-            let parse = move |body: &[u8]| robofy::parse_leads(body, &ctx, parse_session.as_deref());
+            let request = move |token: Option<&str>| {
+                robofy::leads_request(&project, &agent, token, session.as_deref())
+            };
+            let parse =
+                move |body: &[u8]| robofy::parse_leads(body, &ctx, parse_session.as_deref());
             let mut pages = TokenPages::new(job, fetcher, request, parse);
             drain(job, &mut pages, seen, sink).await
         }
@@ -196,22 +217,35 @@ pub async fn export_leads(job: &Job, fetcher: Arc<Fetcher>, seen: &mut SeenIds, 
 }
 
 /// Exports conversations of one source into `sink`.
-pub async fn export_conversations(job: &Job, fetcher: Arc<Fetcher>, seen: &mut SeenIds, sink: Sink<'_, Conversation>) -> Result<RunStats> {
+pub async fn export_conversations(
+    job: &Job,
+    fetcher: Arc<Fetcher>,
+    seen: &mut SeenIds,
+    sink: Sink<'_, Conversation>,
+) -> Result<RunStats> {
     let ctx = job.map_context();
     let days = job.day_range();
     match job.vendor {
         Vendor::Chatzuri => {
-            let (agent, size, channels) = (job.agent.clone(), job.page_size, job.filters.channels.clone());
-            let request = move |page: u64| chatzuri::conversations_request(&agent, page as u32, size, &days, &channels);
+            let (agent, size, channels) = (
+                job.agent.clone(),
+                job.page_size,
+                job.filters.channels.clone(),
+            );
+            let request = move |page: u64| {
+                chatzuri::conversations_request(&agent, page as u32, size, &days, &channels)
+            };
             let parse = move |body: &[u8]| chatzuri::parse_conversations(body, &ctx);
-            let mut pages = NumberedPages::new(job, fetcher, request, parse, Some(chatzuri::as_post));
+            let mut pages =
+                NumberedPages::new(job, fetcher, request, parse, Some(chatzuri::as_post));
             drain(job, &mut pages, seen, sink).await
         }
         Vendor::Neoagent => {
             let agent = job.agent.clone();
             let request = move |window: &DayRange| neoagent::conversations_request(&agent, window);
             let parse = move |body: &[u8]| neoagent::parse_conversations(body, &ctx);
-            let mut pages = WindowPages::new(job, fetcher, neoagent_windows(job, days), request, parse);
+            let mut pages =
+                WindowPages::new(job, fetcher, neoagent_windows(job, days), request, parse);
             drain(job, &mut pages, seen, sink).await
         }
         Vendor::Robofy => {
@@ -221,14 +255,24 @@ pub async fn export_conversations(job: &Job, fetcher: Arc<Fetcher>, seen: &mut S
     }
 }
 
-async fn drain<R: Record, S: PageSource<R>>(job: &Job, source: &mut S, seen: &mut SeenIds, sink: Sink<'_, R>) -> Result<RunStats> {
+async fn drain<R: Record, S: PageSource<R>>(
+    job: &Job,
+    source: &mut S,
+    seen: &mut SeenIds,
+    sink: Sink<'_, R>,
+) -> Result<RunStats> {
     let mut stats = RunStats::default();
     loop {
-        let wanted = job.filters.limit.map(|limit| limit.saturating_sub(stats.written));
+        let wanted = job
+            .filters
+            .limit
+            .map(|limit| limit.saturating_sub(stats.written));
         if wanted == Some(0) {
             break;
         }
-        let Some(page) = source.next(wanted).await? else { break };
+        let Some(page) = source.next(wanted).await? else {
+            break;
+        };
         stats.pages += 1;
         for record in page.records {
             if record.created_at().is_none() && has_unparsed_time(&record) {
@@ -252,7 +296,11 @@ async fn drain<R: Record, S: PageSource<R>>(job: &Job, source: &mut S, seen: &mu
             sink(&record)?;
             stats.written += 1;
             note_newest(&mut stats.newest, &record);
-            if job.filters.limit.is_some_and(|limit| stats.written >= limit) {
+            if job
+                .filters
+                .limit
+                .is_some_and(|limit| stats.written >= limit)
+            {
                 return Ok(stats);
             }
         }
@@ -265,7 +313,9 @@ fn has_unparsed_time<R: Record>(record: &R) -> bool {
 }
 
 fn note_newest<R: Record>(newest: &mut Option<Bookmark>, record: &R) {
-    let Some(created) = record.created_at() else { return };
+    let Some(created) = record.created_at() else {
+        return;
+    };
     match newest {
         Some(mark) if mark.created_at == Some(created) => mark.ids.push(record.id().to_owned()),
         Some(mark) if mark.created_at.is_some_and(|t| t > created) => {}
@@ -283,7 +333,9 @@ fn note_newest<R: Record>(newest: &mut Option<Bookmark>, record: &R) {
 /// that each start on the day the previous one ended, so a vendor that
 /// treats `endTime` as exclusive loses nothing.
 pub fn neoagent_windows(job: &Job, days: DayRange) -> Vec<DayRange> {
-    let Some(start) = days.start else { return vec![days] };
+    let Some(start) = days.start else {
+        return vec![days];
+    };
     let end = days.end.unwrap_or_else(|| job.now.date_naive());
     split_days(start, end, job.window_days)
 }
@@ -294,7 +346,10 @@ pub fn split_days(start: NaiveDate, end: NaiveDate, window_days: u32) -> Vec<Day
     let mut from = start;
     loop {
         let to = (from + step).min(end);
-        windows.push(DayRange { start: Some(from), end: Some(to.max(from)) });
+        windows.push(DayRange {
+            start: Some(from),
+            end: Some(to.max(from)),
+        });
         if to >= end {
             return windows;
         }
@@ -313,7 +368,12 @@ type Parser<R> = Arc<dyn Fn(&[u8]) -> std::result::Result<Page<R>, BodyError> + 
 type TokenRequest = Arc<dyn Fn(Option<&str>) -> RequestSpec + Send + Sync>;
 
 /// Fetches one page in its own task: send, then parse on the worker.
-fn spawn_page<R: Send + 'static>(fetcher: Arc<Fetcher>, spec: RequestSpec, what: String, parse: Parser<R>) -> JoinHandle<Result<Page<R>>> {
+fn spawn_page<R: Send + 'static>(
+    fetcher: Arc<Fetcher>,
+    spec: RequestSpec,
+    what: String,
+    parse: Parser<R>,
+) -> JoinHandle<Result<Page<R>>> {
     tokio::spawn(async move {
         let body = fetcher.fetch(&spec, &what).await?;
         parse(&body).map_err(|e| body_error(&fetcher, &spec, &what, e, &body))
@@ -321,12 +381,20 @@ fn spawn_page<R: Send + 'static>(fetcher: Arc<Fetcher>, spec: RequestSpec, what:
 }
 
 async fn join<T>(handle: JoinHandle<Result<T>>) -> Result<T> {
-    handle.await.map_err(|e| Error::internal(format!("a fetch task failed: {e}")))?
+    handle
+        .await
+        .map_err(|e| Error::internal(format!("a fetch task failed: {e}")))?
 }
 
 /// A body that is not what the vendor documents: name vendor, endpoint and
 /// page, with an excerpt; or the vendor's own refusal inside a 2xx.
-pub fn body_error(fetcher: &Fetcher, spec: &RequestSpec, what: &str, error: BodyError, body: &[u8]) -> Error {
+pub fn body_error(
+    fetcher: &Fetcher,
+    spec: &RequestSpec,
+    what: &str,
+    error: BodyError,
+    body: &[u8],
+) -> Error {
     let vendor = fetcher.vendor().display_name();
     let agent = fetcher.agent();
     match error {
@@ -415,7 +483,10 @@ impl<R: Record> NumberedPages<R> {
         }
         let page = join(self.spawn(1)).await?;
         let first = self.first_page_ids.take().unwrap_or_default();
-        let moved = page.records.iter().any(|r| !first.iter().any(|id| id == r.id()));
+        let moved = page
+            .records
+            .iter()
+            .any(|r| !first.iter().any(|id| id == r.id()));
         if moved {
             tracing::info!(
                 "{} listing changed while it was paged; walking it again one page at a time so no shifted record is missed",
@@ -431,7 +502,12 @@ impl<R: Record> NumberedPages<R> {
     }
 
     fn spawn(&self, page: u64) -> JoinHandle<Result<Page<R>>> {
-        let (fetcher, parse, fallback, use_post) = (self.fetcher.clone(), self.parse.clone(), self.post_fallback, self.use_post.clone());
+        let (fetcher, parse, fallback, use_post) = (
+            self.fetcher.clone(),
+            self.parse.clone(),
+            self.post_fallback,
+            self.use_post.clone(),
+        );
         let get = (self.request)(page);
         let what = format!("page {page}");
         tokio::spawn(async move {
@@ -442,7 +518,11 @@ impl<R: Record> NumberedPages<R> {
             };
             let body = match (fetcher.fetch(&spec, &what).await, post) {
                 (Err(e), Some(post)) if e.status == Some(405) && spec != post => {
-                    tracing::info!("{} answered 405 to GET {}; sending it as POST", fetcher.vendor().display_name(), spec.endpoint);
+                    tracing::info!(
+                        "{} answered 405 to GET {}; sending it as POST",
+                        fetcher.vendor().display_name(),
+                        spec.endpoint
+                    );
                     let body = fetcher.fetch(&post, &what).await?;
                     use_post.store(true, Ordering::Relaxed);
                     return parse(&body).map_err(|e| body_error(&fetcher, &post, &what, e, &body));
@@ -527,7 +607,9 @@ fn max_pages_error(fetcher: &Fetcher, max_pages: u64) -> Error {
         fetcher.vendor().display_name(),
         fetcher.agent()
     ))
-    .with_hint("raise --max-pages if the listing really is that long, or narrow it with --since/--until")
+    .with_hint(
+        "raise --max-pages if the listing really is that long, or narrow it with --since/--until",
+    )
 }
 
 /// NeoAgent: one request per date window, several in flight, in window order.
@@ -570,14 +652,21 @@ impl<R> Drop for WindowPages<R> {
 impl<R: Record> PageSource<R> for WindowPages<R> {
     async fn next(&mut self, _wanted: Option<u64>) -> Result<Option<Page<R>>> {
         while self.in_flight.len() < self.concurrency {
-            let Some(window) = self.windows.pop_front() else { break };
+            let Some(window) = self.windows.pop_front() else {
+                break;
+            };
             let what = match (window.start_text(), window.end_text()) {
                 (Some(start), Some(end)) => format!("window {start}..{end}"),
                 (None, Some(end)) => format!("window ..{end}"),
                 _ => "the whole range".to_owned(),
             };
             let spec = (self.request)(&window);
-            self.in_flight.push_back(spawn_page(self.fetcher.clone(), spec, what, self.parse.clone()));
+            self.in_flight.push_back(spawn_page(
+                self.fetcher.clone(),
+                spec,
+                what,
+                self.parse.clone(),
+            ));
         }
         match self.in_flight.pop_front() {
             Some(handle) => join(handle).await.map(Some),
@@ -630,7 +719,12 @@ impl<R: Send + 'static> TokenPages<R> {
     fn spawn(&mut self, token: Option<&str>) {
         let spec = (self.request)(token);
         let what = format!("page {}", self.pages + 1);
-        self.pending = Some(spawn_page(self.fetcher.clone(), spec, what, self.parse.clone()));
+        self.pending = Some(spawn_page(
+            self.fetcher.clone(),
+            spec,
+            what,
+            self.parse.clone(),
+        ));
     }
 
     async fn next_page(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
@@ -644,7 +738,9 @@ impl<R: Send + 'static> TokenPages<R> {
                 return Ok(None);
             }
         }
-        let Some(handle) = self.pending.take() else { return Ok(None) };
+        let Some(handle) = self.pending.take() else {
+            return Ok(None);
+        };
         let page = join(handle).await?;
         self.pages += 1;
         if let Some(token) = &page.next_token {
@@ -713,7 +809,12 @@ impl RobofySessions {
             ),
             None => {
                 let list_agent = agent.clone();
-                let mut listing = TokenPages::new(job, fetcher.clone(), move |token| robofy::sessions_request(&list_agent, token), robofy::parse_sessions);
+                let mut listing = TokenPages::new(
+                    job,
+                    fetcher.clone(),
+                    move |token| robofy::sessions_request(&list_agent, token),
+                    robofy::parse_sessions,
+                );
                 // The listing is only asked for its next page while fewer
                 // than `concurrency` message requests are in flight, so
                 // requests in flight never exceed `--concurrency`.
@@ -734,7 +835,12 @@ impl RobofySessions {
     }
 
     fn spawn(&self, summary: robofy::SessionSummary) -> JoinHandle<Result<Conversation>> {
-        let (fetcher, ctx, agent, max_pages) = (self.fetcher.clone(), self.ctx.clone(), self.agent.clone(), self.max_pages);
+        let (fetcher, ctx, agent, max_pages) = (
+            self.fetcher.clone(),
+            self.ctx.clone(),
+            self.agent.clone(),
+            self.max_pages,
+        );
         tokio::spawn(async move {
             let mut messages: Vec<Value> = Vec::new();
             let mut token: Option<String> = None;
@@ -743,10 +849,13 @@ impl RobofySessions {
                 let spec = robofy::messages_request(&agent, &summary.id, token.as_deref());
                 let what = format!("session {} page {page}", summary.id);
                 let body = fetcher.fetch(&spec, &what).await?;
-                let parsed = robofy::parse_messages(&body).map_err(|e| body_error(&fetcher, &spec, &what, e, &body))?;
+                let parsed = robofy::parse_messages(&body)
+                    .map_err(|e| body_error(&fetcher, &spec, &what, e, &body))?;
                 messages.extend(parsed.records);
                 match parsed.next_token {
-                    Some(next) if seen.insert(next.clone()) && page < max_pages => token = Some(next),
+                    Some(next) if seen.insert(next.clone()) && page < max_pages => {
+                        token = Some(next)
+                    }
                     Some(_) => {
                         return Err(Error::vendor(format!(
                             "Robofy pagination loop in the messages of session {} of agent {agent}",
@@ -771,10 +880,14 @@ impl Drop for RobofySessions {
 
 impl PageSource<Conversation> for RobofySessions {
     async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<Conversation>>> {
-        let room = wanted.map_or(self.concurrency, |w| (w as usize).clamp(1, self.concurrency));
+        let room = wanted.map_or(self.concurrency, |w| {
+            (w as usize).clamp(1, self.concurrency)
+        });
         while self.in_flight.len() < room {
             if self.queue.is_empty() {
-                let Some(listing) = self.listing.as_mut() else { break };
+                let Some(listing) = self.listing.as_mut() else {
+                    break;
+                };
                 match listing.next_page(None).await? {
                     Some(page) => self.queue.extend(page.records),
                     None => {
@@ -814,7 +927,10 @@ mod tests {
     #[test]
     fn windows_overlap_by_one_day_and_cover_the_range() {
         let windows = split_days(day("2025-01-01"), day("2025-03-01"), 30);
-        let spans: Vec<(String, String)> = windows.iter().map(|w| (w.start_text().unwrap(), w.end_text().unwrap())).collect();
+        let spans: Vec<(String, String)> = windows
+            .iter()
+            .map(|w| (w.start_text().unwrap(), w.end_text().unwrap()))
+            .collect();
         assert_eq!(
             spans,
             vec![
@@ -822,7 +938,10 @@ mod tests {
                 ("2025-01-31".into(), "2025-03-01".into()),
             ]
         );
-        assert_eq!(split_days(day("2025-01-01"), day("2025-01-01"), 30).len(), 1);
+        assert_eq!(
+            split_days(day("2025-01-01"), day("2025-01-01"), 30).len(),
+            1
+        );
         assert_eq!(split_days(day("2025-01-01"), day("2025-01-05"), 1).len(), 4);
     }
 

@@ -34,7 +34,9 @@ impl RetryPolicy {
     /// Exponential back-off with "full jitter": a random delay between half
     /// and all of `base * 2^attempt`, capped.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self.base.saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX));
+        let exponential = self
+            .base
+            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX));
         let ceiling = exponential.min(self.cap);
         ceiling.mul_f64(0.5 + fastrand::f64() * 0.5)
     }
@@ -92,7 +94,11 @@ pub struct Fetcher {
 
 /// What went wrong with one attempt, before deciding whether to retry.
 enum Attempt {
-    Status { status: StatusCode, retry_after: Option<Duration>, body: Bytes },
+    Status {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        body: Bytes,
+    },
     Transport(String),
     TooLarge,
 }
@@ -110,8 +116,12 @@ impl Fetcher {
             AuthScheme::Bearer => format!("Bearer {}", key.expose()),
             AuthScheme::Raw => key.expose().to_owned(),
         };
-        let mut authorization = HeaderValue::from_str(&value)
-            .map_err(|_| Error::usage(format!("the {} key contains characters that cannot be sent in a header", vendor.display_name())))?;
+        let mut authorization = HeaderValue::from_str(&value).map_err(|_| {
+            Error::usage(format!(
+                "the {} key contains characters that cannot be sent in a header",
+                vendor.display_name()
+            ))
+        })?;
         authorization.set_sensitive(true);
         let client = reqwest::Client::builder()
             .user_agent(concat!("leads/", env!("CARGO_PKG_VERSION")))
@@ -158,7 +168,8 @@ impl Fetcher {
         let mut url = Url::parse(&format!("{}{}", self.base_url, spec.path))
             .map_err(|e| Error::internal(format!("bad request URL for {}: {e}", spec.endpoint)))?;
         if !spec.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())));
+            url.query_pairs_mut()
+                .extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         Ok(url)
     }
@@ -182,18 +193,26 @@ impl Fetcher {
                     tracing::info!(target: "leads::http", "{} {} -> ok ({} bytes) in {:?}", method_name(spec), url, body.len(), elapsed);
                     return Ok(body);
                 }
-                Err(Attempt::Status { status, retry_after, body }) => {
+                Err(Attempt::Status {
+                    status,
+                    retry_after,
+                    body,
+                }) => {
                     tracing::info!(target: "leads::http", "{} {} -> {} in {:?}", method_name(spec), url, status.as_u16(), elapsed);
                     if !is_retryable_status(status) {
                         return Err(self.status_error(spec, what, status, &body, attempt));
                     }
                     if let Some(wait) = retry_after
-                        && wait > MAX_RETRY_AFTER {
-                            let when = httpdate::fmt_http_date(SystemTime::now() + wait);
-                            return Err(self
-                                .status_error(spec, what, status, &body, attempt)
-                                .with_hint(format!("the vendor asked to retry after {}s (at {when}); run again then", wait.as_secs())));
-                        }
+                        && wait > MAX_RETRY_AFTER
+                    {
+                        let when = httpdate::fmt_http_date(SystemTime::now() + wait);
+                        return Err(self
+                            .status_error(spec, what, status, &body, attempt)
+                            .with_hint(format!(
+                                "the vendor asked to retry after {}s (at {when}); run again then",
+                                wait.as_secs()
+                            )));
+                    }
                     let delay = retry_after.unwrap_or_else(|| retry.backoff(attempt));
                     (delay, FailureSoFar::Status(status, body))
                 }
@@ -218,8 +237,12 @@ impl Fetcher {
             };
             if attempt >= retry.retries {
                 return Err(match failure {
-                    FailureSoFar::Status(status, body) => self.status_error(spec, what, status, &body, attempt),
-                    FailureSoFar::Transport(reason) => self.network_error(spec, what, &url, &reason, attempt),
+                    FailureSoFar::Status(status, body) => {
+                        self.status_error(spec, what, status, &body, attempt)
+                    }
+                    FailureSoFar::Transport(reason) => {
+                        self.network_error(spec, what, &url, &reason, attempt)
+                    }
                 });
             }
             attempt += 1;
@@ -243,13 +266,27 @@ impl Fetcher {
         if let Some(body) = &spec.json_body {
             request = request.body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let mut response = request.send().await.map_err(|e| Attempt::Transport(describe_reqwest(&e)))?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| Attempt::Transport(describe_reqwest(&e)))?;
         let status = response.status();
-        if response.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
             return Err(Attempt::TooLarge);
         }
-        let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
-        let mut body = BytesMut::with_capacity(response.content_length().unwrap_or(16 * 1024).min(8 * 1024 * 1024) as usize);
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(parse_retry_after);
+        let mut body = BytesMut::with_capacity(
+            response
+                .content_length()
+                .unwrap_or(16 * 1024)
+                .min(8 * 1024 * 1024) as usize,
+        );
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -266,17 +303,36 @@ impl Fetcher {
         if status.is_success() {
             Ok(body)
         } else {
-            Err(Attempt::Status { status, retry_after, body })
+            Err(Attempt::Status {
+                status,
+                retry_after,
+                body,
+            })
         }
     }
 
-    fn status_error(&self, spec: &RequestSpec, what: &str, status: StatusCode, body: &[u8], retries: u32) -> Error {
+    fn status_error(
+        &self,
+        spec: &RequestSpec,
+        what: &str,
+        status: StatusCode,
+        body: &[u8],
+        retries: u32,
+    ) -> Error {
         let vendor = self.vendor.display_name();
         let agent = &self.agent;
         let code = status.as_u16();
         let detail = self.redact(&error_detail(body).unwrap_or_else(|| excerpt(body)));
-        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
-        let after = if retries > 0 { format!(" after {} attempts", retries + 1) } else { String::new() };
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {detail}")
+        };
+        let after = if retries > 0 {
+            format!(" after {} attempts", retries + 1)
+        } else {
+            String::new()
+        };
         let (kind, hint) = match code {
             401 | 403 => (
                 ErrorKind::Auth,
@@ -290,12 +346,24 @@ impl Fetcher {
         let subject = match code {
             401 | 403 => format!("{vendor} refused the key for agent {agent}"),
             404 => format!("{vendor} does not know agent {agent}"),
-            _ => format!("{vendor} failed on {} {what} for agent {agent}", spec.endpoint),
+            _ => format!(
+                "{vendor} failed on {} {what} for agent {agent}",
+                spec.endpoint
+            ),
         };
-        Error::new(kind, format!("{subject} (HTTP {code}{after}{detail})")).with_hint(hint).with_status(code)
+        Error::new(kind, format!("{subject} (HTTP {code}{after}{detail})"))
+            .with_hint(hint)
+            .with_status(code)
     }
 
-    fn network_error(&self, spec: &RequestSpec, what: &str, url: &Url, reason: &str, retries: u32) -> Error {
+    fn network_error(
+        &self,
+        spec: &RequestSpec,
+        what: &str,
+        url: &Url,
+        reason: &str,
+        retries: u32,
+    ) -> Error {
         let host = url.host_str().unwrap_or("?");
         Error::new(
             ErrorKind::Network,
@@ -337,9 +405,13 @@ fn method_name(spec: &RequestSpec) -> &'static str {
 
 fn not_found_hint(vendor: Vendor) -> String {
     match vendor {
-        Vendor::Chatzuri => "check --agent: the agent id is in the agent's settings in Chatzuri".to_owned(),
+        Vendor::Chatzuri => {
+            "check --agent: the agent id is in the agent's settings in Chatzuri".to_owned()
+        }
         Vendor::Neoagent => "check --agent: NeoAgent's serial number of the chatbot".to_owned(),
-        Vendor::Robofy => "check --project and --agent (or PROJECT/CHATBOT) in the Robofy dashboard".to_owned(),
+        Vendor::Robofy => {
+            "check --project and --agent (or PROJECT/CHATBOT) in the Robofy dashboard".to_owned()
+        }
     }
 }
 
@@ -354,7 +426,10 @@ pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let when = httpdate::parse_http_date(text).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// A one-line reason for a transport failure, without the URL (the caller
@@ -388,11 +463,17 @@ mod tests {
 
     #[test]
     fn retry_after_in_both_forms() {
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("7")), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("7")),
+            Some(Duration::from_secs(7))
+        );
         let later = SystemTime::now() + Duration::from_secs(30);
         let date = HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap();
         let parsed = parse_retry_after(&date).unwrap();
-        assert!(parsed <= Duration::from_secs(30) && parsed >= Duration::from_secs(28), "{parsed:?}");
+        assert!(
+            parsed <= Duration::from_secs(30) && parsed >= Duration::from_secs(28),
+            "{parsed:?}"
+        );
         let past = HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
         assert_eq!(parse_retry_after(&past), Some(Duration::ZERO));
         assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
@@ -400,11 +481,19 @@ mod tests {
 
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {
-        let policy = RetryPolicy { retries: 4, base: Duration::from_millis(500), cap: Duration::from_secs(30) };
+        let policy = RetryPolicy {
+            retries: 4,
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(30),
+        };
         for attempt in 0..10 {
             let delay = policy.backoff(attempt);
-            let ceiling = (Duration::from_millis(500) * 2u32.pow(attempt)).min(Duration::from_secs(30));
-            assert!(delay <= ceiling && delay >= ceiling / 2, "attempt {attempt}: {delay:?}");
+            let ceiling =
+                (Duration::from_millis(500) * 2u32.pow(attempt)).min(Duration::from_secs(30));
+            assert!(
+                delay <= ceiling && delay >= ceiling / 2,
+                "attempt {attempt}: {delay:?}"
+            );
         }
     }
 

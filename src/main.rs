@@ -25,9 +25,16 @@ fn main() -> ExitCode {
     };
     init_logging(cli.quiet, cli.verbose);
     let now = clock();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
-        Err(e) => return report(&Error::internal(format!("cannot start the async runtime: {e}"))),
+        Err(e) => {
+            return report(&Error::internal(format!(
+                "cannot start the async runtime: {e}"
+            )));
+        }
     };
     let outcome = runtime.block_on(async {
         tokio::select! {
@@ -94,7 +101,9 @@ fn one_line(text: &str) -> String {
 /// `--help` and `--version` print normally and exit 0.
 fn argument_error(error: clap::Error) -> ExitCode {
     match error.kind() {
-        ClapErrorKind::DisplayHelp | ClapErrorKind::DisplayVersion | ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ClapErrorKind::DisplayHelp
+        | ClapErrorKind::DisplayVersion
+        | ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = error.print();
             return if error.kind() == ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                 ExitCode::from(2)
@@ -108,7 +117,9 @@ fn argument_error(error: clap::Error) -> ExitCode {
     let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("invalid arguments");
     let message = first.strip_prefix("error: ").unwrap_or(first);
-    let tip = lines.find_map(|l| l.strip_prefix("tip: ")).map(str::to_owned);
+    let tip = lines
+        .find_map(|l| l.strip_prefix("tip: "))
+        .map(str::to_owned);
     let hint = tip.unwrap_or_else(|| "see leads --help".to_owned());
     report(&Error::usage(message).with_hint(hint))
 }

@@ -6,7 +6,19 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// The platforms `leads` knows. Adding a vendor starts here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Vendor {
     Chatzuri,
@@ -102,7 +114,10 @@ pub struct Lead {
     pub agent_id: String,
     /// `lead` or `appointment`.
     pub kind: String,
-    #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
+    #[serde(
+        serialize_with = "serialize_timestamp",
+        deserialize_with = "deserialize_timestamp"
+    )]
     pub created_at: Option<DateTime<Utc>>,
     pub name: Option<String>,
     pub email: Option<String>,
@@ -145,7 +160,10 @@ pub struct Message {
     /// `user`, `assistant`, or the vendor's value lower-cased.
     pub role: String,
     pub content: Option<String>,
-    #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
+    #[serde(
+        serialize_with = "serialize_timestamp",
+        deserialize_with = "deserialize_timestamp"
+    )]
     pub created_at: Option<DateTime<Utc>>,
 }
 
@@ -154,7 +172,10 @@ pub struct Conversation {
     pub id: String,
     pub vendor: Vendor,
     pub agent_id: String,
-    #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
+    #[serde(
+        serialize_with = "serialize_timestamp",
+        deserialize_with = "deserialize_timestamp"
+    )]
     pub created_at: Option<DateTime<Utc>>,
     pub source: Option<String>,
     pub customer: Option<String>,
@@ -184,7 +205,9 @@ impl Conversation {
     }
 }
 
-fn deserialize_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+fn deserialize_timestamp<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
     let text: Option<String> = Option::deserialize(d)?;
     match text {
         None => Ok(None),
@@ -386,11 +409,17 @@ mod tests {
 
     #[test]
     fn clean_string_maps_empty_to_none_and_trims() {
-        assert_eq!(clean_string(Some(&Value::from("  a b "))), Some("a b".into()));
+        assert_eq!(
+            clean_string(Some(&Value::from("  a b "))),
+            Some("a b".into())
+        );
         assert_eq!(clean_string(Some(&Value::from(""))), None);
         assert_eq!(clean_string(Some(&Value::Null)), None);
         assert_eq!(clean_string(None), None);
-        assert_eq!(clean_string(Some(&Value::from(31305))), Some("31305".into()));
+        assert_eq!(
+            clean_string(Some(&Value::from(31305))),
+            Some("31305".into())
+        );
     }
 
     #[test]

@@ -36,7 +36,11 @@ impl Progress {
                 let pages: u64 = self
                     .fetches
                     .iter()
-                    .map(|f| f.requests.load(Ordering::Relaxed).saturating_sub(f.retries.load(Ordering::Relaxed)))
+                    .map(|f| {
+                        f.requests
+                            .load(Ordering::Relaxed)
+                            .saturating_sub(f.retries.load(Ordering::Relaxed))
+                    })
                     .sum();
                 bar.set_message(pages.to_string());
             }

@@ -38,7 +38,8 @@ impl SourceEntry {
     /// standard variable (`CHATZURI_API_KEY`, ...).
     pub fn key(&self, env: &dyn Environment) -> Result<ApiKey> {
         if let Some(path) = &self.api_key_file {
-            return read_key_file(path).map_err(|e| Error::usage(format!("source {}: {}", self.name, e.message)));
+            return read_key_file(path)
+                .map_err(|e| Error::usage(format!("source {}: {}", self.name, e.message)));
         }
         let variable = self.api_key_env.as_deref().unwrap_or(self.vendor.key_env());
         env.var(variable).and_then(|k| ApiKey::new(&k)).ok_or_else(|| {
@@ -61,7 +62,10 @@ impl Sources {
     pub fn select(&self, names: &[String], all: bool) -> Result<Vec<&SourceEntry>> {
         if all {
             if self.entries.is_empty() {
-                return Err(Error::usage(format!("{} defines no sources", self.path.display())));
+                return Err(Error::usage(format!(
+                    "{} defines no sources",
+                    self.path.display()
+                )));
             }
             return Ok(self.entries.iter().collect());
         }
@@ -72,9 +76,15 @@ impl Sources {
                 Some(entry) => chosen.push(entry),
                 None => {
                     let known: Vec<&str> = self.entries.iter().map(|e| e.name.as_str()).collect();
-                    return Err(Error::usage(format!("no source named {name:?} in {}", self.path.display())).with_hint(
-                        if known.is_empty() { "the file defines no sources".to_owned() } else { format!("sources defined: {}", known.join(", ")) },
-                    ));
+                    return Err(Error::usage(format!(
+                        "no source named {name:?} in {}",
+                        self.path.display()
+                    ))
+                    .with_hint(if known.is_empty() {
+                        "the file defines no sources".to_owned()
+                    } else {
+                        format!("sources defined: {}", known.join(", "))
+                    }));
                 }
             }
         }
@@ -87,13 +97,19 @@ pub fn default_path(env: &dyn Environment) -> Option<PathBuf> {
     if let Some(xdg) = env.var("XDG_CONFIG_HOME") {
         return Some(PathBuf::from(xdg).join("leads").join("config.toml"));
     }
-    env.var("HOME").map(|home| PathBuf::from(home).join(".config").join("leads").join("config.toml"))
+    env.var("HOME").map(|home| {
+        PathBuf::from(home)
+            .join(".config")
+            .join("leads")
+            .join("config.toml")
+    })
 }
 
 pub fn load(path: Option<&Path>, env: &dyn Environment) -> Result<Sources> {
     let path = match path {
         Some(path) => path.to_owned(),
-        None => default_path(env).ok_or_else(|| Error::usage("no config file: set --config PATH (HOME is not set)"))?,
+        None => default_path(env)
+            .ok_or_else(|| Error::usage("no config file: set --config PATH (HOME is not set)"))?,
     };
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Error::usage(format!("cannot read the config file {}: {e}", path.display()))
@@ -106,25 +122,34 @@ pub fn load(path: Option<&Path>, env: &dyn Environment) -> Result<Sources> {
 
 pub fn parse(text: &str, path: &Path) -> Result<Sources> {
     let bad = |message: String| Error::usage(format!("config file {}: {message}", path.display()));
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| bad(e.message().to_owned()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad(e.message().to_owned()))?;
     if let Some(key) = table.keys().find(|k| *k != "sources") {
-        return Err(bad(format!("unknown top-level key {key:?}; sources go under [sources.NAME]")));
+        return Err(bad(format!(
+            "unknown top-level key {key:?}; sources go under [sources.NAME]"
+        )));
     }
     let mut entries = Vec::new();
     if let Some(sources) = table.get("sources") {
-        let sources = sources.as_table().ok_or_else(|| bad("`sources` must be a table of [sources.NAME]".to_owned()))?;
+        let sources = sources
+            .as_table()
+            .ok_or_else(|| bad("`sources` must be a table of [sources.NAME]".to_owned()))?;
         for (name, value) in sources {
             if let Some(fields) = value.as_table()
-                && (fields.contains_key("api_key") || fields.contains_key("key")) {
-                    return Err(bad(format!("source {name}: a key is never stored in the config file"))
+                && (fields.contains_key("api_key") || fields.contains_key("key"))
+            {
+                return Err(bad(format!("source {name}: a key is never stored in the config file"))
                         .with_hint("name the variable that holds it with api_key_env = \"VAR\", or a file with api_key_file = \"/path\""));
-                }
+            }
             let raw: RawSource = value
                 .clone()
                 .try_into()
                 .map_err(|e: toml::de::Error| bad(format!("source {name}: {}", e.message())))?;
             if raw.api_key_env.is_some() && raw.api_key_file.is_some() {
-                return Err(bad(format!("source {name}: give api_key_env or api_key_file, not both")));
+                return Err(bad(format!(
+                    "source {name}: give api_key_env or api_key_file, not both"
+                )));
             }
             entries.push(SourceEntry {
                 name: name.clone(),
@@ -149,7 +174,11 @@ fn warn_if_readable_by_others(path: &Path) {
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
-            tracing::warn!("config file {} is readable by group or others (mode {:o}); chmod 600 it", path.display(), mode & 0o777);
+            tracing::warn!(
+                "config file {} is readable by group or others (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            );
         }
     }
 }
@@ -186,9 +215,19 @@ base_url = "https://agents.robofy.ai"
         let names: Vec<&str> = sources.entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["website", "shop", "support"]);
         assert_eq!(sources.entries[2].project.as_deref(), Some("42"));
-        let all: Vec<&str> = sources.select(&[], true).unwrap().iter().map(|e| e.name.as_str()).collect();
+        let all: Vec<&str> = sources
+            .select(&[], true)
+            .unwrap()
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
         assert_eq!(all, ["website", "shop", "support"]);
-        let some: Vec<&str> = sources.select(&["support".into(), "website".into()], false).unwrap().iter().map(|e| e.name.as_str()).collect();
+        let some: Vec<&str> = sources
+            .select(&["support".into(), "website".into()], false)
+            .unwrap()
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
         assert_eq!(some, ["support", "website"]);
     }
 
@@ -202,7 +241,11 @@ base_url = "https://agents.robofy.ai"
 
     #[test]
     fn unknown_fields_and_names_are_usage_errors() {
-        let err = parse("[sources.x]\nvendor = \"chatzuri\"\nagent = \"a\"\ncolour = 1\n", Path::new("c.toml")).unwrap_err();
+        let err = parse(
+            "[sources.x]\nvendor = \"chatzuri\"\nagent = \"a\"\ncolour = 1\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
         assert_eq!(err.kind, crate::error::ErrorKind::Usage);
         let sources = parse(EXAMPLE, Path::new("c.toml")).unwrap();
         let err = sources.select(&["nope".into()], false).unwrap_err();

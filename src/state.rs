@@ -57,35 +57,74 @@ impl StateFile {
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(|e| Error::local_file(format!("cannot open the state lock {}: {e}", lock_path.display())))?;
+            .map_err(|e| {
+                Error::local_file(format!(
+                    "cannot open the state lock {}: {e}",
+                    lock_path.display()
+                ))
+            })?;
         let deadline = Instant::now() + wait;
         loop {
             match lock.try_lock() {
                 Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 Err(std::fs::TryLockError::WouldBlock) => {
                     let mut holder = String::new();
                     let _ = lock.read_to_string(&mut holder);
                     let holder = holder.trim();
-                    let holder = if holder.is_empty() { "another leads run".to_owned() } else { holder.to_owned() };
-                    return Err(Error::local_file(format!("state file {} is locked by {holder}", path.display()))
-                        .with_hint("wait for that run to finish, or pass --lock-timeout SECS to wait for it"));
+                    let holder = if holder.is_empty() {
+                        "another leads run".to_owned()
+                    } else {
+                        holder.to_owned()
+                    };
+                    return Err(Error::local_file(format!(
+                        "state file {} is locked by {holder}",
+                        path.display()
+                    ))
+                    .with_hint(
+                        "wait for that run to finish, or pass --lock-timeout SECS to wait for it",
+                    ));
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Error::local_file(format!("cannot lock {}: {e}", lock_path.display())));
+                    return Err(Error::local_file(format!(
+                        "cannot lock {}: {e}",
+                        lock_path.display()
+                    )));
                 }
             }
         }
-        let holder = format!("leads pid {} since {}", std::process::id(), format_timestamp(&Utc::now()));
-        let _ = lock.set_len(0).and_then(|_| lock.seek(SeekFrom::Start(0))).and_then(|_| lock.write_all(holder.as_bytes()));
+        let holder = format!(
+            "leads pid {} since {}",
+            std::process::id(),
+            format_timestamp(&Utc::now())
+        );
+        let _ = lock
+            .set_len(0)
+            .and_then(|_| lock.seek(SeekFrom::Start(0)))
+            .and_then(|_| lock.write_all(holder.as_bytes()));
 
         let data = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::local_file(format!("state file {} is not a leads state file: {e}", path.display()))
-                    .with_hint("move it away to start over (the next run then exports everything again)")
+                Error::local_file(format!(
+                    "state file {} is not a leads state file: {e}",
+                    path.display()
+                ))
+                .with_hint(
+                    "move it away to start over (the next run then exports everything again)",
+                )
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateData { version: 1, ..StateData::default() },
-            Err(e) => return Err(Error::local_file(format!("cannot read the state file {}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateData {
+                version: 1,
+                ..StateData::default()
+            },
+            Err(e) => {
+                return Err(Error::local_file(format!(
+                    "cannot read the state file {}: {e}",
+                    path.display()
+                )));
+            }
         };
         Ok(StateFile {
             path: path.to_owned(),
@@ -104,7 +143,9 @@ impl StateFile {
 
     /// Moves the bookmark forward (never back).
     pub fn advance(&mut self, key: &str, newest: &Bookmark, now: DateTime<Utc>) {
-        let Some(created) = newest.created_at else { return };
+        let Some(created) = newest.created_at else {
+            return;
+        };
         let merged = match self.bookmark(key) {
             Some(old) if old.created_at > Some(created) => return,
             Some(old) if old.created_at == Some(created) => {
@@ -130,9 +171,22 @@ impl StateFile {
 
     /// Writes the state atomically: a temporary file beside it, renamed over.
     pub fn save(&self) -> Result<()> {
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let fail = |e: std::io::Error| Error::local_file(format!("cannot write the state file {}: {e}", self.path.display()));
-        let mut temp = tempfile::Builder::new().prefix(".leads-state.").suffix(".tmp").tempfile_in(dir).map_err(fail)?;
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let fail = |e: std::io::Error| {
+            Error::local_file(format!(
+                "cannot write the state file {}: {e}",
+                self.path.display()
+            ))
+        };
+        let mut temp = tempfile::Builder::new()
+            .prefix(".leads-state.")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(fail)?;
         serde_json::to_writer_pretty(&mut temp, &self.data).map_err(|e| fail(e.into()))?;
         temp.write_all(b"\n").map_err(fail)?;
         temp.as_file().sync_all().map_err(fail)?;
@@ -161,15 +215,39 @@ mod tests {
         {
             let mut state = StateFile::open(&path, Duration::ZERO).unwrap();
             assert_eq!(state.bookmark("chatzuri/a/leads"), None);
-            state.advance("chatzuri/a/leads", &Bookmark { created_at: Some(t1), ids: vec!["1".into()] }, t1);
-            state.advance("chatzuri/a/leads", &Bookmark { created_at: Some(t0), ids: vec!["0".into()] }, t1);
-            state.advance("chatzuri/a/leads", &Bookmark { created_at: Some(t1), ids: vec!["2".into()] }, t1);
+            state.advance(
+                "chatzuri/a/leads",
+                &Bookmark {
+                    created_at: Some(t1),
+                    ids: vec!["1".into()],
+                },
+                t1,
+            );
+            state.advance(
+                "chatzuri/a/leads",
+                &Bookmark {
+                    created_at: Some(t0),
+                    ids: vec!["0".into()],
+                },
+                t1,
+            );
+            state.advance(
+                "chatzuri/a/leads",
+                &Bookmark {
+                    created_at: Some(t1),
+                    ids: vec!["2".into()],
+                },
+                t1,
+            );
             state.save().unwrap();
         }
         let state = StateFile::open(&path, Duration::ZERO).unwrap();
         assert_eq!(
             state.bookmark("chatzuri/a/leads"),
-            Some(Bookmark { created_at: Some(t1), ids: vec!["1".into(), "2".into()] })
+            Some(Bookmark {
+                created_at: Some(t1),
+                ids: vec!["1".into(), "2".into()]
+            })
         );
     }
 
@@ -180,7 +258,11 @@ mod tests {
         let _held = StateFile::open(&path, Duration::ZERO).unwrap();
         let err = StateFile::open(&path, Duration::from_millis(120)).unwrap_err();
         assert_eq!(err.kind, crate::error::ErrorKind::LocalFile);
-        assert!(err.message.contains("locked by leads pid"), "{}", err.message);
+        assert!(
+            err.message.contains("locked by leads pid"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

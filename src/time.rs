@@ -23,12 +23,13 @@ pub fn parse_when(text: &str, bound: Bound, now: DateTime<Utc>) -> Result<DateTi
         Bound::Until => "--until",
     };
     if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        && text.len() == 10 {
-            return Ok(match bound {
-                Bound::Since => start_of_day(day),
-                Bound::Until => start_of_day(day) + Duration::days(1) - Duration::nanoseconds(1),
-            });
-        }
+        && text.len() == 10
+    {
+        return Ok(match bound {
+            Bound::Since => start_of_day(day),
+            Bound::Until => start_of_day(day) + Duration::days(1) - Duration::nanoseconds(1),
+        });
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -73,20 +74,30 @@ pub fn parse_vendor_timestamp(text: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     // RFC 3339 with a space instead of `T`, and an offset.
-    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(text, format) {
             return Some(t.with_timezone(&Utc));
         }
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
             return Some(Utc.from_utc_datetime(&t));
         }
     }
     if text.len() == 10
-        && let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            return Some(start_of_day(day));
-        }
+        && let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+    {
+        return Some(start_of_day(day));
+    }
     None
 }
 
@@ -145,10 +156,22 @@ mod tests {
 
     #[test]
     fn spans_count_back_from_now() {
-        assert_eq!(parse_when("90m", Bound::Since, now()).unwrap(), now() - Duration::minutes(90));
-        assert_eq!(parse_when("36h", Bound::Since, now()).unwrap(), now() - Duration::hours(36));
-        assert_eq!(parse_when("7d", Bound::Since, now()).unwrap(), now() - Duration::days(7));
-        assert_eq!(parse_when("2w", Bound::Until, now()).unwrap(), now() - Duration::weeks(2));
+        assert_eq!(
+            parse_when("90m", Bound::Since, now()).unwrap(),
+            now() - Duration::minutes(90)
+        );
+        assert_eq!(
+            parse_when("36h", Bound::Since, now()).unwrap(),
+            now() - Duration::hours(36)
+        );
+        assert_eq!(
+            parse_when("7d", Bound::Since, now()).unwrap(),
+            now() - Duration::days(7)
+        );
+        assert_eq!(
+            parse_when("2w", Bound::Until, now()).unwrap(),
+            now() - Duration::weeks(2)
+        );
     }
 
     #[test]
@@ -162,7 +185,10 @@ mod tests {
     #[test]
     fn vendor_timestamps_in_every_spelling() {
         let cases = [
-            ("2023-11-23T18:36:21.512302-08:00", "2023-11-24T02:36:21.512302Z"),
+            (
+                "2023-11-23T18:36:21.512302-08:00",
+                "2023-11-24T02:36:21.512302Z",
+            ),
             ("2023-11-21T16:22:42.264484Z", "2023-11-21T16:22:42.264484Z"),
             ("2025-01-15 10:30:00", "2025-01-15T10:30:00Z"),
             ("2025-01-15T10:30:00", "2025-01-15T10:30:00Z"),

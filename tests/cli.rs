@@ -15,7 +15,8 @@ async fn vendors_lists_every_vendor_resource_and_filter() {
     for vendor in ["chatzuri", "neoagent", "robofy"] {
         for resource in ["leads", "conversations"] {
             assert!(
-                text.lines().any(|l| l.starts_with(vendor) && l.contains(resource)),
+                text.lines()
+                    .any(|l| l.starts_with(vendor) && l.contains(resource)),
                 "{vendor} {resource} missing:\n{text}"
             );
         }
@@ -28,14 +29,21 @@ async fn vendors_lists_every_vendor_resource_and_filter() {
 
 #[tokio::test]
 async fn completions_print_a_script_for_each_shell() {
-    for (shell, marker) in [("bash", "complete"), ("zsh", "#compdef leads"), ("fish", "complete -c leads")] {
+    for (shell, marker) in [
+        ("bash", "complete"),
+        ("zsh", "#compdef leads"),
+        ("fish", "complete -c leads"),
+    ] {
         let mut cmd = leads();
         cmd.args(["completions", shell]);
         let output = run(cmd).await;
         assert_exit(&output, 0);
         let text = stdout(&output);
         assert!(text.contains(marker), "{shell}");
-        assert!(text.contains("conversations"), "{shell} completes subcommands");
+        assert!(
+            text.contains("conversations"),
+            "{shell} completes subcommands"
+        );
     }
 }
 
@@ -53,10 +61,27 @@ async fn help_and_version_exit_0_on_stdout() {
 #[tokio::test]
 async fn argument_errors_are_one_line_with_a_hint_and_exit_2() {
     for args in [
-        vec!["pull", "--vendor", "chatzuri", "--agent", "a", "--frobnicate"],
+        vec![
+            "pull",
+            "--vendor",
+            "chatzuri",
+            "--agent",
+            "a",
+            "--frobnicate",
+        ],
         vec!["pull", "--vendor", "hubspot", "--agent", "a"],
-        vec!["pull", "--vendor", "chatzuri", "--agent", "a", "--concurrency", "0"],
-        vec!["pull", "--vendor", "chatzuri", "--agent", "a", "--format", "xml"],
+        vec![
+            "pull",
+            "--vendor",
+            "chatzuri",
+            "--agent",
+            "a",
+            "--concurrency",
+            "0",
+        ],
+        vec![
+            "pull", "--vendor", "chatzuri", "--agent", "a", "--format", "xml",
+        ],
         vec!["explode"],
     ] {
         let mut cmd = leads();
@@ -67,7 +92,10 @@ async fn argument_errors_are_one_line_with_a_hint_and_exit_2() {
         let lines: Vec<&str> = err.lines().collect();
         assert!(lines[0].starts_with("leads: error: "), "{args:?}: {err}");
         assert!(lines.len() <= 2, "{args:?}: {err}");
-        assert!(lines.get(1).is_none_or(|l| l.starts_with("hint: ")), "{args:?}: {err}");
+        assert!(
+            lines.get(1).is_none_or(|l| l.starts_with("hint: ")),
+            "{args:?}: {err}"
+        );
         assert!(stdout(&output).is_empty());
     }
 }
@@ -75,7 +103,16 @@ async fn argument_errors_are_one_line_with_a_hint_and_exit_2() {
 #[tokio::test]
 async fn sandbox_with_a_base_url_is_a_usage_error() {
     let mut cmd = leads();
-    cmd.args(["pull", "--vendor", "chatzuri", "--agent", "demo", "--sandbox", "--base-url", "https://example.com"]);
+    cmd.args([
+        "pull",
+        "--vendor",
+        "chatzuri",
+        "--agent",
+        "demo",
+        "--sandbox",
+        "--base-url",
+        "https://example.com",
+    ]);
     let output = run(cmd).await;
     assert_exit(&output, 2);
     assert!(stderr(&output).contains("--sandbox"));

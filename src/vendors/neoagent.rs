@@ -71,10 +71,17 @@ const ENVELOPE: &str = "a JSON object {Data, Version, Success, Code, Message} wi
 /// time by the caller, instead of as one tree of the whole window.
 fn data_list(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let envelope: Vec<(String, &RawValue)> = match serde_json::from_slice::<HashMap<String, &RawValue>>(body) {
+    let envelope: Vec<(String, &RawValue)> = match serde_json::from_slice::<
+        HashMap<String, &RawValue>,
+    >(body)
+    {
         Ok(map) => map.into_iter().collect(),
         Err(e) if e.is_data() => return Err(BodyError::Malformed(format!("expected {ENVELOPE}"))),
-        Err(e) => return Err(BodyError::Malformed(format!("body is not JSON ({e}); expected {ENVELOPE}"))),
+        Err(e) => {
+            return Err(BodyError::Malformed(format!(
+                "body is not JSON ({e}); expected {ENVELOPE}"
+            )));
+        }
     };
     let field = |name: &str| -> Option<Value> {
         envelope
@@ -104,7 +111,10 @@ fn data_list(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
             message,
         });
     }
-    let data = envelope.iter().find(|(key, _)| key.eq_ignore_ascii_case("Data")).map(|(_, raw)| *raw);
+    let data = envelope
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case("Data"))
+        .map(|(_, raw)| *raw);
     match data.map(|raw| serde_json::from_str::<Option<Vec<&RawValue>>>(raw.get())) {
         Some(Ok(Some(items))) => Ok(items),
         Some(Ok(None)) if success == Some(true) => Ok(Vec::new()),

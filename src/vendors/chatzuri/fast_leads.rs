@@ -10,8 +10,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::{Deserialize, Deserializer};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use super::assemble_lead;
@@ -156,7 +156,9 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
                 }
                 if carries_data(&value) {
                     let value = match value {
-                        Value::String(s) if s.trim().len() != s.len() => Value::String(s.trim().to_owned()),
+                        Value::String(s) if s.trim().len() != s.len() => {
+                            Value::String(s.trim().to_owned())
+                        }
                         other => other,
                     };
                     fields.insert(key.0.into_owned(), value);
@@ -194,7 +196,9 @@ impl Known<'_> {
                 let text = text.trim();
                 (!text.is_empty()).then(|| text.to_owned())
             }
-            Known::Other(value) => Some(value).filter(carries_data).and_then(|v| clean_string(Some(&v))),
+            Known::Other(value) => Some(value)
+                .filter(carries_data)
+                .and_then(|v| clean_string(Some(&v))),
         }
     }
 
@@ -329,7 +333,11 @@ mod tests {
             br#"{"data": [{"id": 1}]} trailing"#,
             b"<html>",
         ] {
-            assert!(parse(body, &ctx()).is_none(), "{}", String::from_utf8_lossy(body));
+            assert!(
+                parse(body, &ctx()).is_none(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }
