@@ -2573,3 +2573,68 @@ async fn sigint_exits_130_leaving_the_output_file_untouched() {
         "no temporary file left"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Pacing
+// ---------------------------------------------------------------------------
+
+/// Records when each request arrived, and answers Chatzuri page `page` with
+/// one lead (pages 1..=5; page 6 is empty and ends the listing).
+struct Arrivals(Arc<std::sync::Mutex<Vec<Instant>>>);
+
+impl wiremock::Respond for Arrivals {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.lock().unwrap().push(Instant::now());
+        let page: u64 = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "page")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let ids: Vec<u64> = if (1..=5).contains(&page) {
+            vec![page]
+        } else {
+            vec![]
+        };
+        ok_json(cz_page(ids))
+    }
+}
+
+#[tokio::test]
+async fn rate_spaces_requests_up_front_even_with_pages_in_flight() {
+    let server = MockServer::start().await;
+    let arrivals = Arc::new(std::sync::Mutex::new(Vec::new()));
+    Mock::given(method("GET"))
+        .and(path(CZ_PATH))
+        .respond_with(Arrivals(arrivals.clone()))
+        .mount(&server)
+        .await;
+    let output = run(chatzuri(
+        &server.uri(),
+        &[
+            "--page-size",
+            "1",
+            "--concurrency",
+            "4",
+            "--rate",
+            "10",
+            "--format",
+            "ndjson",
+        ],
+    ))
+    .await;
+    assert_success(&output);
+    assert_eq!(ids(&output), numbered(1..=5));
+    let arrivals = arrivals.lock().unwrap().clone();
+    assert!(arrivals.len() >= 6, "{} requests", arrivals.len());
+    // At 10 requests a second the k-th request is sent no earlier than
+    // k x 100 ms after the first, however many are allowed in flight.
+    for (k, at) in arrivals.iter().enumerate() {
+        let since_first = at.duration_since(arrivals[0]);
+        let floor = Duration::from_millis(100 * k as u64).saturating_sub(Duration::from_millis(20));
+        assert!(
+            since_first >= floor,
+            "request {k} came {since_first:?} after the first"
+        );
+    }
+}
