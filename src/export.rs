@@ -19,6 +19,7 @@ use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -619,7 +620,9 @@ struct WindowPages<R> {
     parse: Parser<R>,
     windows: VecDeque<DayRange>,
     concurrency: usize,
-    in_flight: VecDeque<JoinHandle<Result<Page<R>>>>,
+    /// Bodies only: a window's records are parsed when the writer reaches
+    /// it, so windows fetched ahead cost their body, not body and records.
+    in_flight: VecDeque<(RequestSpec, String, JoinHandle<Result<Bytes>>)>,
 }
 
 impl<R: Record> WindowPages<R> {
@@ -643,7 +646,7 @@ impl<R: Record> WindowPages<R> {
 
 impl<R> Drop for WindowPages<R> {
     fn drop(&mut self) {
-        for handle in &self.in_flight {
+        for (_, _, handle) in &self.in_flight {
             handle.abort();
         }
     }
@@ -661,17 +664,18 @@ impl<R: Record> PageSource<R> for WindowPages<R> {
                 _ => "the whole range".to_owned(),
             };
             let spec = (self.request)(&window);
-            self.in_flight.push_back(spawn_page(
-                self.fetcher.clone(),
-                spec,
-                what,
-                self.parse.clone(),
-            ));
+            let fetcher = self.fetcher.clone();
+            let (task_spec, task_what) = (spec.clone(), what.clone());
+            let handle = tokio::spawn(async move { fetcher.fetch(&task_spec, &task_what).await });
+            self.in_flight.push_back((spec, what, handle));
         }
-        match self.in_flight.pop_front() {
-            Some(handle) => join(handle).await.map(Some),
-            None => Ok(None),
-        }
+        let Some((spec, what, handle)) = self.in_flight.pop_front() else {
+            return Ok(None);
+        };
+        let body = join(handle).await?;
+        (self.parse)(&body)
+            .map(Some)
+            .map_err(|e| body_error(&self.fetcher, &spec, &what, e, &body))
     }
 }
 
