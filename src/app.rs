@@ -139,7 +139,15 @@ async fn run_export<R: Exportable>(
     let started = Instant::now();
     // The lock comes first: a second run must not even start fetching.
     let mut state = match &settings.state {
-        Some(state) => Some(StateFile::open(&state.path, state.lock_timeout)?),
+        // Waiting for the lock blocks; off the runtime's thread, so Ctrl-C
+        // still ends the run at once.
+        Some(state) => {
+            let (path, wait) = (state.path.clone(), state.lock_timeout);
+            let opened = tokio::task::spawn_blocking(move || StateFile::open(&path, wait))
+                .await
+                .map_err(|e| Error::internal(format!("the state lock wait failed: {e}")))??;
+            Some(opened)
+        }
         None => None,
     };
     if let Some(state) = &state {

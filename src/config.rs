@@ -97,10 +97,28 @@ pub fn resolve(
     let filters = resolve_filters(args, now)?;
     let output = resolve_output(args.output)?;
     let fetch = resolve_fetch(args.fetch)?;
-    let state = args.filters.state.as_ref().map(|path| StateSettings {
-        path: path.clone(),
-        lock_timeout: Duration::from_secs_f64(args.filters.lock_timeout.max(0.0)),
-    });
+    if args.filters.state.is_some() {
+        // The bookmark covers the whole agent: a run that writes only part of
+        // it would move the bookmark past records it never wrote.
+        let partial = [
+            (filters.session.is_some(), "--session"),
+            (!filters.channels.is_empty(), "--source"),
+            (filters.limit.is_some(), "--limit"),
+        ];
+        if let Some((_, flag)) = partial.iter().find(|(set, _)| *set) {
+            return Err(Error::usage(format!(
+                "--state cannot be combined with {flag}: the bookmark would move past records this run did not write"
+            ))
+            .with_hint("use --state for whole-agent incremental runs; filter its output instead (e.g. with jq)"));
+        }
+    }
+    let state = match &args.filters.state {
+        Some(path) => Some(StateSettings {
+            path: path.clone(),
+            lock_timeout: seconds("--lock-timeout", args.filters.lock_timeout, true)?,
+        }),
+        None => None,
+    };
 
     let sources = if !source.names.is_empty() || source.all {
         if source.vendor.is_some() || source.agent.is_some() || source.project.is_some() {
@@ -395,22 +413,33 @@ fn resolve_output(args: &OutputArgs) -> Result<OutputSettings> {
     })
 }
 
+/// A number of seconds from the command line, as a `Duration`; a negative,
+/// infinite or absurdly large value is a usage error, not a panic.
+fn seconds(flag: &str, value: f64, zero_ok: bool) -> Result<Duration> {
+    let valid = value.is_finite() && (value > 0.0 || (zero_ok && value == 0.0));
+    valid
+        .then(|| Duration::try_from_secs_f64(value).ok())
+        .flatten()
+        .filter(|d| *d <= Duration::from_secs(366 * 24 * 3600))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "{flag} {value}: must be a {}number of seconds, at most a year",
+                if zero_ok { "" } else { "positive " }
+            ))
+        })
+}
+
 fn resolve_fetch(args: &FetchArgs) -> Result<FetchSettings> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(Error::usage(format!(
-            "--timeout {}: must be a positive number of seconds",
-            args.timeout
-        )));
-    }
+    let timeout = seconds("--timeout", args.timeout, false)?;
     if let Some(rate) = args.rate
-        && !(rate.is_finite() && rate > 0.0)
+        && !(rate.is_finite() && (0.01..=1_000_000.0).contains(&rate))
     {
         return Err(Error::usage(format!(
-            "--rate {rate}: must be a positive number of requests per second"
+            "--rate {rate}: must be a number of requests per second from 0.01 to 1000000"
         )));
     }
     Ok(FetchSettings {
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout,
         retry: RetryPolicy {
             retries: args.retries,
             base: Duration::from_millis(args.retry_base_ms),

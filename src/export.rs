@@ -77,17 +77,22 @@ impl Job {
 
     /// The day range sent to vendors that filter by day: the client-side
     /// bounds widened to whole days, and for an incremental run starting one
-    /// day before the bookmark.
+    /// day before the bookmark. Chatzuri documents neither the zone of its
+    /// dates nor whether `endDate` is inclusive, so it is asked for one more
+    /// day on each side; the exact bounds are applied on the client anyway.
+    /// (NeoAgent's dates are UTC; its open end is handled by the windows.)
     fn day_range(&self) -> DayRange {
-        let since = match (
-            self.filters.since,
-            self.bookmark.as_ref().and_then(|b| b.created_at),
-        ) {
+        let margin = match self.vendor {
+            Vendor::Chatzuri => Duration::days(1),
+            Vendor::Neoagent | Vendor::Robofy => Duration::zero(),
+        };
+        let since = self.filters.since.map(|t| t - margin);
+        let since = match (since, self.bookmark.as_ref().and_then(|b| b.created_at)) {
             (Some(since), Some(mark)) => Some(since.max(mark - Duration::days(1))),
             (None, Some(mark)) => Some(mark - Duration::days(1)),
             (since, None) => since,
         };
-        DayRange::covering(since, self.filters.until)
+        DayRange::covering(since, self.filters.until.map(|t| t + margin))
     }
 
     fn accepts<R: Record>(&self, record: &R) -> bool {
@@ -332,13 +337,23 @@ fn note_newest<R: Record>(newest: &mut Option<Bookmark>, record: &R) {
 /// The NeoAgent request plan: without `--since` one request for everything
 /// (bounded above by `--until` if given); with it, windows of `window_days`
 /// that each start on the day the previous one ended, so a vendor that
-/// treats `endTime` as exclusive loses nothing.
+/// treats `endTime` as exclusive loses nothing. For the same reason the
+/// last `endTime` is the day after the last day wanted (today, without
+/// `--until`).
 pub fn neoagent_windows(job: &Job, days: DayRange) -> Vec<DayRange> {
+    let after = |day: NaiveDate| day.succ_opt().unwrap_or(day);
     let Some(start) = days.start else {
-        return vec![days];
+        return vec![DayRange {
+            start: None,
+            end: days.end.map(after),
+        }];
     };
     let end = days.end.unwrap_or_else(|| job.now.date_naive());
-    split_days(start, end, job.window_days)
+    let mut windows = split_days(start, end, job.window_days);
+    if let Some(last) = windows.last_mut() {
+        last.end = last.end.map(after);
+    }
+    windows
 }
 
 pub fn split_days(start: NaiveDate, end: NaiveDate, window_days: u32) -> Vec<DayRange> {
@@ -402,7 +417,7 @@ pub fn body_error(
         BodyError::Malformed(expected) => Error::vendor(format!(
             "{vendor} sent an unexpected body for {} {what} of agent {agent}: expected {expected}; got: {}",
             spec.endpoint,
-            fetcher.redact(&vendors::excerpt(body))
+            vendors::excerpt(&fetcher.redacted_body(body))
         ))
         .with_hint("run again later; if it persists, report it with the output of -vv"),
         BodyError::Refused { kind, code, message } => {
@@ -477,10 +492,10 @@ impl<R: Record> NumberedPages<R> {
     /// they changed, the listing is walked again one page at a time, where a
     /// shift can only repeat a record (dropped as a duplicate), never hide
     /// one. The price is one request and two round trips per run.
-    async fn head_moved(&mut self) -> Result<bool> {
+    async fn check_head(&mut self) -> Result<()> {
         self.head_checked = true;
         if self.last_yielded <= 1 {
-            return Ok(false);
+            return Ok(());
         }
         let page = join(self.spawn(1)).await?;
         let first = self.first_page_ids.take().unwrap_or_default();
@@ -499,7 +514,7 @@ impl<R: Record> NumberedPages<R> {
             self.ended = false;
             self.previous_page_ids = None;
         }
-        Ok(moved)
+        Ok(())
     }
 
     fn spawn(&self, page: u64) -> JoinHandle<Result<Page<R>>> {
@@ -546,7 +561,7 @@ impl<R> Drop for NumberedPages<R> {
 impl<R: Record> PageSource<R> for NumberedPages<R> {
     async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
         if self.ended && self.in_flight.is_empty() && !self.head_checked && wanted.is_none() {
-            self.head_moved().await?;
+            self.check_head().await?;
         }
         if !self.ended {
             let needed_up_to = match wanted {
@@ -653,8 +668,14 @@ impl<R> Drop for WindowPages<R> {
 }
 
 impl<R: Record> PageSource<R> for WindowPages<R> {
-    async fn next(&mut self, _wanted: Option<u64>) -> Result<Option<Page<R>>> {
-        while self.in_flight.len() < self.concurrency {
+    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
+        // With a limit, one window at a time: any window may hold enough.
+        let room = if wanted.is_some() {
+            1
+        } else {
+            self.concurrency
+        };
+        while self.in_flight.len() < room {
             let Some(window) = self.windows.pop_front() else {
                 break;
             };
@@ -857,9 +878,10 @@ impl RobofySessions {
                     .map_err(|e| body_error(&fetcher, &spec, &what, e, &body))?;
                 messages.extend(parsed.records);
                 match parsed.next_token {
-                    Some(next) if seen.insert(next.clone()) && page < max_pages => {
-                        token = Some(next)
+                    Some(_) if page >= max_pages => {
+                        return Err(max_pages_error(&fetcher, max_pages));
                     }
+                    Some(next) if seen.insert(next.clone()) => token = Some(next),
                     Some(_) => {
                         return Err(Error::vendor(format!(
                             "Robofy pagination loop in the messages of session {} of agent {agent}",

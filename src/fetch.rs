@@ -134,7 +134,7 @@ impl Fetcher {
             .build()
             .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))?;
         let pacer = settings.rate.filter(|r| *r > 0.0).map(|rate| Pacer {
-            interval: Duration::from_secs_f64(1.0 / rate),
+            interval: Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::MAX),
             next_slot: Mutex::new(Instant::now()),
         });
         Ok(Fetcher {
@@ -158,6 +158,16 @@ impl Fetcher {
     /// the key must not carry it into our messages).
     pub fn redact(&self, text: &str) -> String {
         text.replace(self.key.expose(), "(redacted)")
+    }
+
+    /// A vendor body with the key removed, before anything cuts it short (a
+    /// key straddling the cut would otherwise leave its first part behind).
+    pub fn redacted_body(&self, body: &[u8]) -> Vec<u8> {
+        let key = self.key.expose().as_bytes();
+        if !body.windows(key.len()).any(|w| w == key) {
+            return body.to_vec();
+        }
+        self.redact(&String::from_utf8_lossy(body)).into_bytes()
     }
 
     pub fn agent(&self) -> &str {
@@ -322,7 +332,8 @@ impl Fetcher {
         let vendor = self.vendor.display_name();
         let agent = &self.agent;
         let code = status.as_u16();
-        let detail = self.redact(&error_detail(body).unwrap_or_else(|| excerpt(body)));
+        let body = self.redacted_body(body);
+        let detail = error_detail(&body).unwrap_or_else(|| excerpt(&body));
         let detail = if detail.is_empty() {
             String::new()
         } else {

@@ -117,3 +117,116 @@ async fn sandbox_with_a_base_url_is_a_usage_error() {
     assert_exit(&output, 2);
     assert!(stderr(&output).contains("--sandbox"));
 }
+
+#[tokio::test]
+async fn out_of_range_seconds_and_rates_are_usage_errors_not_panics() {
+    for args in [
+        vec!["--timeout", "1e20"],
+        vec!["--timeout", "0"],
+        vec!["--timeout", "-1"],
+        vec!["--rate", "1e-30"],
+        vec!["--rate", "0"],
+        vec![
+            "--state",
+            "/tmp/leads-cli-test-state.json",
+            "--lock-timeout",
+            "inf",
+        ],
+        vec![
+            "--state",
+            "/tmp/leads-cli-test-state.json",
+            "--lock-timeout",
+            "-2",
+        ],
+    ] {
+        let mut cmd = leads();
+        cmd.args([
+            "pull",
+            "--vendor",
+            "chatzuri",
+            "--agent",
+            "demo",
+            "--sandbox",
+        ]);
+        cmd.args(&args);
+        let output = run(cmd).await;
+        assert_exit(&output, 2);
+        let err = stderr(&output);
+        assert!(err.starts_with("leads: error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// The bookmark covers the whole agent, so a run that writes only part of
+/// it must not move it.
+#[tokio::test]
+async fn state_with_a_partial_filter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    for (command, args) in [
+        ("pull", vec!["--limit", "5"]),
+        ("pull", vec!["--vendor", "robofy", "--session", "s-1"]),
+        ("conversations", vec!["--source", "WhatsApp"]),
+    ] {
+        let mut cmd = leads();
+        cmd.arg(command);
+        if !args.contains(&"--vendor") {
+            cmd.args(["--vendor", "chatzuri"]);
+        }
+        cmd.args(["--agent", "demo", "--sandbox", "--state"])
+            .arg(&state)
+            .args(&args);
+        let output = run(cmd).await;
+        assert_exit(&output, 2);
+        assert!(
+            stderr(&output).contains("--state cannot be combined"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(!state.exists(), "no state written");
+    }
+}
+
+/// Waiting for another run's lock must not make the run deaf to Ctrl-C.
+#[tokio::test]
+async fn ctrl_c_while_waiting_for_the_state_lock_exits_130_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let lock = std::fs::File::create(dir.path().join("state.json.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let binary = assert_cmd::cargo::cargo_bin("leads");
+    let mut child = std::process::Command::new(binary)
+        .args([
+            "pull",
+            "--vendor",
+            "chatzuri",
+            "--agent",
+            "demo",
+            "--sandbox",
+            "--lock-timeout",
+            "30",
+            "--state",
+        ])
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let started = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "it waited for the lock first"
+    );
+    assert!(!state.exists());
+    drop(lock);
+}

@@ -213,8 +213,10 @@ async fn chatzuri_sends_get_with_the_documented_query_and_pages_until_a_short_pa
                 ("agentId", "cz-agent"),
                 ("chatbotId", "cz-agent"),
                 ("filteredSources", "WhatsApp,Widget or Iframe"),
-                ("startDate", "2025-03-01"),
-                ("endDate", "2025-03-31"),
+                // One day wider each side: Chatzuri's date zone and end
+                // semantics are undocumented; exact bounds apply on the client.
+                ("startDate", "2025-02-28"),
+                ("endDate", "2025-04-01"),
                 ("page", &page),
                 ("size", "2"),
             ])
@@ -351,7 +353,7 @@ async fn chatzuri_get_answered_405_is_sent_once_as_post_with_a_json_body_and_so_
             ("agentId", "cz-agent"),
             ("chatbotId", "cz-agent"),
             ("filteredSources", "Slack"),
-            ("startDate", "2025-03-01"),
+            ("startDate", "2025-02-28"),
             ("page", "1"),
             ("size", "2"),
         ])
@@ -377,7 +379,7 @@ async fn chatzuri_get_answered_405_is_sent_once_as_post_with_a_json_body_and_so_
                 "agentId": "cz-agent",
                 "chatbotId": "cz-agent",
                 "filteredSources": "Slack",
-                "startDate": "2025-03-01",
+                "startDate": "2025-02-28",
                 "page": page,
                 "size": "2",
             })
@@ -549,9 +551,9 @@ async fn neoagent_posts_pascal_case_windows_with_the_raw_key_and_keeps_each_sess
         bodies,
         [
             json!({"SerialNumber": "na-serial", "StartTime": "2025-01-01", "EndTime": "2025-01-31"}),
-            json!({"SerialNumber": "na-serial", "StartTime": "2025-01-31", "EndTime": "2025-02-15"}),
+            json!({"SerialNumber": "na-serial", "StartTime": "2025-01-31", "EndTime": "2025-02-16"}),
         ],
-        "PascalCase bodies, windows sharing their boundary day"
+        "PascalCase bodies, windows sharing their boundary day, the last ending the day after --until"
     );
     for request in &requests {
         assert_eq!(request.url.path(), "/chat/Chatbot/ChatContentHistory");
@@ -585,7 +587,7 @@ async fn neoagent_without_since_asks_once_for_everything_up_to_until() {
     assert_eq!(requests.len(), 1);
     assert_eq!(
         body(&requests[0]),
-        json!({"SerialNumber": "na-serial", "EndTime": "2025-03-01"})
+        json!({"SerialNumber": "na-serial", "EndTime": "2025-03-02"})
     );
 }
 

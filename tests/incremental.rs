@@ -475,13 +475,15 @@ async fn neoagent_windows_start_one_day_before_the_bookmark() {
         })
         .collect();
     windows.sort();
-    // From the day before the bookmark to "now" (LEADS_NOW), overlapping by a day.
+    // From the day before the bookmark to "now" (LEADS_NOW), overlapping by a
+    // day; the last window ends the day after today, in case the vendor's
+    // endTime is exclusive.
     assert_eq!(
         windows,
         [
             ("2025-01-14".to_owned(), "2025-01-16".to_owned()),
             ("2025-01-16".to_owned(), "2025-01-18".to_owned()),
-            ("2025-01-18".to_owned(), "2025-01-20".to_owned()),
+            ("2025-01-18".to_owned(), "2025-01-21".to_owned()),
         ]
     );
 }

@@ -541,8 +541,8 @@ async fn chatzuri_sends_dates_as_whole_utc_days_and_accepts_200_and_202() {
     };
     // Page 1 answers 202 (the agent revision's success code), page 2 200.
     cz_mock(1, 2)
-        .and(query_param("startDate", "2025-01-05"))
-        .and(query_param("endDate", "2025-02-01"))
+        .and(query_param("startDate", "2025-01-04"))
+        .and(query_param("endDate", "2025-02-02"))
         .respond_with(ResponseTemplate::new(202).set_body_json(json!({
             "data": [in_range(1, "2025-01-05T21:30:00Z"), in_range(2, "2025-01-20T08:00:00Z")]
         })))
@@ -550,8 +550,8 @@ async fn chatzuri_sends_dates_as_whole_utc_days_and_accepts_200_and_202() {
         .mount(&server)
         .await;
     cz_mock(2, 2)
-        .and(query_param("startDate", "2025-01-05"))
-        .and(query_param("endDate", "2025-02-01"))
+        .and(query_param("startDate", "2025-01-04"))
+        .and(query_param("endDate", "2025-02-02"))
         .respond_with(ok_json(json!({
             "data": [in_range(3, "2025-02-01T23:59:59Z")]
         })))
@@ -559,7 +559,9 @@ async fn chatzuri_sends_dates_as_whole_utc_days_and_accepts_200_and_202() {
         .mount(&server)
         .await;
     // --since as an RFC 3339 time with an offset: 23:30+02:00 is 21:30Z on
-    // the 5th, so the vendor is asked from 2025-01-05.
+    // the 5th. Chatzuri documents neither the zone of its dates nor whether
+    // endDate is inclusive, so it is asked for a day more on each side
+    // (2025-01-04 .. 2025-02-02) and the exact bounds apply on the client.
     let output = run(chatzuri(
         &server.uri(),
         &[
@@ -666,7 +668,7 @@ async fn neoagent_splits_the_range_into_overlapping_windows_and_drops_duplicates
         .and(path(NA_PATH))
         .and(auth())
         .and(body_json(json!({
-            "serialNumber": NA_SERIAL, "startTime": "2025-01-31", "endTime": "2025-03-01"
+            "serialNumber": NA_SERIAL, "startTime": "2025-01-31", "endTime": "2025-03-02"
         })))
         .respond_with(ok_json(second))
         .expect(1)
@@ -744,7 +746,7 @@ async fn neoagent_session_goes_into_the_body_as_a_number() {
     Mock::given(method("POST"))
         .and(path(NA_PATH))
         .and(body_json(json!({
-            "serialNumber": NA_SERIAL, "startTime": "2025-01-01", "endTime": "2025-01-05", "sessionID": 48211
+            "serialNumber": NA_SERIAL, "startTime": "2025-01-01", "endTime": "2025-01-06", "sessionID": 48211
         })))
         .respond_with(ok_json(na_envelope(vec![na_lead(
             "Ada",
@@ -2439,6 +2441,31 @@ async fn key_echoed_by_the_vendor_in_a_malformed_body_is_not_printed() {
         .await;
     let output = run_without_leak(chatzuri(&server.uri(), &["-vv"]), 5).await;
     assert!(stderr(&output).contains("leads: error: "));
+}
+
+/// The vendor's body is cut to an excerpt for the message; a key that
+/// straddles the cut must not leave its first part behind (it did: the body
+/// was cut first and the whole key searched for afterwards).
+#[tokio::test]
+async fn key_straddling_the_excerpt_cut_is_not_printed_in_part() {
+    for (status, code) in [(401u16, 3), (200, 5)] {
+        for offset in [150usize, 185, 194, 199] {
+            let server = MockServer::start().await;
+            let body = format!("{}{CHATZURI_KEY} trailing text", "x".repeat(offset));
+            Mock::given(method("GET"))
+                .and(path(CZ_PATH))
+                .respond_with(ResponseTemplate::new(status).set_body_raw(body, "text/plain"))
+                .mount(&server)
+                .await;
+            let output =
+                run_without_leak(chatzuri(&server.uri(), &["--concurrency", "1"]), code).await;
+            let err = stderr(&output);
+            assert!(
+                !err.contains(&CHATZURI_KEY[..12]),
+                "key prefix printed at offset {offset}: {err}"
+            );
+        }
+    }
 }
 
 // ===========================================================================
