@@ -103,6 +103,8 @@ pub struct RecordWriter<W: Write> {
     formula_guard: bool,
     bom: bool,
     records: u64,
+    /// One record's JSON, reused: one write per record into `out`.
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> RecordWriter<W> {
@@ -119,6 +121,7 @@ impl<W: Write> RecordWriter<W> {
             formula_guard: options.formula_guard,
             bom: options.bom,
             records: 0,
+            scratch: Vec::with_capacity(4096),
         }
     }
 
@@ -148,12 +151,17 @@ impl<W: Write> RecordWriter<W> {
             Inner::Json(out) => {
                 // "[\n" rides with the first record, ",\n" separates the
                 // rest, and `finish` closes with "\n]\n": one record per line.
-                out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
-                serde_json::to_writer(&mut *out, record)?;
+                self.scratch.clear();
+                self.scratch
+                    .extend_from_slice(if self.records == 0 { b"[\n" } else { b",\n" });
+                record.write_json(&mut self.scratch)?;
+                out.write_all(&self.scratch)?;
             }
             Inner::Ndjson(out) => {
-                serde_json::to_writer(&mut *out, record)?;
-                out.write_all(b"\n")?;
+                self.scratch.clear();
+                record.write_json(&mut self.scratch)?;
+                self.scratch.push(b'\n');
+                out.write_all(&self.scratch)?;
             }
             Inner::CsvPending(_) => unreachable!("start_csv ran"),
             Inner::Csv(csv) => {

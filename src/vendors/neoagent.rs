@@ -193,7 +193,11 @@ fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
         name.as_deref(),
     );
     let mut lead = Lead::new(Vendor::Neoagent, &ctx.agent_id, id);
-    lead.kind = kind;
+    lead.kind = match kind.as_str() {
+        "lead" => "lead".into(),
+        "appointment" => "appointment".into(),
+        _ => kind.into(),
+    };
     lead.created_at = created_at;
     lead.name = name;
     lead.email = email;
@@ -370,7 +374,7 @@ mod tests {
 
     fn lead(id: &str, kind: &str) -> Lead {
         Lead {
-            kind: kind.to_owned(),
+            kind: kind.to_owned().into(),
             ..Lead::new(Vendor::Neoagent, SERIAL, id.to_owned())
         }
     }
