@@ -324,7 +324,7 @@ impl Record for Lead {
             }
         }
         out.extend_from_slice(b",\"fields\":");
-        serde_json::to_writer(&mut *out, &self.fields)?;
+        push_json_map(out, &self.fields)?;
         if let Some(raw) = &self.raw {
             out.extend_from_slice(b",\"raw\":");
             serde_json::to_writer(&mut *out, raw)?;
@@ -424,13 +424,58 @@ impl Record for Conversation {
 /// escapes only `"`, `\\` and control characters), and those are copied
 /// whole; the rest go through serde.
 fn push_json_str(out: &mut Vec<u8>, text: &str) -> serde_json::Result<()> {
-    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if needs_json_escape(text.as_bytes()) {
         return serde_json::to_writer(out, text);
     }
     out.reserve(text.len() + 2);
     out.push(b'"');
     out.extend_from_slice(text.as_bytes());
     out.push(b'"');
+    Ok(())
+}
+
+/// Whether any byte is a control character, `"` or `\\`: eight bytes at a
+/// time (the classic "has a zero byte" and "has a byte below n" word tricks,
+/// both exact), then the tail one by one.
+fn needs_json_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
+        if below_space
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A `fields` map as serde writes it (compact, in order), with the string
+/// values and keys through the fast path.
+fn push_json_map(out: &mut Vec<u8>, map: &Map<String, Value>) -> serde_json::Result<()> {
+    out.push(b'{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_str(out, key)?;
+        out.push(b':');
+        match value {
+            Value::String(text) => push_json_str(out, text)?,
+            other => serde_json::to_writer(&mut *out, other)?,
+        }
+    }
+    out.push(b'}');
     Ok(())
 }
 
@@ -492,6 +537,25 @@ mod tests {
             let json = serde_json::to_value(&lead).unwrap();
             assert_eq!(json["created_at"], format_timestamp(&t), "{nanos}");
         }
+    }
+
+    #[test]
+    fn the_escape_scan_agrees_with_the_plain_one_on_every_byte_and_position() {
+        let plain = |bytes: &[u8]| bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        for byte in 0..=255u8 {
+            for len in [1usize, 7, 8, 9, 16, 17] {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    assert_eq!(
+                        needs_json_escape(&bytes),
+                        plain(&bytes),
+                        "byte {byte} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(!needs_json_escape(b""));
     }
 
     #[test]
