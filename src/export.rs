@@ -281,7 +281,7 @@ async fn drain<R: Record, S: PageSource<R>>(
         };
         stats.pages += 1;
         for record in page.records {
-            if record.created_at().is_none() && has_unparsed_time(&record) {
+            if record.created_at().is_none() && record.fields().contains_key("created_at_raw") {
                 if stats.unparsed_times == 0 {
                     tracing::warn!(
                         "{} sent a created_at that is not a timestamp (record {}); written as null, the original is in fields.created_at_raw",
@@ -312,10 +312,6 @@ async fn drain<R: Record, S: PageSource<R>>(
         }
     }
     Ok(stats)
-}
-
-fn has_unparsed_time<R: Record>(record: &R) -> bool {
-    record.fields().contains_key("created_at_raw")
 }
 
 fn note_newest<R: Record>(newest: &mut Option<Bookmark>, record: &R) {

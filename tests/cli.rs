@@ -230,3 +230,51 @@ async fn ctrl_c_while_waiting_for_the_state_lock_exits_130_at_once() {
     assert!(!state.exists());
     drop(lock);
 }
+
+/// SPEC section 1: the one-line summary goes to stderr with -v (stderr is
+/// not a terminal here), never to stdout, and not without -v.
+#[tokio::test]
+async fn summary_line_counts_what_the_run_did_with_v_only() {
+    let mut quiet = leads();
+    quiet.args([
+        "pull",
+        "--vendor",
+        "robofy",
+        "--agent",
+        "demo",
+        "--sandbox",
+        "--format",
+        "ndjson",
+    ]);
+    let output = run(quiet).await;
+    assert_exit(&output, 0);
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+
+    let mut verbose = leads();
+    verbose.args([
+        "pull",
+        "--vendor",
+        "robofy",
+        "--agent",
+        "demo",
+        "--sandbox",
+        "--format",
+        "ndjson",
+        "-v",
+    ]);
+    let output = run(verbose).await;
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output).lines().count(), 250);
+    let summary = stderr(&output)
+        .lines()
+        .find(|l| l.starts_with("leads: ") && l.contains("written"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no summary line in:\n{}", stderr(&output)));
+    // The default sandbox: 250 Robofy leads on three token pages.
+    assert!(
+        summary.starts_with("leads: 250 leads written, 3 pages, 3 requests (0 retried), 0 duplicates dropped, 0 filtered out, "),
+        "{summary}"
+    );
+    assert!(summary.ends_with('s'), "{summary}");
+    assert!(!stdout(&output).contains("written"));
+}

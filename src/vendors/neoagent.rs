@@ -144,12 +144,22 @@ fn refusal_kind(code: Option<i64>) -> ErrorKind {
 
 /// All leads and appointments of one window (the vendor does not page).
 pub fn parse_leads(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyError> {
+    parse_window(body, "lead", |obj| map_lead(obj, ctx))
+}
+
+/// One window's `Data`, each element mapped by `map` (the vendor does not
+/// page, so a window is always a whole page).
+fn parse_window<R>(
+    body: &[u8],
+    what: &str,
+    map: impl Fn(&Map<String, Value>) -> R,
+) -> Result<Page<R>, BodyError> {
     let list = data_list(body)?;
     let records = list
         .iter()
         .enumerate()
-        .map(|(i, raw)| object(raw, "lead", i).map(|obj| map_lead(&obj, ctx)))
-        .collect::<Result<Vec<Lead>, BodyError>>()?;
+        .map(|(i, raw)| object(raw, what, i).map(|obj| map(&obj)))
+        .collect::<Result<Vec<R>, BodyError>>()?;
     Ok(Page {
         records,
         returned: list.len(),
@@ -259,17 +269,7 @@ pub fn lead_id(
 
 /// All sessions of one window, one conversation per `Data` element.
 pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>, BodyError> {
-    let list = data_list(body)?;
-    let records = list
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| object(raw, "conversation", i).map(|obj| map_conversation(&obj, ctx)))
-        .collect::<Result<Vec<Conversation>, BodyError>>()?;
-    Ok(Page {
-        records,
-        returned: list.len(),
-        next_token: None,
-    })
+    parse_window(body, "conversation", |obj| map_conversation(obj, ctx))
 }
 
 fn role(lower: &str) -> Option<&'static str> {
