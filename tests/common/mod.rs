@@ -70,14 +70,42 @@ pub fn assert_exit(output: &Output, code: i32) {
     );
 }
 
-/// Asserts that no test key appears anywhere in what the binary wrote.
+/// Asserts that no test key, nor any 12-character run of one, appears
+/// anywhere in what the binary wrote.
 pub fn assert_no_key(output: &Output) {
+    assert_no_key_in("stdout", &output.stdout);
+    assert_no_key_in("stderr", &output.stderr);
+}
+
+/// The same scan over any bytes (an output file, a state file, a report).
+pub fn assert_no_key_in(what: &str, bytes: &[u8]) {
     for key in [CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY] {
-        for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
-            assert!(
-                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
-                "the key leaked into {stream}"
-            );
+        assert_no_secret_in(what, bytes, key);
+    }
+}
+
+/// Every 12-character run of `secret` is searched for: a vendor that echoes
+/// part of a key leaks it as surely as one that echoes all of it.
+pub fn assert_no_secret_in(what: &str, bytes: &[u8], secret: &str) {
+    let secret = secret.as_bytes();
+    let run = secret.len().min(12);
+    for start in 0..=secret.len() - run {
+        let needle = &secret[start..start + run];
+        assert!(
+            !bytes.windows(run).any(|w| w == needle),
+            "a 12-character run of the key leaked into {what}"
+        );
+    }
+}
+
+/// Scans every file under `dir` (outputs, state, temporary files).
+pub fn assert_no_key_in_dir(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).expect("the directory is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            assert_no_key_in_dir(&path);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            assert_no_key_in(&path.display().to_string(), &bytes);
         }
     }
 }
