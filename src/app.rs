@@ -192,9 +192,12 @@ async fn run_export<R: Exportable>(
         fetchers.push(Arc::new(fetcher));
     }
 
+    // The fetchers go to their sources, so that each one's connections
+    // close when its source is done; only their counters stay here.
+    let fetch_stats: Vec<_> = fetchers.iter().map(|f| f.stats.clone()).collect();
     let progress = Progress::new(
         !ui.quiet && std::io::stderr().is_terminal(),
-        fetchers.iter().map(|f| f.stats.clone()).collect(),
+        fetch_stats.clone(),
     );
     let mut out = OutputFile::open(&settings.output.destination)?;
     let mut writer = RecordWriter::new(out.writer(), &settings.output.options);
@@ -207,18 +210,15 @@ async fn run_export<R: Exportable>(
             progress.record();
             Ok(())
         };
-        let stats = R::export(
-            &settings.sources[0].job,
-            fetchers[0].clone(),
-            &mut seen,
-            &mut sink,
-        )
-        .await?;
+        let fetcher = fetchers
+            .pop()
+            .ok_or_else(|| Error::internal("no fetcher for the source"))?;
+        let stats = R::export(&settings.sources[0].job, fetcher, &mut seen, &mut sink).await?;
         outcomes.push((0, Ok(stats)));
     } else {
         outcomes = run_spooled::<R>(
             &settings.sources,
-            &fetchers,
+            fetchers,
             &mut writer,
             &progress,
             settings.keep_going,
@@ -270,13 +270,13 @@ async fn run_export<R: Exportable>(
             acc
         },
     );
-    let requests: u64 = fetchers
+    let requests: u64 = fetch_stats
         .iter()
-        .map(|f| f.stats.requests.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|s| s.requests.load(std::sync::atomic::Ordering::Relaxed))
         .sum();
-    let retries: u64 = fetchers
+    let retries: u64 = fetch_stats
         .iter()
-        .map(|f| f.stats.retries.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|s| s.retries.load(std::sync::atomic::Ordering::Relaxed))
         .sum();
     if !ui.quiet && (ui.verbose > 0 || std::io::stderr().is_terminal()) {
         eprintln!(
@@ -300,24 +300,26 @@ async fn run_export<R: Exportable>(
     }
 }
 
+/// How many named sources are fetched at the same time.
+pub const MAX_SOURCES_AT_ONCE: usize = 16;
+
 /// Several sources at once: each exports into its own temporary NDJSON
 /// spool; when all are done, the spools of the sources that succeeded are
 /// replayed in source order into the one output. Memory stays flat; a
 /// failing source leaves no trace in the output.
 async fn run_spooled<R: Exportable>(
     sources: &[Source],
-    fetchers: &[Arc<Fetcher>],
+    fetchers: Vec<Arc<Fetcher>>,
     writer: &mut RecordWriter<&mut crate::output::OutputWriter>,
     progress: &Progress,
     keep_going: bool,
 ) -> Result<Vec<(usize, Result<RunStats>)>> {
-    let runs = sources
-        .iter()
-        .zip(fetchers)
-        .enumerate()
-        .map(|(index, (source, fetcher))| {
-            let fetcher = fetcher.clone();
-            async move {
+    let runs =
+        sources
+            .iter()
+            .zip(fetchers)
+            .enumerate()
+            .map(|(index, (source, fetcher))| async move {
                 let result = async {
                     let spool = tempfile::tempfile().map_err(|e| {
                         Error::local_file(format!("cannot create a spool file: {e}"))
@@ -351,9 +353,14 @@ async fn run_spooled<R: Exportable>(
                         e
                     }),
                 )
-            }
-        });
-    let results = futures::future::join_all(runs).await;
+            });
+    // Bounded: each running source holds a spool file and its connections,
+    // and a long `--all` would otherwise run out of file descriptors.
+    let results: Vec<_> = futures::StreamExt::collect(futures::StreamExt::buffered(
+        futures::stream::iter(runs),
+        MAX_SOURCES_AT_ONCE,
+    ))
+    .await;
     let failed = results.iter().any(|(_, r)| r.is_err());
     if failed && !keep_going {
         let first = results.into_iter().find_map(|(_, r)| r.err());

@@ -187,7 +187,7 @@ pub struct FetchArgs {
     pub timeout: f64,
 
     /// Retries of a retryable failure.
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub retries: u32,
 
     /// At most N requests per second to the vendor.
@@ -195,7 +195,7 @@ pub struct FetchArgs {
     pub rate: Option<f64>,
 
     /// Fail (exit 5) after N pages of one listing.
-    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
     pub max_pages: u64,
 
     /// Days per NeoAgent date window.

@@ -132,6 +132,23 @@ pub fn resolve(
                 "--sandbox works with --vendor and --agent, not with named sources",
             ));
         }
+        // These would apply to every named source at once, and were
+        // silently ignored: each source sets its own in the file.
+        let per_source = [
+            (source.base_url.is_some(), "--base-url", "base_url"),
+            (
+                source.api_key_file.is_some(),
+                "--api-key-file",
+                "api_key_file",
+            ),
+        ];
+        if let Some((_, flag, field)) = per_source.iter().find(|(set, _, _)| *set) {
+            return Err(
+                Error::usage(format!("{flag} cannot be combined with named sources")).with_hint(
+                    format!("set {field} for each source in the config file instead"),
+                ),
+            );
+        }
         let defined = crate::sources::load(source.config.as_deref(), env)?;
         let chosen = defined.select(&source.names, source.all)?;
         let mut resolved = Vec::with_capacity(chosen.len());
@@ -146,13 +163,9 @@ pub fn resolve(
                 now,
             )
             .map_err(|e| prefix_source(e, &entry.name))?;
-            let base_url = check_base_url(
-                entry
-                    .base_url
-                    .as_deref()
-                    .unwrap_or(entry.vendor.default_base_url()),
-            )
-            .map_err(|e| prefix_source(e, &entry.name))?;
+            let base_url =
+                check_base_url(&base_url_for(entry.vendor, entry.base_url.as_deref(), env))
+                    .map_err(|e| prefix_source(e, &entry.name))?;
             let key = entry.key(env)?;
             resolved.push(Source {
                 name: Some(entry.name.clone()),
@@ -190,12 +203,7 @@ pub fn resolve(
             }
             Endpoint::Sandbox
         } else {
-            let base_url = match (&source.base_url, env.var(vendor.base_url_env())) {
-                (Some(url), _) => url.clone(),
-                (None, Some(url)) => url,
-                (None, None) => vendor.default_base_url().to_owned(),
-            };
-            let base_url = check_base_url(&base_url)?;
+            let base_url = check_base_url(&base_url_for(vendor, source.base_url.as_deref(), env))?;
             let key = read_key(vendor, source.api_key_file.as_deref(), env)?;
             Endpoint::Remote { base_url, key }
         };
@@ -214,6 +222,18 @@ pub fn resolve(
         state,
         keep_going: source.keep_going,
     })
+}
+
+/// The one rule for where a source's requests go, single or named alike:
+/// the explicit URL, else the vendor's `*_BASE_URL` variable, else the
+/// vendor's default.
+fn base_url_for(vendor: Vendor, explicit: Option<&str>, env: &dyn Environment) -> String {
+    match explicit {
+        Some(url) => url.to_owned(),
+        None => env
+            .var(vendor.base_url_env())
+            .unwrap_or_else(|| vendor.default_base_url().to_owned()),
+    }
 }
 
 fn prefix_source(mut error: Error, name: &str) -> Error {
@@ -315,6 +335,22 @@ fn build_job(
             "--project is only for Robofy; {} has no projects",
             vendor.display_name()
         )));
+    }
+
+    // `.` and `..` would be read as path navigation, sending the request
+    // (and the key) to another endpoint.
+    for (flag, value) in [
+        ("--agent", Some(agent.as_str())),
+        ("--project", project.as_deref()),
+        ("--session", filters.session.as_deref()),
+    ] {
+        if let Some(value) = value
+            && crate::vendors::is_dot_segment(value)
+        {
+            return Err(Error::usage(format!(
+                "{flag} {value:?} is not an id: it would be read as a path"
+            )));
+        }
     }
 
     if filters.session.is_some() {

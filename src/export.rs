@@ -86,13 +86,19 @@ impl Job {
             Vendor::Chatzuri => Duration::days(1),
             Vendor::Neoagent | Vendor::Robofy => Duration::zero(),
         };
-        let since = self.filters.since.map(|t| t - margin);
+        // Saturating: the bounds may be the extremes chrono can hold.
+        let earlier = |t: DateTime<Utc>, by: Duration| t.checked_sub_signed(by).unwrap_or(t);
+        let since = self.filters.since.map(|t| earlier(t, margin));
         let since = match (since, self.bookmark.as_ref().and_then(|b| b.created_at)) {
-            (Some(since), Some(mark)) => Some(since.max(mark - Duration::days(1))),
-            (None, Some(mark)) => Some(mark - Duration::days(1)),
+            (Some(since), Some(mark)) => Some(since.max(earlier(mark, Duration::days(1)))),
+            (None, Some(mark)) => Some(earlier(mark, Duration::days(1))),
             (since, None) => since,
         };
-        DayRange::covering(since, self.filters.until.map(|t| t + margin))
+        let until = self
+            .filters
+            .until
+            .map(|t| t.checked_add_signed(margin).unwrap_or(t));
+        DayRange::covering(since, until)
     }
 
     fn accepts<R: Record>(&self, record: &R) -> bool {
@@ -183,8 +189,14 @@ pub async fn export_leads(
     match job.vendor {
         Vendor::Chatzuri => {
             let (agent, size) = (job.agent.clone(), job.page_size);
-            let request =
-                move |page: u64| chatzuri::leads_request(&agent, page as u32, size, &days);
+            let request = move |page: u64| {
+                chatzuri::leads_request(
+                    &agent,
+                    u32::try_from(page).unwrap_or(u32::MAX),
+                    size,
+                    &days,
+                )
+            };
             let parse = move |body: &[u8]| chatzuri::parse_leads(body, &ctx);
             let mut pages = NumberedPages::new(job, fetcher, request, parse, None);
             drain(job, &mut pages, seen, sink).await
@@ -202,7 +214,7 @@ pub async fn export_leads(
             let request = move |window: &DayRange| neoagent::leads_request(&agent, window, session);
             let parse = move |body: &[u8]| neoagent::parse_leads(body, &ctx);
             let mut pages =
-                WindowPages::new(job, fetcher, neoagent_windows(job, days), request, parse);
+                WindowPages::new(job, fetcher, neoagent_windows(job, days)?, request, parse);
             drain(job, &mut pages, seen, sink).await
         }
         Vendor::Robofy => {
@@ -239,7 +251,13 @@ pub async fn export_conversations(
                 job.filters.channels.clone(),
             );
             let request = move |page: u64| {
-                chatzuri::conversations_request(&agent, page as u32, size, &days, &channels)
+                chatzuri::conversations_request(
+                    &agent,
+                    u32::try_from(page).unwrap_or(u32::MAX),
+                    size,
+                    &days,
+                    &channels,
+                )
             };
             let parse = move |body: &[u8]| chatzuri::parse_conversations(body, &ctx);
             let mut pages =
@@ -251,7 +269,7 @@ pub async fn export_conversations(
             let request = move |window: &DayRange| neoagent::conversations_request(&agent, window);
             let parse = move |body: &[u8]| neoagent::parse_conversations(body, &ctx);
             let mut pages =
-                WindowPages::new(job, fetcher, neoagent_windows(job, days), request, parse);
+                WindowPages::new(job, fetcher, neoagent_windows(job, days)?, request, parse);
             drain(job, &mut pages, seen, sink).await
         }
         Vendor::Robofy => {
@@ -336,20 +354,36 @@ fn note_newest<R: Record>(newest: &mut Option<Bookmark>, record: &R) {
 /// treats `endTime` as exclusive loses nothing. For the same reason the
 /// last `endTime` is the day after the last day wanted (today, without
 /// `--until`).
-pub fn neoagent_windows(job: &Job, days: DayRange) -> Vec<DayRange> {
-    let after = |day: NaiveDate| day.succ_opt().unwrap_or(day);
+///
+/// Windows are only cut up to today: a far `--until` (`9999-12-31`) is the
+/// end of the last window, not thousands of windows of days to come.
+pub fn neoagent_windows(job: &Job, days: DayRange) -> Result<Vec<DayRange>> {
+    let after = |day: NaiveDate| day.succ_opt().unwrap_or(day).min(crate::time::LAST_DAY);
     let Some(start) = days.start else {
-        return vec![DayRange {
+        return Ok(vec![DayRange {
             start: None,
             end: days.end.map(after),
-        }];
+        }]);
     };
-    let end = days.end.unwrap_or_else(|| job.now.date_naive());
-    let mut windows = split_days(start, end, job.window_days);
-    if let Some(last) = windows.last_mut() {
-        last.end = last.end.map(after);
+    let today = job.now.date_naive();
+    let end = days.end.unwrap_or(today);
+    let mut windows = split_days(start, end.min(today.max(start)), job.window_days);
+    if windows.len() as u64 > job.max_pages {
+        return Err(Error::vendor(format!(
+            "the date range {}..{} needs {} windows of {} days for NeoAgent agent {}, more than --max-pages {}; nothing was sent",
+            crate::time::format_day(start),
+            crate::time::format_day(end),
+            windows.len(),
+            job.window_days,
+            job.agent,
+            job.max_pages
+        ))
+        .with_hint("raise --window or --max-pages, or narrow --since/--until"));
     }
-    windows
+    if let Some(last) = windows.last_mut() {
+        last.end = last.end.map(|e| after(e.max(end)));
+    }
+    Ok(windows)
 }
 
 pub fn split_days(start: NaiveDate, end: NaiveDate, window_days: u32) -> Vec<DayRange> {
@@ -357,7 +391,7 @@ pub fn split_days(start: NaiveDate, end: NaiveDate, window_days: u32) -> Vec<Day
     let mut windows = Vec::new();
     let mut from = start;
     loop {
-        let to = (from + step).min(end);
+        let to = from.checked_add_signed(step).unwrap_or(end).min(end);
         windows.push(DayRange {
             start: Some(from),
             end: Some(to.max(from)),
@@ -447,7 +481,9 @@ struct NumberedPages<R> {
     previous_page_ids: Option<Vec<String>>,
     /// Page 1's ids as first fetched, to see at the end whether the head of
     /// the listing moved while later pages were in flight.
-    first_page_ids: Option<Vec<String>>,
+    /// A set: a vendor that ignores `size` can make page 1 huge, and a
+    /// pairwise comparison would then be quadratic.
+    first_page_ids: Option<HashSet<String>>,
     /// Whether the end-of-listing check of page 1 was done (or is moot).
     head_checked: bool,
 }
@@ -495,10 +531,7 @@ impl<R: Record> NumberedPages<R> {
         }
         let page = join(self.spawn(1)).await?;
         let first = self.first_page_ids.take().unwrap_or_default();
-        let moved = page
-            .records
-            .iter()
-            .any(|r| !first.iter().any(|id| id == r.id()));
+        let moved = page.records.iter().any(|r| !first.contains(r.id()));
         if moved {
             tracing::info!(
                 "{} listing changed while it was paged; walking it again one page at a time so no shifted record is missed",

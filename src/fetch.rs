@@ -100,6 +100,9 @@ enum Attempt {
         body: Bytes,
     },
     Transport(String),
+    /// This machine ran out of something (file descriptors): not the
+    /// network's fault, and retrying at once would not help.
+    LocalResource(String),
     TooLarge,
 }
 
@@ -175,8 +178,21 @@ impl Fetcher {
     }
 
     fn url(&self, spec: &RequestSpec) -> Result<Url> {
-        let mut url = Url::parse(&format!("{}{}", self.base_url, spec.path))
+        let joined = format!("{}{}", self.base_url, spec.path);
+        let mut url = Url::parse(&joined)
             .map_err(|e| Error::internal(format!("bad request URL for {}: {e}", spec.endpoint)))?;
+        // A URL parser resolves `.` and `..` segments: an id from the vendor's
+        // data spelled that way would send the request, and the key, to
+        // another endpoint. The path must come out exactly as it was built.
+        if !joined.ends_with(url.path()) || !url.path().ends_with(spec.path.as_str()) {
+            return Err(Error::vendor(format!(
+                "{} sent an id that would change the endpoint of {} (path {}); refused",
+                self.vendor.display_name(),
+                spec.endpoint,
+                crate::vendors::excerpt(spec.path.as_bytes())
+            ))
+            .with_hint("nothing was sent; report it to the vendor"));
+        }
         if !spec.query.is_empty() {
             url.query_pairs_mut()
                 .extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())));
@@ -230,6 +246,15 @@ impl Fetcher {
                     tracing::info!(target: "leads::http", "{} {} -> {} after {:?}", method_name(spec), url, reason, elapsed);
                     (retry.backoff(attempt), FailureSoFar::Transport(reason))
                 }
+                Err(Attempt::LocalResource(reason)) => {
+                    return Err(Error::local_file(format!(
+                        "cannot open a connection to {} for {} {what} of agent {}: {reason}",
+                        self.vendor.display_name(),
+                        spec.endpoint,
+                        self.agent
+                    ))
+                    .with_hint("this machine is out of file descriptors: lower --concurrency, pull fewer sources at once, or raise the limit (ulimit -n)"));
+                }
                 Err(Attempt::TooLarge) => {
                     return Err(Error::vendor(format!(
                         "{} sent a body larger than {} MiB for {} {} of agent {}; refused",
@@ -276,10 +301,13 @@ impl Fetcher {
         if let Some(body) = &spec.json_body {
             request = request.body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| Attempt::Transport(describe_reqwest(&e)))?;
+        let mut response = request.send().await.map_err(|e| {
+            if is_local_resource_exhaustion(&e) {
+                Attempt::LocalResource(describe_reqwest(&e))
+            } else {
+                Attempt::Transport(describe_reqwest(&e))
+            }
+        })?;
         let status = response.status();
         if response
             .content_length()
@@ -441,6 +469,22 @@ pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
         when.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// "Too many open files" (EMFILE, ENFILE) anywhere in the error's chain.
+fn is_local_resource_exhaustion(error: &reqwest::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(EMFILE | ENFILE))
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
 }
 
 /// A one-line reason for a transport failure, without the URL (the caller

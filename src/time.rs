@@ -101,6 +101,10 @@ pub fn parse_vendor_timestamp(text: &str) -> Option<DateTime<Utc>> {
     None
 }
 
+/// The earliest and latest days sent to a vendor's date filter.
+pub const FIRST_DAY: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+pub const LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
+
 /// A day range for the vendors' `YYYY-MM-DD` filters, both ends inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DayRange {
@@ -111,10 +115,15 @@ pub struct DayRange {
 impl DayRange {
     /// The whole UTC days that cover `[since, until]`. The exact bounds are
     /// re-applied on the client, so the range only has to be wide enough.
+    /// Both ends are clamped to the days a vendor can be asked for: valid
+    /// extreme bounds (`--until 9999-12-31` widened by a day, `--since
+    /// 0001-01-01` narrowed by one) would otherwise be sent as malformed
+    /// dates, and no record predates 1970.
     pub fn covering(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> DayRange {
+        let clamp = |t: DateTime<Utc>| t.date_naive().clamp(FIRST_DAY, LAST_DAY);
         DayRange {
-            start: since.map(|t| t.date_naive()),
-            end: until.map(|t| t.date_naive()),
+            start: since.map(clamp),
+            end: until.map(clamp),
         }
     }
 

@@ -102,6 +102,57 @@ pub struct MapContext {
     pub keep_raw: bool,
 }
 
+/// A JSON object's members as raw slices, in document order, duplicates
+/// kept: looking a name up is then the same in every run (a hash map's
+/// order is not), and the documented spelling can win over another casing.
+#[derive(Debug, Default)]
+pub struct ObjectEntries<'a>(pub Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'a> ObjectEntries<'a> {
+    /// The member spelled exactly `name`, else the first whose name matches
+    /// it ignoring ASCII case.
+    pub fn get_ci(&self, name: &str) -> Option<&'a serde_json::value::RawValue> {
+        let exact = self.0.iter().find(|(key, _)| key == name);
+        exact
+            .or_else(|| {
+                self.0
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, raw)| *raw)
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for ObjectEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Entries<'a> {
+            type Value = ObjectEntries<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(ObjectEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries(std::marker::PhantomData))
+    }
+}
+
+/// Whether a path segment would be read as `.` or `..` (URL parsers treat
+/// `%2e` as a dot too), so it cannot be sent as an id in a path.
+pub fn is_dot_segment(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase().replace("%2e", ".");
+    lower == "." || lower == ".."
+}
+
 /// Percent-encodes one path segment that comes from the user.
 pub fn path_segment(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())

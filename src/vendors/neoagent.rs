@@ -5,14 +5,13 @@
 //! records have no id, so one is derived from the record (`lead_id`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use std::collections::HashMap;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::{
-    AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, canonical_json, get_ci,
-    keep_message_extras, map_message, synthetic_id,
+    AuthScheme, BodyError, MapContext, ObjectEntries, Page, Picker, RequestSpec, Stamp,
+    canonical_json, get_ci, keep_message_extras, map_message, synthetic_id,
 };
 use crate::error::ErrorKind;
 use crate::model::{Conversation, Lead, Vendor, clean_string};
@@ -71,11 +70,8 @@ const ENVELOPE: &str = "a JSON object {Data, Version, Success, Code, Message} wi
 /// time by the caller, instead of as one tree of the whole window.
 fn data_list(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let envelope: Vec<(String, &RawValue)> = match serde_json::from_slice::<
-        HashMap<String, &RawValue>,
-    >(body)
-    {
-        Ok(map) => map.into_iter().collect(),
+    let envelope = match serde_json::from_slice::<ObjectEntries>(body) {
+        Ok(entries) => entries,
         Err(e) if e.is_data() => return Err(BodyError::Malformed(format!("expected {ENVELOPE}"))),
         Err(e) => {
             return Err(BodyError::Malformed(format!(
@@ -85,9 +81,8 @@ fn data_list(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
     };
     let field = |name: &str| -> Option<Value> {
         envelope
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .and_then(|(_, raw)| serde_json::from_str(raw.get()).ok())
+            .get_ci(name)
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
     };
     let success = match field("Success") {
         Some(Value::Bool(b)) => Some(b),
@@ -111,10 +106,7 @@ fn data_list(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
             message,
         });
     }
-    let data = envelope
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case("Data"))
-        .map(|(_, raw)| *raw);
+    let data = envelope.get_ci("Data");
     match data.map(|raw| serde_json::from_str::<Option<Vec<&RawValue>>>(raw.get())) {
         Some(Ok(Some(items))) => Ok(items),
         Some(Ok(None)) if success == Some(true) => Ok(Vec::new()),
@@ -704,6 +696,20 @@ mod tests {
                 message: "Invalid secret key".to_owned()
             }
         );
+    }
+
+    #[test]
+    fn envelope_with_both_casings_is_decided_by_the_documented_one_every_time() {
+        // Was decided by hash-map order: exit 0 in some runs, 5 in others.
+        let both = br#"{"success":false,"Data":[],"Success":true,"Code":200,"data":null}"#;
+        let other_way = br#"{"Success":false,"success":true,"Data":[],"Code":200}"#;
+        for _ in 0..64 {
+            assert_eq!(leads(both).records.len(), 0);
+            assert!(matches!(
+                parse_leads(other_way, &ctx(SERIAL, false)),
+                Err(BodyError::Refused { .. })
+            ));
+        }
     }
 
     #[test]
