@@ -494,10 +494,11 @@ fn open_file(path: &Path) -> Result<(Sink, Target)> {
     }
 
     // Like a shell's `>`, write through a symlink to the file it points at
-    // rather than replacing the link with a regular file.
+    // (also one that does not exist yet) rather than replacing the link
+    // with a regular file.
     let real = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() && existing.is_some() => {
-            fs::canonicalize(path).map_err(|e| cannot_write(path, &e))?
+        Ok(meta) if meta.file_type().is_symlink() => {
+            resolve_path(path).map_err(|e| cannot_write(path, &e))?
         }
         _ => path.to_owned(),
     };
@@ -542,6 +543,45 @@ fn open_file(path: &Path) -> Result<(Sink, Target)> {
     }
     let (file, temp) = temp.into_parts();
     Ok((Sink::File(file), Target::Atomic { path: real, temp }))
+}
+
+/// How many symlinks are followed before giving up (Linux's own limit).
+const MAX_SYMLINKS: usize = 40;
+
+/// The real location of `path`: every symlink followed, also when the last
+/// one points at a file that does not exist yet (then its directory is
+/// resolved and the name kept), so that every spelling of one state file
+/// gives the same path, and so the same lock.
+pub fn resolve_path(path: &Path) -> std::io::Result<PathBuf> {
+    use std::io::{Error as IoError, ErrorKind as IoKind};
+    let mut current = std::path::absolute(path)?;
+    for _ in 0..MAX_SYMLINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            Ok(_) => return fs::canonicalize(&current),
+            Err(e) if e.kind() == IoKind::NotFound => {
+                let name = current
+                    .file_name()
+                    .ok_or_else(|| IoError::new(IoKind::InvalidInput, "not a file name"))?;
+                let dir = match current.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir,
+                    _ => Path::new("."),
+                };
+                return Ok(fs::canonicalize(dir)?.join(name));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(IoError::new(
+        IoKind::InvalidInput,
+        "too many levels of symbolic links",
+    ))
 }
 
 const TEMP_SUFFIX: &str = ".tmp";
@@ -1133,5 +1173,27 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(fs::read_to_string(&real).unwrap(), "new");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_to_a_missing_file_are_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        let mut file = OutputFile::open(&Destination::File(link.clone())).unwrap();
+        file.writer().write_all(b"new").unwrap();
+        file.commit().unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("real.json")).unwrap(),
+            "new"
+        );
+        assert_eq!(dir_entries(dir.path()), ["link.json", "real.json"]);
     }
 }

@@ -29,6 +29,7 @@ use tempfile::TempPath;
 use crate::error::{Error, Result};
 use crate::export::Bookmark;
 use crate::model::{Resource, Vendor, format_timestamp};
+pub use crate::output::resolve_path;
 use crate::output::{remove_stale_temps, sync_parent, temp_prefix};
 
 /// The state format this build writes; a file with a larger version was
@@ -38,9 +39,6 @@ pub const STATE_VERSION: u32 = 1;
 /// A state file holds a few hundred bytes a source; anything near this is
 /// not a state file, and reading it whole could exhaust memory.
 pub const MAX_STATE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// How many symlinks are followed before giving up (Linux's own limit).
-const MAX_SYMLINKS: usize = 40;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -88,42 +86,6 @@ pub struct PreparedState {
 
 pub fn bookmark_key(vendor: Vendor, agent: &str, resource: Resource) -> String {
     format!("{}/{}/{}", vendor.as_str(), agent, resource.as_str())
-}
-
-/// The real location of `path`: every symlink followed, also when the last
-/// one points at a file that does not exist yet (then its directory is
-/// resolved and the name kept), so that every spelling of one state file
-/// gives the same path, and so the same lock.
-pub fn resolve_path(path: &Path) -> std::io::Result<PathBuf> {
-    use std::io::{Error as IoError, ErrorKind as IoKind};
-    let mut current = std::path::absolute(path)?;
-    for _ in 0..MAX_SYMLINKS {
-        match std::fs::symlink_metadata(&current) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let target = std::fs::read_link(&current)?;
-                current = match current.parent() {
-                    Some(dir) if target.is_relative() => dir.join(target),
-                    _ => target,
-                };
-            }
-            Ok(_) => return std::fs::canonicalize(&current),
-            Err(e) if e.kind() == IoKind::NotFound => {
-                let name = current
-                    .file_name()
-                    .ok_or_else(|| IoError::new(IoKind::InvalidInput, "not a file name"))?;
-                let dir = match current.parent() {
-                    Some(dir) if !dir.as_os_str().is_empty() => dir,
-                    _ => Path::new("."),
-                };
-                return Ok(std::fs::canonicalize(dir)?.join(name));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(IoError::new(
-        IoKind::InvalidInput,
-        "too many levels of symbolic links",
-    ))
 }
 
 /// The lock file of a state file (beside the real file).
