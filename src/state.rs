@@ -685,7 +685,14 @@ mod tests {
         let path = dir.path().join("state.json");
         // pid_max is at most 2^22 on Linux: this pid cannot be running.
         let dead = ".state.json.leads-4194305-abc123.tmp";
-        let live = format!(".state.json.leads-1-abc123.tmp");
+        // The parent (the test runner) is alive while this test runs.
+        #[cfg(unix)]
+        let live = format!(
+            ".state.json.leads-{}-abc123.tmp",
+            std::os::unix::process::parent_id()
+        );
+        #[cfg(not(unix))]
+        let live = ".state.json.leads-1-abc123.tmp".to_owned();
         let unrelated = ".state.json.x1y2z3.tmp";
         for name in [dead, live.as_str(), unrelated] {
             std::fs::write(dir.path().join(name), "{}").unwrap();
