@@ -1,8 +1,8 @@
 //! One run of a command, from settled settings to a committed output: starts
 //! the sandbox when asked, takes the state lock, runs each source (several
 //! concurrently, each into its own spool so a failing source writes
-//! nothing), streams records to the writer, commits the output, and only then
-//! advances the state.
+//! nothing), streams records to the writer, prepares the new state, and
+//! then commits the output and the state, in that order.
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::sync::Arc;
@@ -153,7 +153,22 @@ async fn run_export<R: Exportable>(
     if let Some(state) = &state {
         for source in &mut settings.sources {
             let key = state::bookmark_key(source.job.vendor, &source.job.agent, settings.resource);
-            source.job.bookmark = state.bookmark(&key);
+            let bookmark = state.bookmark(&key);
+            // Saved by an older leads that let a future-dated record become
+            // the bookmark: every run would skip everything before it.
+            if let Some(mark) = bookmark.as_ref().and_then(|b| b.created_at)
+                && mark > now + export::FUTURE_TOLERANCE
+            {
+                return Err(Error::local_file(format!(
+                    "the state file {} has a bookmark in the future for {key} ({}): every record before it would be skipped",
+                    settings.state.as_ref().map_or_else(Default::default, |s| s.path.display().to_string()),
+                    crate::model::format_timestamp(&mark)
+                ))
+                .with_hint(format!(
+                    "remove the \"{key}\" entry from the state file (that source is then exported from the start once), or check the clock"
+                )));
+            }
+            source.job.bookmark = bookmark;
         }
     }
     let sandbox = if settings
@@ -237,28 +252,53 @@ async fn run_export<R: Exportable>(
         return Err(error);
     }
     writer.finish::<R>().map_err(write_error)?;
-    out.commit()?;
-    progress.finish();
 
-    if let Some(state) = &mut state {
-        for (index, result) in &outcomes {
-            if let Ok(stats) = result {
-                let source = &settings.sources[*index];
-                if let Some(newest) = &stats.newest {
-                    state.advance(
-                        &state::bookmark_key(
-                            source.job.vendor,
-                            &source.job.agent,
-                            settings.resource,
-                        ),
-                        newest,
-                        now,
-                    );
+    // The new state is written and synced before the output is put in
+    // place, so a state that cannot be saved (full disk, no permission)
+    // stops the run with nothing committed; otherwise the output would be
+    // in place while the old bookmark makes the next run write it again.
+    // What is left after the output's rename is the state's rename alone.
+    let prepared = match &mut state {
+        Some(state) => {
+            let mut future_dated = 0;
+            for (index, result) in &outcomes {
+                if let Ok(stats) = result {
+                    future_dated += stats.future_dated;
+                    let source = &settings.sources[*index];
+                    if let Some(newest) = &stats.newest {
+                        state.advance(
+                            &state::bookmark_key(
+                                source.job.vendor,
+                                &source.job.agent,
+                                settings.resource,
+                            ),
+                            newest,
+                            now,
+                        );
+                    }
                 }
             }
+            if future_dated > 0 && !ui.quiet {
+                eprintln!(
+                    "leads: warning: {future_dated} {} dated more than a day after this run's clock ({}): written, but the bookmark does not move to {}",
+                    if future_dated == 1 {
+                        "record"
+                    } else {
+                        "records"
+                    },
+                    crate::model::format_timestamp(&now),
+                    if future_dated == 1 { "it" } else { "them" },
+                );
+            }
+            Some(state.prepare()?)
         }
-        state.save()?;
+        None => None,
+    };
+    out.commit()?;
+    if let Some(prepared) = prepared {
+        prepared.commit()?;
     }
+    progress.finish();
 
     let total = outcomes.iter().filter_map(|(_, r)| r.as_ref().ok()).fold(
         RunStats::default(),

@@ -113,10 +113,23 @@ pub fn resolve(
         }
     }
     let state = match &args.filters.state {
-        Some(path) => Some(StateSettings {
-            path: path.clone(),
-            lock_timeout: seconds("--lock-timeout", args.filters.lock_timeout, true)?,
-        }),
+        Some(path) => {
+            // Writing the export over the state (or its lock) would lose
+            // one or the other; every spelling of the same file counts.
+            if let Destination::File(out) = &output.destination
+                && let Some(clash) = state_clash(out, path)
+            {
+                return Err(Error::usage(format!(
+                    "-o {} is the same file as {clash}",
+                    out.display()
+                ))
+                .with_hint("write the export and keep the state in different files"));
+            }
+            Some(StateSettings {
+                path: path.clone(),
+                lock_timeout: seconds("--lock-timeout", args.filters.lock_timeout, true)?,
+            })
+        }
         None => None,
     };
 
@@ -233,6 +246,45 @@ fn base_url_for(vendor: Vendor, explicit: Option<&str>, env: &dyn Environment) -
         None => env
             .var(vendor.base_url_env())
             .unwrap_or_else(|| vendor.default_base_url().to_owned()),
+    }
+}
+
+/// Whether `out` names the state file at `state` or its lock file, by
+/// real path (symlinks and `..` resolved) or, when both exist, by identity
+/// (hard links). Describes the clash.
+fn state_clash(out: &Path, state: &Path) -> Option<String> {
+    let real_out = crate::state::resolve_path(out).ok();
+    let real_state = crate::state::resolve_path(state).ok();
+    let lock = real_state
+        .as_deref()
+        .map(crate::state::lock_path)
+        .unwrap_or_else(|| crate::state::lock_path(state));
+    let same = |a: &Path, real_a: Option<&Path>, b: &Path| {
+        real_a.is_some_and(|real| real == b) || same_existing_file(a, b)
+    };
+    let state_real = real_state.as_deref().unwrap_or(state);
+    if same(out, real_out.as_deref(), state_real) || same_existing_file(out, state) {
+        return Some(format!("--state {}", state.display()));
+    }
+    if same(out, real_out.as_deref(), &lock) {
+        return Some(format!("the state's lock file {}", lock.display()));
+    }
+    None
+}
+
+fn same_existing_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
     }
 }
 

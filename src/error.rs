@@ -22,6 +22,10 @@ pub enum ErrorKind {
     LocalFile,
     /// Ctrl-C.
     Interrupted,
+    /// SIGTERM (`timeout`, systemd, `kill`).
+    Terminated,
+    /// SIGHUP (the terminal went away).
+    HungUp,
     /// Whoever read stdout went away (`| head`): a quiet success.
     OutputClosed,
 }
@@ -37,6 +41,8 @@ impl ErrorKind {
             ErrorKind::Network => 6,
             ErrorKind::LocalFile => 7,
             ErrorKind::Interrupted => 130,
+            ErrorKind::Terminated => 143,
+            ErrorKind::HungUp => 129,
             ErrorKind::OutputClosed => 0,
         }
     }
@@ -87,6 +93,14 @@ impl Error {
 
     pub fn interrupted() -> Self {
         Self::new(ErrorKind::Interrupted, "interrupted")
+    }
+
+    pub fn terminated() -> Self {
+        Self::new(ErrorKind::Terminated, "terminated (SIGTERM)")
+    }
+
+    pub fn hung_up() -> Self {
+        Self::new(ErrorKind::HungUp, "hung up (SIGHUP)")
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

@@ -135,6 +135,9 @@ pub struct RunStats {
     pub duplicates: u64,
     pub filtered: u64,
     pub unparsed_times: u64,
+    /// Records written that are dated more than a day after the run's
+    /// clock, and so kept out of `newest`.
+    pub future_dated: u64,
     /// The newest `created_at` written and the ids that share it: the next
     /// bookmark of an incremental run.
     pub newest: Option<Bookmark>,
@@ -319,7 +322,18 @@ async fn drain<R: Record, S: PageSource<R>>(
             }
             sink(&record)?;
             stats.written += 1;
-            note_newest(&mut stats.newest, &record);
+            // A record from the future (a typo'd year, a timestamp in the
+            // wrong unit) would become the bookmark, and every later run
+            // would skip everything older than it: such records are written
+            // but never move the bookmark.
+            if record
+                .created_at()
+                .is_some_and(|t| t > job.now + FUTURE_TOLERANCE)
+            {
+                stats.future_dated += 1;
+            } else {
+                note_newest(&mut stats.newest, &record);
+            }
             if job
                 .filters
                 .limit
@@ -331,6 +345,10 @@ async fn drain<R: Record, S: PageSource<R>>(
     }
     Ok(stats)
 }
+
+/// How far past the run's clock a record may be dated and still count for
+/// the bookmark: vendor clocks and zones are off by hours, not days.
+pub const FUTURE_TOLERANCE: Duration = Duration::days(1);
 
 fn note_newest<R: Record>(newest: &mut Option<Bookmark>, record: &R) {
     let Some(created) = record.created_at() else {

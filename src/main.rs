@@ -37,11 +37,21 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
+        // Listening starts before the run does, so a signal that comes
+        // while the first temporary file is created is not the default
+        // (immediate, uncleaned) death.
+        let stop = match stop_signal() {
+            Ok(stop) => stop,
+            Err(e) => {
+                return Err(Error::internal(format!("cannot listen for signals: {e}")));
+            }
+        };
         tokio::select! {
             outcome = leads::app::run(cli, now) => outcome,
-            // Dropping the run drops its open output, which deletes the
-            // temporary file and leaves an existing -o file untouched.
-            _ = tokio::signal::ctrl_c() => Err(Error::interrupted()),
+            // Dropping the run drops its open output and any prepared
+            // state, which deletes their temporary files and leaves an
+            // existing -o file and the state untouched.
+            error = stop => Err(error),
         }
     });
     runtime.shutdown_background();
@@ -49,6 +59,30 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => report(&error),
     }
+}
+
+/// Resolves to the error of the first of SIGINT, SIGTERM or SIGHUP to come.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl Future<Output = Error>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => Error::interrupted(),
+            _ = terminate.recv() => Error::terminated(),
+            _ = hangup.recv() => Error::hung_up(),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl Future<Output = Error>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        Error::interrupted()
+    })
 }
 
 /// "Now", in UTC. `LEADS_NOW` (RFC 3339) pins it, so tests of relative dates

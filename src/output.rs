@@ -8,6 +8,7 @@
 //! closed pipe (`| head -1`, a quiet success) from a real failure.
 
 use std::borrow::Cow;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, StdoutLock, Write};
 use std::path::{Path, PathBuf};
@@ -493,10 +494,11 @@ fn open_file(path: &Path) -> Result<(Sink, Target)> {
     }
 
     // Like a shell's `>`, write through a symlink to the file it points at
-    // rather than replacing the link with a regular file.
+    // (also one that does not exist yet) rather than replacing the link
+    // with a regular file.
     let real = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() && existing.is_some() => {
-            fs::canonicalize(path).map_err(|e| cannot_write(path, &e))?
+        Ok(meta) if meta.file_type().is_symlink() => {
+            resolve_path(path).map_err(|e| cannot_write(path, &e))?
         }
         _ => path.to_owned(),
     };
@@ -510,12 +512,10 @@ fn open_file(path: &Path) -> Result<(Sink, Target)> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(name);
-    prefix.push(".");
-
+    remove_stale_temps(dir, name);
+    let prefix = temp_prefix(name);
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp").rand_bytes(6);
+    builder.prefix(&prefix).suffix(TEMP_SUFFIX).rand_bytes(6);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -545,9 +545,100 @@ fn open_file(path: &Path) -> Result<(Sink, Target)> {
     Ok((Sink::File(file), Target::Atomic { path: real, temp }))
 }
 
+/// How many symlinks are followed before giving up (Linux's own limit).
+const MAX_SYMLINKS: usize = 40;
+
+/// The real location of `path`: every symlink followed, also when the last
+/// one points at a file that does not exist yet (then its directory is
+/// resolved and the name kept), so that every spelling of one state file
+/// gives the same path, and so the same lock.
+pub fn resolve_path(path: &Path) -> std::io::Result<PathBuf> {
+    use std::io::{Error as IoError, ErrorKind as IoKind};
+    let mut current = std::path::absolute(path)?;
+    for _ in 0..MAX_SYMLINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            Ok(_) => return fs::canonicalize(&current),
+            Err(e) if e.kind() == IoKind::NotFound => {
+                let name = current
+                    .file_name()
+                    .ok_or_else(|| IoError::new(IoKind::InvalidInput, "not a file name"))?;
+                let dir = match current.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir,
+                    _ => Path::new("."),
+                };
+                return Ok(fs::canonicalize(dir)?.join(name));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(IoError::new(
+        IoKind::InvalidInput,
+        "too many levels of symbolic links",
+    ))
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// The name start of a temporary file written beside `name`:
+/// `.NAME.leads-PID-`, then random letters and `.tmp`. The writer's pid is
+/// in the name so that a later run can tell a file left behind by a killed
+/// run (SIGKILL, power loss) from one a live run is still writing.
+pub(crate) fn temp_prefix(name: &OsStr) -> OsString {
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(format!(".leads-{}-", std::process::id()));
+    prefix
+}
+
+/// Removes the temporary files beside `name` (in `dir`) whose writer is no
+/// longer running. Without a way to tell (no `/proc`), nothing is removed:
+/// deleting a live run's file would break that run. A file carrying this
+/// process's own pid is stale too: this process creates its file for
+/// `name` only after this sweep (and a container's leads is often pid 1
+/// every time). Best effort: a file that cannot be removed stays.
+pub(crate) fn remove_stale_temps(dir: &Path, name: &OsStr) {
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return;
+    }
+    let Some(name) = name.to_str() else { return };
+    let prefix = format!(".{name}.leads-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let own = std::process::id();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+            .and_then(|n| n.split_once('-'))
+            .filter(|(_, random)| {
+                !random.is_empty() && random.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid != own && proc_root.join(pid.to_string()).exists();
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if !alive && regular {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Makes the rename itself durable; best effort, as not every platform or
 /// file system lets a directory be opened and synced.
-fn sync_parent(path: &Path) {
+pub(crate) fn sync_parent(path: &Path) {
     #[cfg(unix)]
     {
         let dir = match path.parent() {
@@ -569,7 +660,7 @@ fn cannot_write(path: &Path, e: &io::Error) -> Error {
 /// tempfile appends the temporary file's path to OS errors ("... at path
 /// \"/dir/.out.json.x1Y2z3.tmp\""), which means nothing to the user and
 /// would only confuse; its wrapper type is private, so cut the text.
-fn os_reason(e: &io::Error) -> String {
+pub(crate) fn os_reason(e: &io::Error) -> String {
     let text = e.to_string();
     if e.raw_os_error().is_none()
         && let Some((reason, _)) = text.rsplit_once(" at path \"")
@@ -1082,5 +1173,27 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(fs::read_to_string(&real).unwrap(), "new");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_to_a_missing_file_are_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        let mut file = OutputFile::open(&Destination::File(link.clone())).unwrap();
+        file.writer().write_all(b"new").unwrap();
+        file.commit().unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("real.json")).unwrap(),
+            "new"
+        );
+        assert_eq!(dir_entries(dir.path()), ["link.json", "real.json"]);
     }
 }

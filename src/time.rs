@@ -105,6 +105,50 @@ pub fn parse_vendor_timestamp(text: &str) -> Option<DateTime<Utc>> {
 pub const FIRST_DAY: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
 pub const LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
 
+/// The earliest and latest years a numeric timestamp may fall in. A number
+/// outside them was almost certainly read in the wrong unit (or is not a
+/// time at all), and taking it at face value would put a record in 1969 or
+/// in the year 50000, where it would become an incremental run's bookmark.
+const EPOCH_YEARS: std::ops::RangeInclusive<i32> = 1970..=2200;
+
+/// Reads a number as Unix time, choosing the unit by magnitude: below 10^11
+/// seconds, below 10^14 milliseconds, below 10^17 microseconds. Each unit
+/// covers 1970 to beyond 2200 on its own, so for any time in range the
+/// choice is unambiguous. A result outside the years 1970-2200 is `None`.
+pub fn parse_epoch_number(n: i64) -> Option<DateTime<Utc>> {
+    let t = match n.unsigned_abs() {
+        0..100_000_000_000 => DateTime::from_timestamp(n, 0),
+        100_000_000_000..100_000_000_000_000 => DateTime::from_timestamp_millis(n),
+        100_000_000_000_000..100_000_000_000_000_000 => DateTime::from_timestamp_micros(n),
+        _ => None,
+    }?;
+    in_epoch_years(t)
+}
+
+/// The same rule for a number with a fraction (`1736937000.25`): the unit
+/// by magnitude, the fraction kept to the microsecond.
+pub fn parse_epoch_float(x: f64) -> Option<DateTime<Utc>> {
+    if !x.is_finite() {
+        return None;
+    }
+    let micros_per_unit = match x.abs() {
+        a if a < 1e11 => 1e6,
+        a if a < 1e14 => 1e3,
+        a if a < 1e17 => 1.0,
+        _ => return None,
+    };
+    let micros = (x * micros_per_unit).round();
+    if micros.abs() >= 9.0e18 {
+        return None;
+    }
+    in_epoch_years(DateTime::from_timestamp_micros(micros as i64)?)
+}
+
+fn in_epoch_years(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    use chrono::Datelike;
+    EPOCH_YEARS.contains(&t.year()).then_some(t)
+}
+
 /// A day range for the vendors' `YYYY-MM-DD` filters, both ends inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DayRange {
@@ -211,5 +255,82 @@ mod tests {
         }
         assert_eq!(parse_vendor_timestamp("last tuesday"), None);
         assert_eq!(parse_vendor_timestamp(""), None);
+    }
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+    }
+
+    #[test]
+    fn epoch_numbers_pick_seconds_milliseconds_or_microseconds_by_magnitude() {
+        let at = utc(2025, 1, 15, 10, 30, 0);
+        assert_eq!(parse_epoch_number(1_736_937_000), Some(at));
+        assert_eq!(
+            parse_epoch_number(1_736_937_000_123),
+            Some(at + Duration::milliseconds(123))
+        );
+        assert_eq!(
+            parse_epoch_number(1_736_937_000_123_456),
+            Some(at + Duration::microseconds(123_456))
+        );
+        // Each boundary: just below it is the smaller unit (far beyond 2200,
+        // so refused), at it the larger one (early 1973).
+        let early_1973 = utc(1973, 3, 3, 9, 46, 40);
+        assert_eq!(parse_epoch_number(99_999_999_999), None);
+        assert_eq!(parse_epoch_number(100_000_000_000), Some(early_1973));
+        assert_eq!(parse_epoch_number(99_999_999_999_999), None);
+        assert_eq!(parse_epoch_number(100_000_000_000_000), Some(early_1973));
+        assert_eq!(parse_epoch_number(99_999_999_999_999_999), None);
+        assert_eq!(parse_epoch_number(100_000_000_000_000_000), None);
+        assert_eq!(parse_epoch_number(i64::MAX), None);
+        assert_eq!(parse_epoch_number(i64::MIN), None);
+    }
+
+    #[test]
+    fn epoch_numbers_outside_1970_to_2200_are_unparseable() {
+        let first = utc(1970, 1, 1, 0, 0, 0);
+        let last = utc(2200, 12, 31, 23, 59, 59);
+        assert_eq!(parse_epoch_number(0), Some(first));
+        assert_eq!(parse_epoch_number(-1), None);
+        assert_eq!(parse_epoch_number(last.timestamp()), Some(last));
+        assert_eq!(parse_epoch_number(last.timestamp() + 1), None);
+        assert_eq!(
+            parse_epoch_number(last.timestamp_millis()),
+            Some(last),
+            "milliseconds up to the end of 2200"
+        );
+        assert_eq!(parse_epoch_number(last.timestamp_millis() + 1000), None);
+        assert_eq!(parse_epoch_number(last.timestamp_micros()), Some(last));
+        assert_eq!(
+            parse_epoch_number(last.timestamp_micros() + 1_000_000),
+            None
+        );
+        // A year-2999 lead in seconds is in range of nothing.
+        assert_eq!(
+            parse_epoch_number(utc(2999, 1, 1, 0, 0, 0).timestamp()),
+            None
+        );
+    }
+
+    #[test]
+    fn epoch_floats_follow_the_same_rule_and_keep_the_fraction() {
+        let at = utc(2025, 1, 15, 10, 30, 0);
+        assert_eq!(
+            parse_epoch_float(1_736_937_000.25),
+            Some(at + Duration::milliseconds(250))
+        );
+        assert_eq!(
+            parse_epoch_float(1_736_937_000_123.0),
+            Some(at + Duration::milliseconds(123))
+        );
+        assert_eq!(parse_epoch_float(99_999_999_999.0), None);
+        assert_eq!(
+            parse_epoch_float(100_000_000_000.0),
+            Some(utc(1973, 3, 3, 9, 46, 40))
+        );
+        assert_eq!(parse_epoch_float(-0.5), None);
+        assert_eq!(parse_epoch_float(f64::NAN), None);
+        assert_eq!(parse_epoch_float(f64::INFINITY), None);
+        assert_eq!(parse_epoch_float(1e300), None);
     }
 }

@@ -10,7 +10,7 @@ pub mod robofy;
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -301,21 +301,20 @@ pub(crate) enum Stamp {
 
 impl Stamp {
     /// Strings go through `parse_vendor_timestamp`; a bare number is read as
-    /// Unix time (milliseconds when it is too large to be seconds), which
-    /// some chat backends send for message times.
+    /// Unix time in seconds, milliseconds or microseconds by its magnitude
+    /// (some chat backends send numbers for message times), and one that
+    /// lands outside 1970-2200 is unreadable rather than a wild date.
     pub(crate) fn of(value: Option<&Value>) -> Stamp {
         let Some(value) = value.filter(|v| carries_data(v)) else {
             return Stamp::Absent;
         };
         let parsed = match value {
             Value::String(s) => crate::time::parse_vendor_timestamp(s),
-            Value::Number(n) => n.as_i64().and_then(|n| {
-                if n.abs() >= 100_000_000_000 {
-                    Utc.timestamp_millis_opt(n).single()
-                } else {
-                    Utc.timestamp_opt(n, 0).single()
-                }
-            }),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(n), _) => crate::time::parse_epoch_number(n),
+                (None, Some(x)) => crate::time::parse_epoch_float(x),
+                (None, None) => None,
+            },
             _ => None,
         };
         match parsed {
@@ -566,6 +565,23 @@ mod tests {
         assert_eq!(
             Stamp::of(Some(&json!(1736937000123_i64))),
             Stamp::At(testing::ts("2025-01-15T10:30:00.123Z").unwrap())
+        );
+        assert_eq!(
+            Stamp::of(Some(&json!(1736937000123456_i64))),
+            Stamp::At(testing::ts("2025-01-15T10:30:00.123456Z").unwrap())
+        );
+        assert_eq!(
+            Stamp::of(Some(&json!(1736937000.5))),
+            Stamp::At(testing::ts("2025-01-15T10:30:00.5Z").unwrap())
+        );
+        assert_eq!(
+            Stamp::of(Some(&json!(32503680000_i64))),
+            Stamp::Unreadable("32503680000".to_owned()),
+            "seconds in the year 3000 are not a time"
+        );
+        assert_eq!(
+            Stamp::of(Some(&json!(-5))),
+            Stamp::Unreadable("-5".to_owned())
         );
         assert_eq!(
             Stamp::of(Some(&json!(" soon "))),
