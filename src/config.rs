@@ -470,7 +470,7 @@ fn resolve_fetch(args: &FetchArgs) -> Result<FetchSettings> {
 /// The key from `--api-key-file` or the vendor's variable. Never from argv.
 pub fn read_key(vendor: Vendor, file: Option<&Path>, env: &dyn Environment) -> Result<ApiKey> {
     if let Some(path) = file {
-        return read_key_file(path);
+        return read_key_file(path, "--api-key-file");
     }
     let variable = vendor.key_env();
     env.var(variable).and_then(|k| ApiKey::new(&k)).ok_or_else(|| {
@@ -485,14 +485,14 @@ pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
 /// The first line of a key file, trimmed. Reading stops at the first newline,
 /// so a FIFO (`--api-key-file <(pass show x)`) works whether or not its
-/// writer closes.
-pub fn read_key_file(path: &Path) -> Result<ApiKey> {
+/// writer closes. `given_by` names the flag or field the path came from.
+pub fn read_key_file(path: &Path, given_by: &str) -> Result<ApiKey> {
     use std::io::{BufRead, Read};
-    let shown = shown_path(path, "--api-key-file");
+    let shown = shown_path(path, given_by);
     let file = std::fs::File::open(path).map_err(|e| {
         let error = Error::usage(format!("cannot read the key file {shown}: {e}"));
         if looks_like_key(&path.to_string_lossy()) {
-            error.with_hint("--api-key-file (and api_key_file) take the path of a file that holds the key, not the key: put the key in a file (chmod 600) or in the vendor's variable")
+            error.with_hint(format!("{given_by} takes the path of a file that holds the key, not the key: put the key in a file (chmod 600) or in the vendor's variable"))
         } else {
             error
         }

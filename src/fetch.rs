@@ -504,14 +504,14 @@ fn system_store_has_roots() -> bool {
 fn untrusted_certificate(error: &reqwest::Error) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(inner) = source {
-        // hyper-rustls hands rustls errors up inside an io::Error, whose
-        // `source` skips the wrapped error itself.
-        let tls = inner.downcast_ref::<rustls::Error>().or_else(|| {
-            inner
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|e| e.downcast_ref::<rustls::Error>())
-        });
+        // hyper-rustls hands rustls errors up inside io::Errors (nested),
+        // whose `source` skips the wrapped error itself.
+        let mut tls = inner.downcast_ref::<rustls::Error>();
+        let mut io = inner.downcast_ref::<std::io::Error>();
+        while let Some(wrapped) = io.and_then(|e| e.get_ref()) {
+            tls = tls.or_else(|| wrapped.downcast_ref::<rustls::Error>());
+            io = wrapped.downcast_ref::<std::io::Error>();
+        }
         if let Some(rustls::Error::InvalidCertificate(reason)) = tls {
             let reason = match reason {
                 rustls::CertificateError::UnknownIssuer => "issuer unknown".to_owned(),

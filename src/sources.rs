@@ -46,7 +46,7 @@ impl SourceEntry {
     /// standard variable (`CHATZURI_API_KEY`, ...).
     pub fn key(&self, env: &dyn Environment) -> Result<ApiKey> {
         if let Some(path) = &self.api_key_file {
-            return read_key_file(path)
+            return read_key_file(path, "api_key_file")
                 .map_err(|e| Error::usage(format!("source {}: {}", self.name, e.message)));
         }
         let variable = self.api_key_env.as_deref().unwrap_or(self.vendor.key_env());
