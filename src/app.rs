@@ -396,7 +396,10 @@ async fn run_spooled<R: Exportable>(
             }
             Err(error) => {
                 if !std::mem::take(&mut first_failure_pending) {
-                    eprintln!("leads: error: {}", crate::secret::for_terminal(&error.message));
+                    eprintln!(
+                        "leads: error: {}",
+                        crate::secret::for_terminal(&error.message)
+                    );
                 }
                 outcomes.push((index, Err(error)));
             }

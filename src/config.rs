@@ -193,7 +193,10 @@ pub fn resolve(
             now,
         )?;
         let endpoint = if source.sandbox {
-            if source.base_url.is_some() || source.api_key_file.is_some() || source.ca_cert.is_some() {
+            if source.base_url.is_some()
+                || source.api_key_file.is_some()
+                || source.ca_cert.is_some()
+            {
                 return Err(Error::usage(
                     "--sandbox runs against the built-in simulator: drop --base-url, --api-key-file and --ca-cert",
                 ));
@@ -509,9 +512,8 @@ pub fn read_key_file(path: &Path, given_by: &str) -> Result<ApiKey> {
         ))
         .with_hint("the key file holds the key on its first line"));
     }
-    let text = std::str::from_utf8(&line).map_err(|_| {
-        Error::usage(format!("the key file {shown} is not text (UTF-8)"))
-    })?;
+    let text = std::str::from_utf8(&line)
+        .map_err(|_| Error::usage(format!("the key file {shown} is not text (UTF-8)")))?;
     ApiKey::new(text).ok_or_else(|| Error::usage(format!("the key file {shown} is empty")))
 }
 
@@ -582,7 +584,9 @@ fn shown_url(text: &str) -> String {
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
     let shown = match scheme {
         Some(scheme) => format!("{scheme}://{host}{path}"),
@@ -604,7 +608,9 @@ pub fn check_base_url(text: &str) -> Result<Url> {
         return Err(Error::usage(format!(
             "refusing base URL {shown}: it carries a user name or password (user:pass@)"
         ))
-        .with_hint("drop the user:pass@ part; the key comes from the vendor's variable or --api-key-file"));
+        .with_hint(
+            "drop the user:pass@ part; the key comes from the vendor's variable or --api-key-file",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::usage(format!(

@@ -417,15 +417,29 @@ pub fn body_error(
             fetcher.excerpt(body)
         ))
         .with_hint("run again later; if it persists, report it with the output of -vv"),
-        BodyError::Refused { kind, code, message } => {
+        BodyError::Refused {
+            kind,
+            code,
+            message,
+        } => {
             let code = code.map(|c| format!("Code {c}: ")).unwrap_or_default();
             let hint = match kind {
-                ErrorKind::Auth => format!("check the key in {} (or --api-key-file)", fetcher.vendor().key_env()),
+                ErrorKind::Auth => format!(
+                    "check the key in {} (or --api-key-file)",
+                    fetcher.vendor().key_env()
+                ),
                 ErrorKind::NotFound => "check --agent".to_owned(),
                 _ => "the vendor reported a failure; run again later".to_owned(),
             };
             let message = vendors::excerpt(&fetcher.printable(&message));
-            Error::new(kind, format!("{vendor} refused {} {what} for agent {agent} ({code}{message})", spec.endpoint)).with_hint(hint)
+            Error::new(
+                kind,
+                format!(
+                    "{vendor} refused {} {what} for agent {agent} ({code}{message})",
+                    spec.endpoint
+                ),
+            )
+            .with_hint(hint)
         }
     }
 }

@@ -298,10 +298,13 @@ impl Fetcher {
         if let Some(body) = &spec.json_body {
             request = request.body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let mut response = request.send().await.map_err(|e| match untrusted_certificate(&e) {
-            Some(reason) => Attempt::Untrusted(reason),
-            None => Attempt::Transport(describe_reqwest(&e)),
-        })?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| match untrusted_certificate(&e) {
+                Some(reason) => Attempt::Untrusted(reason),
+                None => Attempt::Transport(describe_reqwest(&e)),
+            })?;
         let status = response.status();
         if response
             .content_length()
@@ -515,8 +518,10 @@ fn untrusted_certificate(error: &reqwest::Error) -> Option<String> {
         if let Some(rustls::Error::InvalidCertificate(reason)) = tls {
             let reason = match reason {
                 rustls::CertificateError::UnknownIssuer => "issuer unknown".to_owned(),
-                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. } => "expired".to_owned(),
-                rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. } => {
+                rustls::CertificateError::Expired
+                | rustls::CertificateError::ExpiredContext { .. } => "expired".to_owned(),
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. } => {
                     "issued for another host name".to_owned()
                 }
                 other => format!("{other:?}"),

@@ -114,9 +114,17 @@ fn report(error: &Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "leads: error: {}", leads::secret::for_terminal(&one_line(&error.message)));
+    let _ = writeln!(
+        stderr,
+        "leads: error: {}",
+        leads::secret::for_terminal(&one_line(&error.message))
+    );
     if let Some(hint) = &error.hint {
-        let _ = writeln!(stderr, "hint: {}", leads::secret::for_terminal(&one_line(hint)));
+        let _ = writeln!(
+            stderr,
+            "hint: {}",
+            leads::secret::for_terminal(&one_line(hint))
+        );
     }
     ExitCode::from(error.kind.exit_code())
 }

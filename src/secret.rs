@@ -168,7 +168,10 @@ fn decode_once(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() && hex(bytes[i + 1]).is_some() && hex(bytes[i + 2]).is_some() => {
+            b'%' if i + 2 < bytes.len()
+                && hex(bytes[i + 1]).is_some()
+                && hex(bytes[i + 2]).is_some() =>
+            {
                 out.push(hex(bytes[i + 1]).unwrap_or(0) << 4 | hex(bytes[i + 2]).unwrap_or(0));
                 i += 3;
             }
@@ -236,7 +239,10 @@ fn unicode_escape(bytes: &[u8]) -> Option<(char, usize)> {
 /// marks): shown as `\u{..}` escapes instead. Tabs and line breaks become
 /// spaces, since every message is one line.
 pub fn escape_controls(text: &str) -> String {
-    if !text.chars().any(|c| unsafe_char(c) || matches!(c, '\t' | '\n' | '\r')) {
+    if !text
+        .chars()
+        .any(|c| unsafe_char(c) || matches!(c, '\t' | '\n' | '\r'))
+    {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -317,7 +323,10 @@ mod tests {
         let out = key().scrub(slash);
         assert_clean(&out);
         assert!(out.contains("invalid key Bearer"), "{out}");
-        let every: String = KEY.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        let every: String = KEY
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
         assert_clean(&key().scrub(&format!("key {every} refused")));
     }
 
@@ -334,7 +343,10 @@ mod tests {
         assert_clean(&out);
         let out = key().scrub("tail 5c4d3e2f1a and 6b5c4d3e2f1a");
         assert_clean(&out);
-        assert!(out.starts_with("tail 5c4d3e2f1a and"), "11 characters are not a run: {out}");
+        assert!(
+            out.starts_with("tail 5c4d3e2f1a and"),
+            "11 characters are not a run: {out}"
+        );
         assert_eq!(key().scrub("nothing here"), "nothing here");
     }
 
@@ -350,7 +362,10 @@ mod tests {
     #[test]
     fn terminal_escapes_and_bidi_overrides_are_escaped() {
         let out = escape_controls("a\u{1b}[2J\u{7}b\u{202e}c\u{2066}d\u{9b}e\nf");
-        assert_eq!(out, "a\\u{001b}[2J\\u{0007}b\\u{202e}c\\u{2066}d\\u{009b}e f");
+        assert_eq!(
+            out,
+            "a\\u{001b}[2J\\u{0007}b\\u{202e}c\\u{2066}d\\u{009b}e f"
+        );
         let out = printable("\u{1b}]0;owned\u{7} key czk/live/8f7a6b5c4d3e2f1a", &key());
         assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out}");
         assert_clean(&out);
@@ -358,10 +373,21 @@ mod tests {
 
     #[test]
     fn key_looking_values_are_recognised() {
-        for key in ["cz-test-key-5f2a9c1e77d04b3b", "AKIAIOSFODNN7EXAMPLE", "sk_live_51Habc123def456"] {
+        for key in [
+            "cz-test-key-5f2a9c1e77d04b3b",
+            "AKIAIOSFODNN7EXAMPLE",
+            "sk_live_51Habc123def456",
+        ] {
             assert!(looks_like_key(key), "{key}");
         }
-        for not in ["ACME_CHATZURI_KEY", "ACME_CHATZURI_KEY_2024", "/etc/leads/key", "key.txt", "my key file 2024.txt", "onlylettersherenodigits"] {
+        for not in [
+            "ACME_CHATZURI_KEY",
+            "ACME_CHATZURI_KEY_2024",
+            "/etc/leads/key",
+            "key.txt",
+            "my key file 2024.txt",
+            "onlylettersherenodigits",
+        ] {
             assert!(!looks_like_key(not), "{not}");
         }
     }

@@ -147,7 +147,10 @@ pub fn load(path: Option<&Path>, env: &dyn Environment) -> Result<Sources> {
         )));
     }
     let text = String::from_utf8(bytes).map_err(|_| {
-        Error::usage(format!("the config file {} is not text (UTF-8)", path.display()))
+        Error::usage(format!(
+            "the config file {} is not text (UTF-8)",
+            path.display()
+        ))
     })?;
     warn_if_readable_by_others(&path, "config file");
     let sources = parse(&text, &path)?;

@@ -60,11 +60,7 @@ async fn run_clean(cmd: Command, code: i32, extra: &[&str]) -> Output {
         assert_no_secret_in("stdout", &output.stdout, secret);
         assert_no_secret_in("stderr", &output.stderr, secret);
     }
-    assert!(
-        !stderr(&output).contains("panicked"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
     output
 }
 
@@ -108,8 +104,12 @@ async fn json_escaped_key_echo_is_redacted() {
         let body = format!(r#"{{"error":"invalid key Bearer {echoed}"}}"#);
         for flags in [&["-q"][..], &["-vv"][..], &[][..]] {
             let server = serve_once(401, body.clone(), "application/json").await;
-            let output =
-                run_clean(chatzuri_with(SLASH_KEY, &server.uri(), flags), 3, &[SLASH_KEY]).await;
+            let output = run_clean(
+                chatzuri_with(SLASH_KEY, &server.uri(), flags),
+                3,
+                &[SLASH_KEY],
+            )
+            .await;
             let err = stderr(&output);
             assert!(err.contains("invalid key Bearer"), "{err}");
             assert!(err.contains("(redacted)"), "{err}");
@@ -121,13 +121,14 @@ async fn json_escaped_key_echo_is_redacted() {
 /// only the whole key was searched for.
 #[tokio::test]
 async fn partial_key_echo_of_sixteen_characters_is_redacted() {
-    let body = format!(
-        r#"{{"error":"unknown key {}..."}}"#,
-        &CHATZURI_KEY[..16]
-    );
+    let body = format!(r#"{{"error":"unknown key {}..."}}"#, &CHATZURI_KEY[..16]);
     let server = serve_once(401, body, "application/json").await;
     let output = run_clean(chatzuri(&server.uri(), &["-v"]), 3, &[]).await;
-    assert!(stderr(&output).contains("unknown key (redacted)"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("unknown key (redacted)"),
+        "{}",
+        stderr(&output)
+    );
     // The tail of the key, in a body that is not JSON, in an excerpt.
     let body = format!("<html>bad key ...{}</html>", &CHATZURI_KEY[8..]);
     let server = serve_once(500, body, "text/html").await;
@@ -140,14 +141,30 @@ async fn partial_key_echo_of_sixteen_characters_is_redacted() {
 #[tokio::test]
 async fn encoded_key_in_a_non_json_body_is_redacted() {
     let percent: String = SLASH_KEY.bytes().map(|b| format!("%{b:02X}")).collect();
-    let broken_json = format!(r#"{{"data": [ "token": "{}""#, SLASH_KEY.replace('/', "\\/"));
+    let broken_json = format!(
+        r#"{{"data": [ "token": "{}""#,
+        SLASH_KEY.replace('/', "\\/")
+    );
     for (status, code, body) in [
-        (502u16, 5, format!("<p>upstream GET /get-leads?key={percent} failed</p>")),
+        (
+            502u16,
+            5,
+            format!("<p>upstream GET /get-leads?key={percent} failed</p>"),
+        ),
         (200, 5, broken_json),
-        (401, 3, format!("denied for key={}", SLASH_KEY.replace('/', "%2F"))),
+        (
+            401,
+            3,
+            format!("denied for key={}", SLASH_KEY.replace('/', "%2F")),
+        ),
     ] {
         let server = serve_once(status, body, "text/plain").await;
-        run_clean(chatzuri_with(SLASH_KEY, &server.uri(), &["-vv"]), code, &[SLASH_KEY]).await;
+        run_clean(
+            chatzuri_with(SLASH_KEY, &server.uri(), &["-vv"]),
+            code,
+            &[SLASH_KEY],
+        )
+        .await;
     }
 }
 
@@ -173,10 +190,20 @@ async fn escaped_key_in_a_refusal_inside_a_200_is_redacted() {
         .await;
     let mut cmd = leads();
     cmd.env("NEOAGENT_API_KEY", NEOAGENT_KEY);
-    cmd.args(["pull", "--vendor", "neoagent", "--agent", "3254a9d0424c4806b9ea3d0763ccf000"]);
+    cmd.args([
+        "pull",
+        "--vendor",
+        "neoagent",
+        "--agent",
+        "3254a9d0424c4806b9ea3d0763ccf000",
+    ]);
     cmd.args(["--base-url", &server.uri(), "--retries", "0"]);
     let output = run_clean(cmd, 3, &[]).await;
-    assert!(stderr(&output).contains("is not valid"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not valid"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 // ===========================================================================
@@ -187,8 +214,11 @@ async fn escaped_key_in_a_refusal_inside_a_200_is_redacted() {
 /// error message or body reached the terminal as they were.
 #[tokio::test]
 async fn terminal_escapes_and_bidi_overrides_from_a_vendor_are_escaped() {
-    let json_body = r#"{"error":"\u001b]0;pwned\u0007\u001b[2J\u009b31m bad \u202egnp.exe\u2066x\u2069"}"#;
-    let raw_body = "\u{1b}[31mred\u{7} \u{202e}evil\u{200f} body".as_bytes().to_vec();
+    let json_body =
+        r#"{"error":"\u001b]0;pwned\u0007\u001b[2J\u009b31m bad \u202egnp.exe\u2066x\u2069"}"#;
+    let raw_body = "\u{1b}[31mred\u{7} \u{202e}evil\u{200f} body"
+        .as_bytes()
+        .to_vec();
     for (status, code, body) in [
         (401u16, 3, json_body.as_bytes().to_vec()),
         (503, 5, raw_body.clone()),
@@ -199,7 +229,10 @@ async fn terminal_escapes_and_bidi_overrides_from_a_vendor_are_escaped() {
             let output = run_clean(chatzuri(&server.uri(), flags), code, &[]).await;
             bytes_free_of_terminal_controls("stderr", &output.stderr);
             let err = stderr(&output);
-            assert!(err.contains("\\u{001b}") || err.contains("\\u{202e}"), "{err}");
+            assert!(
+                err.contains("\\u{001b}") || err.contains("\\u{202e}"),
+                "{err}"
+            );
         }
     }
 }
@@ -210,15 +243,31 @@ async fn terminal_escapes_and_bidi_overrides_from_a_vendor_are_escaped() {
 async fn control_characters_in_an_echoed_vendor_token_are_escaped() {
     let server = MockServer::start().await;
     let token = "\u{1b}[2Jtok\u{202e}";
-    let page = json!({ "message": "ok", "data": { "report": { "rows": [], "next_page_token": token } } });
+    let page =
+        json!({ "message": "ok", "data": { "report": { "rows": [], "next_page_token": token } } });
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200).set_body_json(page))
         .mount(&server)
         .await;
     let mut cmd = leads();
     cmd.env("ROBOFY_API_KEY", ROBOFY_KEY);
-    cmd.args(["pull", "--vendor", "robofy", "--project", "42", "--agent", "bot-1"]);
-    cmd.args(["--base-url", &server.uri(), "--retries", "0", "--concurrency", "1"]);
+    cmd.args([
+        "pull",
+        "--vendor",
+        "robofy",
+        "--project",
+        "42",
+        "--agent",
+        "bot-1",
+    ]);
+    cmd.args([
+        "--base-url",
+        &server.uri(),
+        "--retries",
+        "0",
+        "--concurrency",
+        "1",
+    ]);
     let output = run_clean(cmd, 5, &[]).await;
     bytes_free_of_terminal_controls("stderr", &output.stderr);
     assert!(stderr(&output).contains("loop"), "{}", stderr(&output));
@@ -253,12 +302,24 @@ fn recording_proxy() -> (String, Arc<Mutex<Vec<u8>>>) {
 /// clear text to the proxy.
 #[tokio::test]
 async fn loopback_requests_never_go_through_a_proxy() {
-    let server = serve_once(200, serde_json::to_vec(&cz_page(&[1, 2])).unwrap(), "application/json").await;
+    let server = serve_once(
+        200,
+        serde_json::to_vec(&cz_page(&[1, 2])).unwrap(),
+        "application/json",
+    )
+    .await;
     let (proxy, seen) = recording_proxy();
     for host in ["127.0.0.1", "localhost"] {
         let base = server.uri().replace("127.0.0.1", host);
         let mut cmd = chatzuri(&base, &["--format", "ndjson"]);
-        for var in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"] {
+        for var in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+        ] {
             cmd.env(var, &proxy);
         }
         let output = run_clean(cmd, 0, &[]).await;
@@ -280,7 +341,15 @@ async fn https_proxy_is_still_honoured_for_remote_hosts() {
     let mut cmd = leads();
     cmd.env("CHATZURI_API_KEY", CHATZURI_KEY);
     cmd.env("HTTPS_PROXY", &proxy);
-    cmd.args(["pull", "--vendor", "chatzuri", "--agent", CZ_AGENT, "--retries", "0"]);
+    cmd.args([
+        "pull",
+        "--vendor",
+        "chatzuri",
+        "--agent",
+        CZ_AGENT,
+        "--retries",
+        "0",
+    ]);
     cmd.args(["--base-url", "https://vendor.invalid/api/v1"]);
     run_clean(cmd, 6, &[]).await;
     let seen = seen.lock().unwrap();
@@ -309,7 +378,12 @@ fn config_with(dir: &Path, body: &str) -> PathBuf {
 #[tokio::test]
 async fn base_url_with_userinfo_is_refused_without_echoing_the_password() {
     const PASSWORD: &str = "hunter2-Pa55word-xyz";
-    let server = serve_once(200, serde_json::to_vec(&cz_page(&[1])).unwrap(), "application/json").await;
+    let server = serve_once(
+        200,
+        serde_json::to_vec(&cz_page(&[1])).unwrap(),
+        "application/json",
+    )
+    .await;
     let with_userinfo = server
         .uri()
         .replace("http://", &format!("http://admin:{PASSWORD}@"));
@@ -327,10 +401,17 @@ async fn base_url_with_userinfo_is_refused_without_echoing_the_password() {
     );
     let mut named = leads();
     named.env("CHATZURI_API_KEY", CHATZURI_KEY);
-    named.args(["-vv", "pull", "--config"]).arg(&config).arg("website");
+    named
+        .args(["-vv", "pull", "--config"])
+        .arg(&config)
+        .arg("website");
     for cmd in [flag, variable, named] {
         let output = run_clean(cmd, 2, &[PASSWORD]).await;
-        assert!(stderr(&output).contains("user name or password"), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("user name or password"),
+            "{}",
+            stderr(&output)
+        );
         assert!(!stderr(&output).contains("admin"), "{}", stderr(&output));
     }
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -340,14 +421,30 @@ async fn base_url_with_userinfo_is_refused_without_echoing_the_password() {
 /// paths were appended after the query.
 #[tokio::test]
 async fn base_url_with_query_or_fragment_is_refused() {
-    let server = serve_once(200, serde_json::to_vec(&cz_page(&[1])).unwrap(), "application/json").await;
+    let server = serve_once(
+        200,
+        serde_json::to_vec(&cz_page(&[1])).unwrap(),
+        "application/json",
+    )
+    .await;
     for suffix in ["/api/v1?token=abc", "/api/v1#frag", "/api/v1?"] {
         let mut cmd = leads();
         cmd.env("CHATZURI_API_KEY", CHATZURI_KEY);
-        cmd.args(["pull", "--vendor", "chatzuri", "--agent", CZ_AGENT, "--base-url"]);
+        cmd.args([
+            "pull",
+            "--vendor",
+            "chatzuri",
+            "--agent",
+            CZ_AGENT,
+            "--base-url",
+        ]);
         cmd.arg(format!("{}{suffix}", server.uri()));
         let output = run_clean(cmd, 2, &[]).await;
-        assert!(stderr(&output).contains("query string or fragment"), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("query string or fragment"),
+            "{}",
+            stderr(&output)
+        );
     }
     assert!(server.received_requests().await.unwrap().is_empty());
 }
@@ -361,15 +458,29 @@ async fn base_url_with_query_or_fragment_is_refused() {
 #[tokio::test]
 async fn key_given_where_a_path_or_variable_name_goes_is_not_echoed() {
     let mut as_path = leads();
-    as_path.args(["pull", "--vendor", "chatzuri", "--agent", CZ_AGENT, "--api-key-file", CHATZURI_KEY]);
+    as_path.args([
+        "pull",
+        "--vendor",
+        "chatzuri",
+        "--agent",
+        CZ_AGENT,
+        "--api-key-file",
+        CHATZURI_KEY,
+    ]);
     let output = run_clean(as_path, 2, &[]).await;
-    assert!(stderr(&output).contains("--api-key-file"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--api-key-file"),
+        "{}",
+        stderr(&output)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     for field in ["api_key_env", "api_key_file"] {
         let config = config_with(
             dir.path(),
-            &format!("[sources.website]\nvendor = \"chatzuri\"\nagent = \"{CZ_AGENT}\"\n{field} = \"{CHATZURI_KEY}\"\n"),
+            &format!(
+                "[sources.website]\nvendor = \"chatzuri\"\nagent = \"{CZ_AGENT}\"\n{field} = \"{CHATZURI_KEY}\"\n"
+            ),
         );
         let mut cmd = leads();
         cmd.args(["pull", "--config"]).arg(&config).arg("website");
@@ -382,7 +493,9 @@ async fn key_given_where_a_path_or_variable_name_goes_is_not_echoed() {
         &format!("[sources.website]\nvendor = \"chatzuri\"\nagent = \"{CZ_AGENT}\"\n"),
     );
     let mut cmd = leads();
-    cmd.args(["pull", "--config"]).arg(&config).arg(CHATZURI_KEY);
+    cmd.args(["pull", "--config"])
+        .arg(&config)
+        .arg(CHATZURI_KEY);
     run_clean(cmd, 2, &[]).await;
 
     let mut cmd = leads();
@@ -401,7 +514,12 @@ async fn key_given_where_a_path_or_variable_name_goes_is_not_echoed() {
 /// when to retry.
 #[tokio::test]
 async fn huge_retry_after_is_exit_5_not_a_panic() {
-    for value in ["18446744073709551615", "300000000000", "99999999999999999999999", "3600"] {
+    for value in [
+        "18446744073709551615",
+        "300000000000",
+        "99999999999999999999999",
+        "3600",
+    ] {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path(CZ_PATH))
@@ -410,7 +528,15 @@ async fn huge_retry_after_is_exit_5_not_a_panic() {
             .await;
         let mut cmd = leads();
         cmd.env("CHATZURI_API_KEY", CHATZURI_KEY);
-        cmd.args(["pull", "--vendor", "chatzuri", "--agent", CZ_AGENT, "--retries", "3"]);
+        cmd.args([
+            "pull",
+            "--vendor",
+            "chatzuri",
+            "--agent",
+            CZ_AGENT,
+            "--retries",
+            "3",
+        ]);
         cmd.args(["--base-url", &format!("{}/api/v1", server.uri())]);
         let output = run_clean(cmd, 5, &[]).await;
         let err = stderr(&output);
@@ -418,7 +544,11 @@ async fn huge_retry_after_is_exit_5_not_a_panic() {
         if value == "3600" {
             assert!(err.contains("(at 20"), "{err}");
         }
-        assert_eq!(server.received_requests().await.unwrap().len(), 1, "{value}");
+        assert_eq!(
+            server.received_requests().await.unwrap().len(),
+            1,
+            "{value}"
+        );
     }
 }
 
@@ -467,11 +597,15 @@ async fn tls_server(ca: &TestCa, body: Vec<u8>) -> String {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             let body = body.clone();
             tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let mut request = Vec::new();
                 let mut buf = [0u8; 4096];
                 while !request.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -538,7 +672,10 @@ async fn internal_ca_is_trusted_through_ssl_cert_file_or_ca_cert_and_refused_oth
     let mut named = leads();
     named.env("CHATZURI_API_KEY", CHATZURI_KEY);
     named.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
-    named.args(["pull", "--format", "ndjson", "--config"]).arg(&config).arg("internal");
+    named
+        .args(["pull", "--format", "ndjson", "--config"])
+        .arg(&config)
+        .arg("internal");
     let output = run_clean(named, 0, &[]).await;
     assert_eq!(ndjson(&output).len(), 3);
 }
@@ -558,12 +695,27 @@ async fn ca_cert_that_is_missing_invalid_or_with_sandbox_is_exit_2() {
     .unwrap();
     let missing = dir.path().join("missing.pem");
     for file in [&garbage, &corrupt, &missing] {
-        let cmd = tls_run("https://127.0.0.1:9", &["--ca-cert", file.to_str().unwrap()]);
+        let cmd = tls_run(
+            "https://127.0.0.1:9",
+            &["--ca-cert", file.to_str().unwrap()],
+        );
         let output = run_clean(cmd, 2, &[]).await;
-        assert!(stderr(&output).contains("CA certificate file"), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("CA certificate file"),
+            "{}",
+            stderr(&output)
+        );
     }
     let mut sandbox = leads();
-    sandbox.args(["pull", "--vendor", "chatzuri", "--agent", "demo", "--sandbox", "--ca-cert"]);
+    sandbox.args([
+        "pull",
+        "--vendor",
+        "chatzuri",
+        "--agent",
+        "demo",
+        "--sandbox",
+        "--ca-cert",
+    ]);
     sandbox.arg(&garbage);
     let output = run_clean(sandbox, 2, &[]).await;
     assert!(stderr(&output).contains("--ca-cert"), "{}", stderr(&output));
@@ -578,7 +730,15 @@ async fn ca_cert_that_is_missing_invalid_or_with_sandbox_is_exit_2() {
 async fn dev_zero_as_key_or_config_file_is_exit_2_not_a_runaway_read() {
     let mut key = leads();
     key.timeout(Duration::from_secs(30));
-    key.args(["pull", "--vendor", "chatzuri", "--agent", CZ_AGENT, "--api-key-file", "/dev/zero"]);
+    key.args([
+        "pull",
+        "--vendor",
+        "chatzuri",
+        "--agent",
+        CZ_AGENT,
+        "--api-key-file",
+        "/dev/zero",
+    ]);
     let output = run_clean(key, 2, &[]).await;
     assert!(stderr(&output).contains("64 KiB"), "{}", stderr(&output));
 
@@ -594,16 +754,28 @@ async fn dev_zero_as_key_or_config_file_is_exit_2_not_a_runaway_read() {
 #[cfg(unix)]
 #[tokio::test]
 async fn fifo_key_file_is_read_to_its_first_line() {
-    let server = serve_once(200, serde_json::to_vec(&cz_page(&[1])).unwrap(), "application/json").await;
+    let server = serve_once(
+        200,
+        serde_json::to_vec(&cz_page(&[1])).unwrap(),
+        "application/json",
+    )
+    .await;
     for close in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("key.fifo");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(made.success());
         let writer_path = fifo.clone();
         let writer = std::thread::spawn(move || {
-            let mut pipe = std::fs::OpenOptions::new().write(true).open(&writer_path).unwrap();
-            pipe.write_all(format!("{CHATZURI_KEY}\n").as_bytes()).unwrap();
+            let mut pipe = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&writer_path)
+                .unwrap();
+            pipe.write_all(format!("{CHATZURI_KEY}\n").as_bytes())
+                .unwrap();
             if !close {
                 // Keep the pipe open until the reader is done.
                 std::thread::sleep(Duration::from_secs(3));
@@ -611,19 +783,30 @@ async fn fifo_key_file_is_read_to_its_first_line() {
         });
         let mut cmd = leads();
         cmd.timeout(Duration::from_secs(30));
-        cmd.args(["pull", "--vendor", "chatzuri", "--agent", CZ_AGENT, "--format", "ndjson"]);
-        cmd.args(["--base-url", &format!("{}/api/v1", server.uri()), "--api-key-file"]);
+        cmd.args([
+            "pull", "--vendor", "chatzuri", "--agent", CZ_AGENT, "--format", "ndjson",
+        ]);
+        cmd.args([
+            "--base-url",
+            &format!("{}/api/v1", server.uri()),
+            "--api-key-file",
+        ]);
         cmd.arg(&fifo);
         let output = run_clean(cmd, 0, &[]).await;
         assert_eq!(ndjson(&output).len(), 1);
-        assert!(!stderr(&output).contains("readable by group"), "{}", stderr(&output));
+        assert!(
+            !stderr(&output).contains("readable by group"),
+            "{}",
+            stderr(&output)
+        );
         writer.join().unwrap();
     }
     let requests = server.received_requests().await.unwrap();
-    assert!(requests.iter().all(|r| r
-        .headers
-        .get("authorization")
-        .is_some_and(|v| v.to_str().unwrap() == format!("Bearer {CHATZURI_KEY}"))));
+    assert!(requests.iter().all(|r| {
+        r.headers
+            .get("authorization")
+            .is_some_and(|v| v.to_str().unwrap() == format!("Bearer {CHATZURI_KEY}"))
+    }));
 }
 
 /// A key file readable by group or others drew no warning (the config file
@@ -632,15 +815,26 @@ async fn fifo_key_file_is_read_to_its_first_line() {
 #[tokio::test]
 async fn key_file_readable_by_others_draws_a_warning() {
     use std::os::unix::fs::PermissionsExt;
-    let server = serve_once(200, serde_json::to_vec(&cz_page(&[1])).unwrap(), "application/json").await;
+    let server = serve_once(
+        200,
+        serde_json::to_vec(&cz_page(&[1])).unwrap(),
+        "application/json",
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("chatzuri.key");
     std::fs::write(&key_file, format!("{CHATZURI_KEY}\n")).unwrap();
     for (mode, warned) in [(0o644, true), (0o640, true), (0o600, false)] {
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(mode)).unwrap();
         let mut cmd = leads();
-        cmd.args(["pull", "--vendor", "chatzuri", "--agent", CZ_AGENT, "--format", "ndjson"]);
-        cmd.args(["--base-url", &format!("{}/api/v1", server.uri()), "--api-key-file"]);
+        cmd.args([
+            "pull", "--vendor", "chatzuri", "--agent", CZ_AGENT, "--format", "ndjson",
+        ]);
+        cmd.args([
+            "--base-url",
+            &format!("{}/api/v1", server.uri()),
+            "--api-key-file",
+        ]);
         cmd.arg(&key_file);
         let output = run_clean(cmd, 0, &[]).await;
         let err = stderr(&output);
