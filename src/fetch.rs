@@ -237,7 +237,7 @@ impl Fetcher {
                     {
                         return Err(self
                             .status_error(spec, what, status, &body, attempt)
-                            .with_hint(retry_later_hint(wait, chrono::Utc::now())));
+                            .with_hint(retry_later_hint(wait, SystemTime::now())));
                     }
                     let delay = retry_after.unwrap_or_else(|| retry.backoff(attempt));
                     (delay, FailureSoFar::Status(status, body))
@@ -472,19 +472,20 @@ pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
     )
 }
 
-/// The hint for a `Retry-After` too long to wait for: when to run again, in
-/// UTC, or that the vendor named no time that exists.
-fn retry_later_hint(wait: Duration, now: chrono::DateTime<chrono::Utc>) -> String {
-    let when = i64::try_from(wait.as_secs())
-        .ok()
-        .and_then(chrono::TimeDelta::try_seconds)
-        .and_then(|delta| now.checked_add_signed(delta))
-        .filter(|when| chrono::Datelike::year(when) <= 9999);
+/// The hint for a `Retry-After` too long to wait for: when to run again (an
+/// HTTP date, in UTC), or that the vendor named no time a calendar holds.
+fn retry_later_hint(wait: Duration, now: SystemTime) -> String {
+    // httpdate formats only up to the end of the year 9999 (and panics after).
+    const LAST_HTTP_DATE: Duration = Duration::from_secs(253_402_300_799);
+    let when = now.checked_add(wait).filter(|when| {
+        when.duration_since(SystemTime::UNIX_EPOCH)
+            .is_ok_and(|d| d <= LAST_HTTP_DATE)
+    });
     match when {
         Some(when) => format!(
             "the vendor asked to retry after {}s (at {}); run again then",
             wait.as_secs(),
-            when.format("%Y-%m-%dT%H:%M:%SZ")
+            httpdate::fmt_http_date(when)
         ),
         None => format!(
             "the vendor asked to retry after {}s, which is no time on any calendar; run again later, and if it persists, report it to the vendor",
@@ -596,6 +597,20 @@ mod tests {
                 "attempt {attempt}: {delay:?}"
             );
         }
+    }
+
+    #[test]
+    fn retry_after_beyond_any_calendar_does_not_overflow() {
+        for secs in [u64::MAX, 300_000_000_000, 253_402_300_799] {
+            let hint = retry_later_hint(Duration::from_secs(secs), SystemTime::now());
+            assert!(hint.contains("no time on any calendar"), "{secs}: {hint}");
+        }
+        let hint = retry_later_hint(Duration::from_secs(3600), SystemTime::now());
+        assert!(hint.contains("GMT"), "{hint}");
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("99999999999999999999999")),
+            Some(Duration::from_secs(u64::MAX))
+        );
     }
 
     #[test]
