@@ -185,14 +185,21 @@ async fn run_export<R: Exportable>(
     };
     let mut fetchers = Vec::with_capacity(settings.sources.len());
     for source in &settings.sources {
-        let (base_url, key) = match (&source.endpoint, &sandbox) {
-            (Endpoint::Remote { base_url, key }, _) => (base_url.clone(), key.clone()),
+        let (base_url, key, ca_certs) = match (&source.endpoint, &sandbox) {
+            (
+                Endpoint::Remote {
+                    base_url,
+                    key,
+                    ca_certs,
+                },
+                _,
+            ) => (base_url.clone(), key.clone(), ca_certs.as_slice()),
             (Endpoint::Sandbox, Some(sandbox)) => {
                 let url = url::Url::parse(&sandbox.base_url(source.job.vendor))
                     .map_err(|e| Error::internal(e.to_string()))?;
                 let key = ApiKey::new(sandbox::key(source.job.vendor))
                     .ok_or_else(|| Error::internal("empty sandbox key"))?;
-                (url, key)
+                (url, key, &[][..])
             }
             (Endpoint::Sandbox, None) => return Err(Error::internal("sandbox not started")),
         };
@@ -203,6 +210,7 @@ async fn run_export<R: Exportable>(
             &key,
             auth_scheme(source.job.vendor),
             settings.fetch.clone(),
+            ca_certs,
         )?;
         fetchers.push(Arc::new(fetcher));
     }
@@ -435,7 +443,10 @@ async fn run_spooled<R: Exportable>(
             }
             Err(error) => {
                 if !std::mem::take(&mut first_failure_pending) {
-                    eprintln!("leads: error: {error}");
+                    eprintln!(
+                        "leads: error: {}",
+                        crate::secret::for_terminal(&error.message)
+                    );
                 }
                 outcomes.push((index, Err(error)));
             }

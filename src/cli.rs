@@ -110,6 +110,10 @@ pub struct SourceArgs {
     #[arg(long, value_name = "PATH")]
     pub api_key_file: Option<PathBuf>,
 
+    /// Also trust the certificates in this PEM file (an internal CA or a TLS-inspecting proxy).
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
+
     /// Run against the built-in simulated vendor: no account, no network.
     #[arg(long)]
     pub sandbox: bool,

@@ -17,7 +17,7 @@ use crate::fetch::{FetchSettings, RetryPolicy};
 use crate::model::{Resource, Vendor};
 use crate::output::{Destination, Format, OutputOptions};
 use crate::sandbox;
-use crate::secret::ApiKey;
+use crate::secret::{ApiKey, looks_like_key};
 use crate::time::{Bound, parse_when};
 use crate::vendors::chatzuri;
 
@@ -29,6 +29,8 @@ pub enum Endpoint {
     Remote {
         base_url: Url,
         key: ApiKey,
+        /// `--ca-cert` / `ca_cert`: trusted besides the system store.
+        ca_certs: Vec<reqwest::Certificate>,
     },
 }
 
@@ -180,10 +182,18 @@ pub fn resolve(
                 check_base_url(&base_url_for(entry.vendor, entry.base_url.as_deref(), env))
                     .map_err(|e| prefix_source(e, &entry.name))?;
             let key = entry.key(env)?;
+            let ca_certs = match &entry.ca_cert {
+                Some(path) => read_ca_cert(path).map_err(|e| prefix_source(e, &entry.name))?,
+                None => Vec::new(),
+            };
             resolved.push(Source {
                 name: Some(entry.name.clone()),
                 job,
-                endpoint: Endpoint::Remote { base_url, key },
+                endpoint: Endpoint::Remote {
+                    base_url,
+                    key,
+                    ca_certs,
+                },
             });
         }
         resolved
@@ -209,16 +219,27 @@ pub fn resolve(
             now,
         )?;
         let endpoint = if source.sandbox {
-            if source.base_url.is_some() || source.api_key_file.is_some() {
+            if source.base_url.is_some()
+                || source.api_key_file.is_some()
+                || source.ca_cert.is_some()
+            {
                 return Err(Error::usage(
-                    "--sandbox runs against the built-in simulator: drop --base-url and --api-key-file",
+                    "--sandbox runs against the built-in simulator: drop --base-url, --api-key-file and --ca-cert",
                 ));
             }
             Endpoint::Sandbox
         } else {
             let base_url = check_base_url(&base_url_for(vendor, source.base_url.as_deref(), env))?;
             let key = read_key(vendor, source.api_key_file.as_deref(), env)?;
-            Endpoint::Remote { base_url, key }
+            let ca_certs = match &source.ca_cert {
+                Some(path) => read_ca_cert(path)?,
+                None => Vec::new(),
+            };
+            Endpoint::Remote {
+                base_url,
+                key,
+                ca_certs,
+            }
         };
         vec![Source {
             name: None,
@@ -540,7 +561,7 @@ fn resolve_fetch(args: &FetchArgs) -> Result<FetchSettings> {
 /// The key from `--api-key-file` or the vendor's variable. Never from argv.
 pub fn read_key(vendor: Vendor, file: Option<&Path>, env: &dyn Environment) -> Result<ApiKey> {
     if let Some(path) = file {
-        return read_key_file(path);
+        return read_key_file(path, "--api-key-file");
     }
     let variable = vendor.key_env();
     env.var(variable).and_then(|k| ApiKey::new(&k)).ok_or_else(|| {
@@ -549,33 +570,150 @@ pub fn read_key(vendor: Vendor, file: Option<&Path>, env: &dyn Environment) -> R
     })
 }
 
-pub fn read_key_file(path: &Path) -> Result<ApiKey> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::usage(format!("cannot read the key file {}: {e}", path.display())))?;
-    let first_line = text.lines().next().unwrap_or_default();
-    ApiKey::new(first_line)
-        .ok_or_else(|| Error::usage(format!("the key file {} is empty", path.display())))
+/// At most this much of a key file is read: a key is a line, and a path
+/// mistyped as `/dev/zero` must not read until memory runs out.
+pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// The first line of a key file, trimmed. Reading stops at the first newline,
+/// so a FIFO (`--api-key-file <(pass show x)`) works whether or not its
+/// writer closes. `given_by` names the flag or field the path came from.
+pub fn read_key_file(path: &Path, given_by: &str) -> Result<ApiKey> {
+    use std::io::{BufRead, Read};
+    let shown = shown_path(path, given_by);
+    let file = std::fs::File::open(path).map_err(|e| {
+        let error = Error::usage(format!("cannot read the key file {shown}: {e}"));
+        if looks_like_key(&path.to_string_lossy()) {
+            error.with_hint(format!("{given_by} takes the path of a file that holds the key, not the key: put the key in a file (chmod 600) or in the vendor's variable"))
+        } else {
+            error
+        }
+    })?;
+    crate::sources::warn_if_readable_by_others(path, "key file");
+    let mut line = Vec::new();
+    std::io::BufReader::new(file.take(MAX_KEY_FILE_BYTES + 1))
+        .read_until(b'\n', &mut line)
+        .map_err(|e| Error::usage(format!("cannot read the key file {shown}: {e}")))?;
+    if line.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(Error::usage(format!(
+            "the key file {shown} has no line break in its first {} KiB: not a key file",
+            MAX_KEY_FILE_BYTES / 1024
+        ))
+        .with_hint("the key file holds the key on its first line"));
+    }
+    let text = std::str::from_utf8(&line)
+        .map_err(|_| Error::usage(format!("the key file {shown} is not text (UTF-8)")))?;
+    ApiKey::new(text).ok_or_else(|| Error::usage(format!("the key file {shown} is empty")))
+}
+
+/// A path for an error message, unless it looks like a key given where the
+/// path belongs: then the flag or field is named instead.
+pub fn shown_path(path: &Path, flag: &str) -> String {
+    let text = path.to_string_lossy();
+    if looks_like_key(&text) {
+        format!("given with {flag} (not shown: it looks like a key)")
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// At most this much of a `--ca-cert` file is read.
+const MAX_CA_CERT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The certificates of a `--ca-cert` PEM file (one or more).
+pub fn read_ca_cert(path: &Path) -> Result<Vec<reqwest::Certificate>> {
+    use std::io::Read;
+    let shown = shown_path(path, "--ca-cert");
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CA_CERT_BYTES + 1).read_to_end(&mut pem))
+        .map_err(|e| Error::usage(format!("cannot read the CA certificate file {shown}: {e}")))?;
+    let invalid = || {
+        Error::usage(format!(
+            "the CA certificate file {shown} holds no valid PEM certificate"
+        ))
+        .with_hint("--ca-cert takes a PEM file with one or more -----BEGIN CERTIFICATE----- blocks")
+    };
+    if pem.len() as u64 > MAX_CA_CERT_BYTES {
+        return Err(invalid());
+    }
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| invalid())?;
+    // reqwest parses the DER only when the client is built; check it here
+    // so a corrupt file is a usage error naming it, before anything is sent.
+    let test_builder = certs.iter().cloned().fold(
+        reqwest::Client::builder().tls_built_in_root_certs(false),
+        reqwest::ClientBuilder::add_root_certificate,
+    );
+    if certs.is_empty() || test_builder.build().is_err() {
+        return Err(invalid());
+    }
+    Ok(certs)
+}
+
+/// Whether the URL's host is loopback (`localhost`, `127.0.0.0/8`, `::1`).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// A base URL as it may be shown: without userinfo, query or fragment, and
+/// not at all when it looks like a key given by mistake.
+fn shown_url(text: &str) -> String {
+    let text = text.trim();
+    if looks_like_key(text) {
+        return "(not shown: it looks like a key)".to_owned();
+    }
+    let (scheme, rest) = match text.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, text),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+    let shown = match scheme {
+        Some(scheme) => format!("{scheme}://{host}{path}"),
+        None => format!("{host}{path}"),
+    };
+    crate::secret::escape_controls(&shown)
 }
 
 /// `https://` anywhere; `http://` only to a loopback host, so a key never
-/// crosses a network in clear text.
+/// crosses a network in clear text. Userinfo is refused (reqwest would send
+/// it as a second `Authorization` and `-v` would log it), and so are a query
+/// and a fragment (endpoint paths are appended to the base URL, so they would
+/// end up inside the path or be dropped).
 pub fn check_base_url(text: &str) -> Result<Url> {
+    let shown = shown_url(text);
     let url = Url::parse(text.trim())
-        .map_err(|e| Error::usage(format!("base URL {text:?} is not a URL: {e}")))?;
+        .map_err(|e| Error::usage(format!("base URL {shown} is not a URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::usage(format!(
+            "refusing base URL {shown}: it carries a user name or password (user:pass@)"
+        ))
+        .with_hint(
+            "drop the user:pass@ part; the key comes from the vendor's variable or --api-key-file",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::usage(format!(
+            "refusing base URL {shown}: it has a query string or fragment (?... or #...)"
+        ))
+        .with_hint("give the base URL only (scheme, host and optional path prefix)"));
+    }
     match url.scheme() {
         "https" => Ok(url),
         "http" => {
-            let loopback = match url.host() {
-                Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-                Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-                Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-                None => false,
-            };
-            if loopback {
+            if is_loopback(&url) {
                 Ok(url)
             } else {
                 Err(Error::usage(format!(
-                    "refusing plain http:// base URL {text}: keys travel only over TLS"
+                    "refusing plain http:// base URL {shown}: keys travel only over TLS"
                 ))
                 .with_hint(
                     "use https://; http:// is allowed only for localhost, 127.0.0.0/8 and ::1",
@@ -583,7 +721,7 @@ pub fn check_base_url(text: &str) -> Result<Url> {
             }
         }
         other => Err(
-            Error::usage(format!("base URL {text}: scheme {other} is not supported"))
+            Error::usage(format!("base URL {shown}: scheme {other} is not supported"))
                 .with_hint("use https://"),
         ),
     }

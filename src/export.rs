@@ -463,20 +463,35 @@ pub fn body_error(
     let agent = fetcher.agent();
     match error {
         BodyError::Malformed(expected) => Error::vendor(format!(
-            "{vendor} sent an unexpected body for {} {what} of agent {agent}: expected {expected}; got: {}",
+            "{vendor} sent an unexpected body for {} {what} of agent {agent}: expected {}; got: {}",
             spec.endpoint,
-            vendors::excerpt(&fetcher.redacted_body(body))
+            fetcher.printable(&expected),
+            fetcher.excerpt(body)
         ))
         .with_hint("run again later; if it persists, report it with the output of -vv"),
-        BodyError::Refused { kind, code, message } => {
+        BodyError::Refused {
+            kind,
+            code,
+            message,
+        } => {
             let code = code.map(|c| format!("Code {c}: ")).unwrap_or_default();
             let hint = match kind {
-                ErrorKind::Auth => format!("check the key in {} (or --api-key-file)", fetcher.vendor().key_env()),
+                ErrorKind::Auth => format!(
+                    "check the key in {} (or --api-key-file)",
+                    fetcher.vendor().key_env()
+                ),
                 ErrorKind::NotFound => "check --agent".to_owned(),
                 _ => "the vendor reported a failure; run again later".to_owned(),
             };
-            let message = fetcher.redact(&message);
-            Error::new(kind, format!("{vendor} refused {} {what} for agent {agent} ({code}{message})", spec.endpoint)).with_hint(hint)
+            let message = vendors::excerpt(&fetcher.printable(&message));
+            Error::new(
+                kind,
+                format!(
+                    "{vendor} refused {} {what} for agent {agent} ({code}{message})",
+                    spec.endpoint
+                ),
+            )
+            .with_hint(hint)
         }
     }
 }
@@ -822,7 +837,7 @@ impl<R: Send + 'static> TokenPages<R> {
                     self.fetcher.vendor().display_name(),
                     self.fetcher.agent(),
                     self.pages,
-                    vendors::excerpt(token.as_bytes())
+                    self.fetcher.excerpt(token.as_bytes())
                 ))
                 .with_hint("the vendor's paging is broken; nothing was written twice. Run again later"));
             }

@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Vendor;
-use crate::secret::ApiKey;
+use crate::secret::{self, ApiKey};
 use crate::vendors::{AuthScheme, HttpMethod, RequestSpec, error_detail, excerpt};
 
 /// A body above this is refused, whatever the server says it is.
@@ -70,7 +70,7 @@ impl Pacer {
             let mut next = self.next_slot.lock().await;
             let now = Instant::now();
             let slot = (*next).max(now);
-            *next = slot + self.interval;
+            *next = slot.checked_add(self.interval).unwrap_or(slot);
             slot
         };
         tokio::time::sleep_until(slot.into()).await;
@@ -103,6 +103,8 @@ enum Attempt {
     /// This machine ran out of something (file descriptors): not the
     /// network's fault, and retrying at once would not help.
     LocalResource(String),
+    /// The server's certificate did not verify: retrying cannot help.
+    Untrusted(String),
     TooLarge,
 }
 
@@ -114,6 +116,7 @@ impl Fetcher {
         key: &ApiKey,
         auth: AuthScheme,
         settings: FetchSettings,
+        extra_roots: &[reqwest::Certificate],
     ) -> Result<Fetcher> {
         let value = match auth {
             AuthScheme::Bearer => format!("Bearer {}", key.expose()),
@@ -126,7 +129,26 @@ impl Fetcher {
             ))
         })?;
         authorization.set_sensitive(true);
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if crate::config::is_loopback(base_url) {
+            // A proxy would see a loopback request (plain http:// is allowed
+            // only there) with the key in clear text, and could not reach
+            // this machine's loopback anyway.
+            builder = builder.no_proxy();
+        }
+        if base_url.scheme() == "https" {
+            builder = builder
+                .tls_built_in_native_certs(true)
+                .tls_built_in_webpki_certs(!system_store_has_roots());
+            for root in extra_roots {
+                builder = builder.add_root_certificate(root.clone());
+            }
+        } else {
+            // Plain http:// to loopback never does TLS (redirects are not
+            // followed): reading the system store would only cost time.
+            builder = builder.tls_built_in_root_certs(false);
+        }
+        let client = builder
             .user_agent(concat!("leads/", env!("CARGO_PKG_VERSION")))
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
@@ -157,20 +179,18 @@ impl Fetcher {
         self.vendor
     }
 
-    /// Removes the key from text a vendor sent (an error body that echoes
-    /// the key must not carry it into our messages).
-    pub fn redact(&self, text: &str) -> String {
-        text.replace(self.key.expose(), "(redacted)")
+    /// Text a vendor sent (or that holds something it sent), fit to print:
+    /// the key removed after decoding, control and bidi characters escaped.
+    pub fn printable(&self, text: &str) -> String {
+        secret::printable(text, &self.key)
     }
 
-    /// A vendor body with the key removed, before anything cuts it short (a
-    /// key straddling the cut would otherwise leave its first part behind).
-    pub fn redacted_body(&self, body: &[u8]) -> Vec<u8> {
-        let key = self.key.expose().as_bytes();
-        if !body.windows(key.len()).any(|w| w == key) {
-            return body.to_vec();
-        }
-        self.redact(&String::from_utf8_lossy(body)).into_bytes()
+    /// A short excerpt of a vendor body. The head of the body is made
+    /// printable before it is cut, so a key straddling the cut, or
+    /// spelled out in escapes longer than itself, leaves no part behind.
+    pub fn excerpt(&self, body: &[u8]) -> String {
+        let head = body.len().min(8 * 1024 + 12 * self.key.expose().len());
+        excerpt(&self.printable(&String::from_utf8_lossy(&body[..head])))
     }
 
     pub fn agent(&self) -> &str {
@@ -189,7 +209,7 @@ impl Fetcher {
                 "{} sent an id that would change the endpoint of {} (path {}); refused",
                 self.vendor.display_name(),
                 spec.endpoint,
-                crate::vendors::excerpt(spec.path.as_bytes())
+                crate::vendors::excerpt(&spec.path)
             ))
             .with_hint("nothing was sent; report it to the vendor"));
         }
@@ -231,13 +251,9 @@ impl Fetcher {
                     if let Some(wait) = retry_after
                         && wait > MAX_RETRY_AFTER
                     {
-                        let when = httpdate::fmt_http_date(SystemTime::now() + wait);
                         return Err(self
                             .status_error(spec, what, status, &body, attempt)
-                            .with_hint(format!(
-                                "the vendor asked to retry after {}s (at {when}); run again then",
-                                wait.as_secs()
-                            )));
+                            .with_hint(retry_later_hint(wait, SystemTime::now())));
                     }
                     let delay = retry_after.unwrap_or_else(|| retry.backoff(attempt));
                     (delay, FailureSoFar::Status(status, body))
@@ -254,6 +270,12 @@ impl Fetcher {
                         self.agent
                     ))
                     .with_hint("this machine is out of file descriptors: lower --concurrency, pull fewer sources at once, or raise the limit (ulimit -n)"));
+                }
+                Err(Attempt::Untrusted(reason)) => {
+                    tracing::info!(target: "leads::http", "{} {} -> {} after {:?}", method_name(spec), url, reason, elapsed);
+                    return Err(self.network_error(spec, what, &url, &reason, attempt).with_hint(
+                        "the server's certificate is not signed by a trusted CA: for an internal CA or a TLS-inspecting proxy, pass --ca-cert PATH (PEM) or set SSL_CERT_FILE / SSL_CERT_DIR",
+                    ));
                 }
                 Err(Attempt::TooLarge) => {
                     return Err(Error::vendor(format!(
@@ -303,9 +325,11 @@ impl Fetcher {
         }
         let mut response = request.send().await.map_err(|e| {
             if is_local_resource_exhaustion(&e) {
-                Attempt::LocalResource(describe_reqwest(&e))
-            } else {
-                Attempt::Transport(describe_reqwest(&e))
+                return Attempt::LocalResource(describe_reqwest(&e));
+            }
+            match untrusted_certificate(&e) {
+                Some(reason) => Attempt::Untrusted(reason),
+                None => Attempt::Transport(describe_reqwest(&e)),
             }
         })?;
         let status = response.status();
@@ -360,8 +384,10 @@ impl Fetcher {
         let vendor = self.vendor.display_name();
         let agent = &self.agent;
         let code = status.as_u16();
-        let body = self.redacted_body(body);
-        let detail = error_detail(&body).unwrap_or_else(|| excerpt(&body));
+        let detail = match error_detail(body) {
+            Some(detail) => excerpt(&self.printable(&detail)),
+            None => self.excerpt(body),
+        };
         let detail = if detail.is_empty() {
             String::new()
         } else {
@@ -404,6 +430,7 @@ impl Fetcher {
         retries: u32,
     ) -> Error {
         let host = url.host_str().unwrap_or("?");
+        let reason = self.printable(reason);
         Error::new(
             ErrorKind::Network,
             format!(
@@ -458,11 +485,12 @@ pub fn is_retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
-/// `Retry-After` as delay-seconds or as an HTTP date.
+/// `Retry-After` as delay-seconds or as an HTTP date. A number of seconds
+/// too large for any clock is still a (very long) wait, not no header.
 pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(text.parse::<u64>().unwrap_or(u64::MAX)));
     }
     let when = httpdate::parse_http_date(text).ok()?;
     Some(
@@ -485,6 +513,68 @@ fn is_local_resource_exhaustion(error: &reqwest::Error) -> bool {
         source = inner.source();
     }
     false
+}
+
+/// The hint for a `Retry-After` too long to wait for: when to run again (an
+/// HTTP date, in UTC), or that the vendor named no time a calendar holds.
+fn retry_later_hint(wait: Duration, now: SystemTime) -> String {
+    // httpdate formats only up to the end of the year 9999 (and panics after).
+    const LAST_HTTP_DATE: Duration = Duration::from_secs(253_402_300_799);
+    let when = now.checked_add(wait).filter(|when| {
+        when.duration_since(SystemTime::UNIX_EPOCH)
+            .is_ok_and(|d| d <= LAST_HTTP_DATE)
+    });
+    match when {
+        Some(when) => format!(
+            "the vendor asked to retry after {}s (at {}); run again then",
+            wait.as_secs(),
+            httpdate::fmt_http_date(when)
+        ),
+        None => format!(
+            "the vendor asked to retry after {}s, which is no time on any calendar; run again later, and if it persists, report it to the vendor",
+            wait.as_secs()
+        ),
+    }
+}
+
+/// Whether the system trust store (or `SSL_CERT_FILE` / `SSL_CERT_DIR`,
+/// which replace it) holds any certificate. Only if it is empty are the
+/// bundled roots used, so a machine whose administrator removed a CA does not
+/// trust it anyway; a container without a store still works.
+fn system_store_has_roots() -> bool {
+    static HAS_ROOTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS_ROOTS.get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty())
+}
+
+/// The reason, when a request failed because the server's certificate did
+/// not verify (not signed by a trusted CA, expired, for another name).
+fn untrusted_certificate(error: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(inner) = source {
+        // hyper-rustls hands rustls errors up inside io::Errors (nested),
+        // whose `source` skips the wrapped error itself.
+        let mut tls = inner.downcast_ref::<rustls::Error>();
+        let mut io = inner.downcast_ref::<std::io::Error>();
+        while let Some(wrapped) = io.and_then(|e| e.get_ref()) {
+            tls = tls.or_else(|| wrapped.downcast_ref::<rustls::Error>());
+            io = wrapped.downcast_ref::<std::io::Error>();
+        }
+        if let Some(rustls::Error::InvalidCertificate(reason)) = tls {
+            let reason = match reason {
+                rustls::CertificateError::UnknownIssuer => "issuer unknown".to_owned(),
+                rustls::CertificateError::Expired
+                | rustls::CertificateError::ExpiredContext { .. } => "expired".to_owned(),
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. } => {
+                    "issued for another host name".to_owned()
+                }
+                other => format!("{other:?}"),
+            };
+            return Some(format!("TLS certificate not trusted ({reason})"));
+        }
+        source = inner.source();
+    }
+    None
 }
 
 /// A one-line reason for a transport failure, without the URL (the caller
@@ -550,6 +640,20 @@ mod tests {
                 "attempt {attempt}: {delay:?}"
             );
         }
+    }
+
+    #[test]
+    fn retry_after_beyond_any_calendar_does_not_overflow() {
+        for secs in [u64::MAX, 300_000_000_000, 253_402_300_799] {
+            let hint = retry_later_hint(Duration::from_secs(secs), SystemTime::now());
+            assert!(hint.contains("no time on any calendar"), "{secs}: {hint}");
+        }
+        let hint = retry_later_hint(Duration::from_secs(3600), SystemTime::now());
+        assert!(hint.contains("GMT"), "{hint}");
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("99999999999999999999999")),
+            Some(Duration::from_secs(u64::MAX))
+        );
     }
 
     #[test]

@@ -105,7 +105,7 @@ fn init_logging(quiet: bool, verbose: u8) {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(ScrubbedStderr::default)
         .with_target(false)
         .with_ansi(false);
     if verbose >= 2 {
@@ -115,14 +115,50 @@ fn init_logging(quiet: bool, verbose: u8) {
     }
 }
 
+/// One log event, written to stderr when dropped, with every key the process
+/// holds removed and control characters escaped: log lines carry URLs, ids
+/// and reasons that came from a vendor, and no call site has to remember.
+#[derive(Default)]
+struct ScrubbedStderr(Vec<u8>);
+
+impl Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedStderr {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.0);
+        let line = leads::secret::for_terminal(text.trim_end_matches('\n'));
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
 fn report(error: &Error) -> ExitCode {
     if error.kind == ErrorKind::OutputClosed {
         return ExitCode::SUCCESS;
     }
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "leads: error: {}", one_line(&error.message));
+    let _ = writeln!(
+        stderr,
+        "leads: error: {}",
+        leads::secret::for_terminal(&one_line(&error.message))
+    );
     if let Some(hint) = &error.hint {
-        let _ = writeln!(stderr, "hint: {}", one_line(hint));
+        let _ = writeln!(
+            stderr,
+            "hint: {}",
+            leads::secret::for_terminal(&one_line(hint))
+        );
     }
     ExitCode::from(error.kind.exit_code())
 }

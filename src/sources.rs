@@ -1,6 +1,7 @@
 //! Named sources from the TOML config file (SPEC section 10): which vendor,
 //! agent and project, and where the key comes from — never the key itself.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -8,7 +9,11 @@ use serde::Deserialize;
 use crate::config::{Environment, read_key_file};
 use crate::error::{Error, Result};
 use crate::model::Vendor;
-use crate::secret::ApiKey;
+use crate::secret::{ApiKey, looks_like_key};
+
+/// At most this much of a config file is read (a mistyped `--config
+/// /dev/zero` must not read until memory runs out).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +24,7 @@ struct RawSource {
     base_url: Option<String>,
     api_key_env: Option<String>,
     api_key_file: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
 }
 
 /// One `[sources.NAME]` table.
@@ -31,6 +37,8 @@ pub struct SourceEntry {
     pub base_url: Option<String>,
     pub api_key_env: Option<String>,
     pub api_key_file: Option<PathBuf>,
+    /// A PEM file of certificates trusted besides the system store.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl SourceEntry {
@@ -38,13 +46,21 @@ impl SourceEntry {
     /// standard variable (`CHATZURI_API_KEY`, ...).
     pub fn key(&self, env: &dyn Environment) -> Result<ApiKey> {
         if let Some(path) = &self.api_key_file {
-            return read_key_file(path)
+            return read_key_file(path, "api_key_file")
                 .map_err(|e| Error::usage(format!("source {}: {}", self.name, e.message)));
         }
         let variable = self.api_key_env.as_deref().unwrap_or(self.vendor.key_env());
         env.var(variable).and_then(|k| ApiKey::new(&k)).ok_or_else(|| {
-            Error::usage(format!("source {}: no key: set {variable}", self.name))
-                .with_hint(format!("export {variable}=... (the config file names the variable; the key itself never goes in the file)"))
+            if looks_like_key(variable) {
+                Error::usage(format!(
+                    "source {}: no key: the variable named by api_key_env is not set, and its name looks like a key (not shown)",
+                    self.name
+                ))
+                .with_hint("api_key_env takes the name of the variable that holds the key (e.g. ACME_CHATZURI_KEY), never the key itself")
+            } else {
+                Error::usage(format!("source {}: no key: set {variable}", self.name))
+                    .with_hint(format!("export {variable}=... (the config file names the variable; the key itself never goes in the file)"))
+            }
         })
     }
 }
@@ -76,8 +92,13 @@ impl Sources {
                 Some(entry) => chosen.push(entry),
                 None => {
                     let known: Vec<&str> = self.entries.iter().map(|e| e.name.as_str()).collect();
+                    let name = if looks_like_key(name) {
+                        "(not shown: the name given looks like a key)".to_owned()
+                    } else {
+                        format!("{name:?}")
+                    };
                     return Err(Error::usage(format!(
-                        "no source named {name:?} in {}",
+                        "no source named {name} in {}",
                         self.path.display()
                     ))
                     .with_hint(if known.is_empty() {
@@ -111,11 +132,27 @@ pub fn load(path: Option<&Path>, env: &dyn Environment) -> Result<Sources> {
         None => default_path(env)
             .ok_or_else(|| Error::usage("no config file: set --config PATH (HOME is not set)"))?,
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::usage(format!("cannot read the config file {}: {e}", path.display()))
-            .with_hint("named sources live in a TOML file: see \"Named sources\" in the README, or pass --config PATH")
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| {
+            Error::usage(format!("cannot read the config file {}: {e}", path.display()))
+                .with_hint("named sources live in a TOML file: see \"Named sources\" in the README, or pass --config PATH")
+        })?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::usage(format!(
+            "the config file {} is larger than {} MiB: not a config file",
+            path.display(),
+            MAX_CONFIG_BYTES / (1024 * 1024)
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::usage(format!(
+            "the config file {} is not text (UTF-8)",
+            path.display()
+        ))
     })?;
-    warn_if_readable_by_others(&path);
+    warn_if_readable_by_others(&path, "config file");
     let sources = parse(&text, &path)?;
     Ok(sources)
 }
@@ -146,6 +183,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Sources> {
                 .clone()
                 .try_into()
                 .map_err(|e: toml::de::Error| bad(format!("source {name}: {}", e.message())))?;
+            if let Some(variable) = &raw.api_key_env
+                && (looks_like_key(variable) || !is_variable_name(variable))
+            {
+                return Err(bad(format!(
+                    "source {name}: api_key_env must be the name of an environment variable (letters, digits, _); the value given is not (not shown: it may be a key)"
+                ))
+                .with_hint("api_key_env = \"ACME_CHATZURI_KEY\" names the variable that holds the key; the key itself never goes in the file"));
+            }
             if raw.api_key_env.is_some() && raw.api_key_file.is_some() {
                 return Err(bad(format!(
                     "source {name}: give api_key_env or api_key_file, not both"
@@ -159,6 +204,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Sources> {
                 base_url: raw.base_url,
                 api_key_env: raw.api_key_env,
                 api_key_file: raw.api_key_file,
+                ca_cert: raw.ca_cert,
             });
         }
     }
@@ -168,14 +214,27 @@ pub fn parse(text: &str, path: &Path) -> Result<Sources> {
     })
 }
 
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `what` ("config file", "key file") names the file in the warning. Only a
+/// regular file is checked: a pipe (`<(pass show x)`) or a device has no
+/// owner's intent to report.
 #[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
+pub(crate) fn warn_if_readable_by_others(path: &Path, what: &str) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.is_file()
+    {
         let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
             tracing::warn!(
-                "config file {} is readable by group or others (mode {:o}); chmod 600 it",
+                "{what} {} is readable by group or others (mode {:o}); chmod 600 it",
                 path.display(),
                 mode & 0o777
             );
@@ -184,7 +243,7 @@ fn warn_if_readable_by_others(path: &Path) {
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
+pub(crate) fn warn_if_readable_by_others(_path: &Path, _what: &str) {}
 
 #[cfg(test)]
 mod tests {

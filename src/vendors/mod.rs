@@ -160,18 +160,17 @@ pub fn path_segment(text: &str) -> String {
         .replace('+', "%20")
 }
 
-/// A short, single-line excerpt of a body for error messages.
-pub fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let flat = flat.trim();
-    if body.len() > 200 {
-        format!("{flat}...")
-    } else {
-        flat.to_owned()
+/// How much of a body an excerpt shows, in characters.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// The first [`EXCERPT_CHARS`] characters of `text`, which must already be
+/// printable (see `secret::printable`): cutting first could leave part of a
+/// key, or half an escape, behind.
+pub fn excerpt(text: &str) -> String {
+    let flat = text.trim();
+    match flat.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat.to_owned(),
     }
 }
 
