@@ -6,7 +6,7 @@
 //! between runs; every lead carries a unique email, the identity compared
 //! (NeoAgent lead ids are derived from the record).
 
-mod common;
+
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-use common::*;
+use crate::common::*;
 
 const CZ_AGENT: &str = "cz-agent";
 const NA_SERIAL: &str = "na-serial-0001";

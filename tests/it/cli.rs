@@ -1,9 +1,9 @@
 //! The command line itself: help, version, completions, `leads vendors`, and
 //! argument errors in the `leads: error:` form with exit 2.
 
-mod common;
 
-use common::{assert_exit, leads, run, stderr, stdout};
+
+use crate::common::{assert_exit, leads, run, stderr, stdout};
 
 #[tokio::test]
 async fn vendors_lists_every_vendor_resource_and_filter() {

@@ -10,13 +10,13 @@
 //! - A large export streams: the client's peak RSS stays under a generous
 //!   bound (the real numbers are bench/run.sh's, in release mode).
 
-mod common;
+
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_exit, leads, ndjson, run};
+use crate::common::{assert_exit, leads, ndjson, run};
 use leads::model::Vendor;
 use leads::sandbox::{self, DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions, SandboxStats, data};
 

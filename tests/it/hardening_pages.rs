@@ -2,7 +2,7 @@
 //! each test is named after a defect a hostile vendor or a careless user
 //! found, and runs the binary against a real HTTP server on loopback.
 
-mod common;
+
 
 use std::process::Output;
 
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::{
+use crate::common::{
     CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads, ndjson, run, stderr,
 };
 

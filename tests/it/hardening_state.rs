@@ -9,7 +9,7 @@
 //! of leads two to a page; every lead has a unique email, the identity the
 //! tests compare.
 
-mod common;
+
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-use common::*;
+use crate::common::*;
 
 const AGENT: &str = "cz-agent";
 const NOW: &str = "2025-01-20T12:00:00Z";

@@ -3,7 +3,7 @@
 //! fallback, unsupported filters, the CSV layout, and every vendor through
 //! the sandbox with the generator's exact conversation and message counts.
 
-mod common;
+
 
 use std::collections::HashMap;
 
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use common::{
+use crate::common::{
     CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads, ndjson, run, stderr,
     stdout,
 };

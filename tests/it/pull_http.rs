@@ -3,7 +3,7 @@
 //! vendor receives, exit codes and messages, retries, the `-o` file, CSV,
 //! the formula guard, key secrecy, broken pipe and Ctrl-C (SPEC 1–6).
 
-mod common;
+
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use common::{
+use crate::common::{
     CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads, ndjson, run, stderr,
     stdout,
 };

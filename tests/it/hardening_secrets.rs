@@ -4,7 +4,7 @@
 //! with a CA made in the test). Every run's stdout and stderr (and files) are
 //! searched for the key and for every 12-character run of it.
 
-mod common;
+
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::*;
+use crate::common::*;
 
 const CZ_AGENT: &str = "agent-7";
 const CZ_PATH: &str = "/api/v1/get-leads";

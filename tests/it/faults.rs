@@ -19,7 +19,7 @@
 //! loopback socket. Test names read `VENDOR_FAULT_OUTCOME::on_POSITION_page`;
 //! `scripts/fault-table.sh` turns them into `docs/faults.md`.
 
-mod common;
+
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-use common::*;
+use crate::common::*;
 
 const CZ_AGENT: &str = "cz-agent";
 const NA_SERIAL: &str = "3254a9d0424c4806b9ea3d0763ccf000";

@@ -3,7 +3,7 @@
 //! usage errors that help, `--keep-going`, and `--state` advancing only for
 //! the sources that succeeded.
 
-mod common;
+
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-use common::*;
+use crate::common::*;
 
 const CZ_AGENT: &str = "a1b2c3";
 const NA_SERIAL: &str = "3254a9d0424c4806b9ea3d0763ccf000";

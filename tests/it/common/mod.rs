@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: the built binary with a clean,
 //! fast environment, and runners that do not block the async test runtime
 //! (wiremock and the sandbox serve from that runtime).
-#![allow(dead_code)]
+
 
 use std::process::Output;
 

@@ -3,7 +3,7 @@
 //! runtime; its generator (`leads::sandbox::data`) is the oracle for what
 //! every run must write.
 
-mod common;
+
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -19,7 +19,7 @@ use leads::sandbox::{self, DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use common::{assert_exit, assert_no_key, leads, ndjson, run, stderr, stdout};
+use crate::common::{assert_exit, assert_no_key, leads, ndjson, run, stderr, stdout};
 
 const LEAD_HEADER: [&str; 14] = [
     "id",
@@ -439,9 +439,9 @@ async fn a_wrong_key_exits_3_for_every_vendor_without_printing_it() {
     })
     .await;
     for (vendor, wrong) in [
-        (Vendor::Chatzuri, common::CHATZURI_KEY),
-        (Vendor::Neoagent, common::NEOAGENT_KEY),
-        (Vendor::Robofy, common::ROBOFY_KEY),
+        (Vendor::Chatzuri, crate::common::CHATZURI_KEY),
+        (Vendor::Neoagent, crate::common::NEOAGENT_KEY),
+        (Vendor::Robofy, crate::common::ROBOFY_KEY),
     ] {
         for command in ["pull", "conversations"] {
             let mut cmd = export(&sandbox, vendor, command);

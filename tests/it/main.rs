@@ -1,0 +1,18 @@
+//! The integration suite, one test binary: each module drives the built
+//! `leads` binary against real servers on loopback (the sandbox, wiremock, or
+//! a scripted TCP/TLS server) and checks what a user or script would see.
+
+#[allow(dead_code)]
+mod common;
+
+mod cli;
+mod config_sources;
+mod conversations;
+mod design;
+mod faults;
+mod hardening_pages;
+mod hardening_secrets;
+mod hardening_state;
+mod incremental;
+mod pull_http;
+mod sandbox_e2e;
