@@ -1,8 +1,6 @@
 //! The command line itself: help, version, completions, `leads vendors`, and
 //! argument errors in the `leads: error:` form with exit 2.
 
-
-
 use crate::common::{assert_exit, leads, run, stderr, stdout};
 
 #[tokio::test]

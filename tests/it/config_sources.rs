@@ -3,8 +3,6 @@
 //! usage errors that help, `--keep-going`, and `--state` advancing only for
 //! the sources that succeeded.
 
-
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

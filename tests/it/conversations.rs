@@ -3,8 +3,6 @@
 //! fallback, unsupported filters, the CSV layout, and every vendor through
 //! the sandbox with the generator's exact conversation and message counts.
 
-
-
 use std::collections::HashMap;
 
 use assert_cmd::Command;

@@ -10,8 +10,6 @@
 //! - A large export streams: the client's peak RSS stays under a generous
 //!   bound (the real numbers are bench/run.sh's, in release mode).
 
-
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

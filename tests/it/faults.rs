@@ -19,8 +19,6 @@
 //! loopback socket. Test names read `VENDOR_FAULT_OUTCOME::on_POSITION_page`;
 //! `scripts/fault-table.sh` turns them into `docs/faults.md`.
 
-
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

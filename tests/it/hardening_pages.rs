@@ -2,8 +2,6 @@
 //! each test is named after a defect a hostile vendor or a careless user
 //! found, and runs the binary against a real HTTP server on loopback.
 
-
-
 use std::process::Output;
 
 use serde_json::{Value, json};

@@ -4,8 +4,6 @@
 //! with a CA made in the test). Every run's stdout and stderr (and files) are
 //! searched for the key and for every 12-character run of it.
 
-
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

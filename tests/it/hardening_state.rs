@@ -9,8 +9,6 @@
 //! of leads two to a page; every lead has a unique email, the identity the
 //! tests compare.
 
-
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};

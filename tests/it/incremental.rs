@@ -6,8 +6,6 @@
 //! between runs; every lead carries a unique email, the identity compared
 //! (NeoAgent lead ids are derived from the record).
 
-
-
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -3,8 +3,6 @@
 //! vendor receives, exit codes and messages, retries, the `-o` file, CSV,
 //! the formula guard, key secrecy, broken pipe and Ctrl-C (SPEC 1–6).
 
-
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -3,8 +3,6 @@
 //! runtime; its generator (`leads::sandbox::data`) is the oracle for what
 //! every run must write.
 
-
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command as StdCommand, Output, Stdio};

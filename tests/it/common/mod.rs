@@ -2,7 +2,6 @@
 //! fast environment, and runners that do not block the async test runtime
 //! (wiremock and the sandbox serve from that runtime).
 
-
 use std::process::Output;
 
 use assert_cmd::Command;
