@@ -286,10 +286,7 @@ impl Fetcher {
                         what,
                         self.agent
                     ))
-                    .with_hint(match self.vendor {
-                        Vendor::Neoagent => "NeoAgent does not page: pass --since (and a smaller --window) so each request returns one date window",
-                        _ => "narrow the run with --since/--until",
-                    }));
+                    .with_hint(self.vendor.spec().too_large_hint));
                 }
             };
             if attempt >= retry.retries {
@@ -403,7 +400,7 @@ impl Fetcher {
                 ErrorKind::Auth,
                 format!("check the key in {} (or --api-key-file) and that it may read agent {agent}", self.vendor.key_env()),
             ),
-            404 => (ErrorKind::NotFound, not_found_hint(self.vendor)),
+            404 => (ErrorKind::NotFound, self.vendor.spec().not_found_hint.to_owned()),
             429 => (ErrorKind::Vendor, "the vendor is rate-limiting this key: lower --concurrency or set --rate, then run again".to_owned()),
             400 => (ErrorKind::Vendor, "the vendor rejected the request as invalid; check --since/--until and the agent id".to_owned()),
             _ => (ErrorKind::Vendor, "the vendor is failing; run again later (-v shows each request)".to_owned()),
@@ -466,18 +463,6 @@ fn method_name(spec: &RequestSpec) -> &'static str {
     match spec.method {
         HttpMethod::Get => "GET",
         HttpMethod::Post => "POST",
-    }
-}
-
-fn not_found_hint(vendor: Vendor) -> String {
-    match vendor {
-        Vendor::Chatzuri => {
-            "check --agent: the agent id is in the agent's settings in Chatzuri".to_owned()
-        }
-        Vendor::Neoagent => "check --agent: NeoAgent's serial number of the chatbot".to_owned(),
-        Vendor::Robofy => {
-            "check --project and --agent (or PROJECT/CHATBOT) in the Robofy dashboard".to_owned()
-        }
     }
 }
 
