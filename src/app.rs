@@ -127,6 +127,16 @@ async fn run_export<R: Exportable>(settings: Settings, ui: Ui, now: DateTime<Utc
             *slot = bookmark;
         }
     }
+    if let Some(source) = settings
+        .sources
+        .iter()
+        .find(|s| matches!(s.endpoint, Endpoint::Sandbox) && !Vendor::ALL.contains(&s.job.vendor))
+    {
+        return Err(Error::usage(format!(
+            "the sandbox does not simulate {} yet",
+            source.job.vendor.display_name()
+        )));
+    }
     let sandbox = if settings
         .sources
         .iter()

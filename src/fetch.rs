@@ -98,6 +98,8 @@ enum Attempt {
         status: StatusCode,
         retry_after: Option<Duration>,
         body: Bytes,
+        /// The vendor's `x-request-id`, fit to print.
+        request_id: Option<String>,
     },
     Transport(String),
     /// This machine ran out of something (file descriptors): not the
@@ -243,20 +245,28 @@ impl Fetcher {
                     status,
                     retry_after,
                     body,
+                    request_id,
                 }) => {
                     tracing::info!(target: "leads::http", "{} {} -> {} in {:?}", method_name(spec), url, status.as_u16(), elapsed);
                     if !is_retryable_status(status) {
-                        return Err(self.status_error(spec, what, status, &body, attempt));
+                        return Err(self.status_error(
+                            spec,
+                            what,
+                            status,
+                            &body,
+                            request_id.as_deref(),
+                            attempt,
+                        ));
                     }
                     if let Some(wait) = retry_after
                         && wait > MAX_RETRY_AFTER
                     {
                         return Err(self
-                            .status_error(spec, what, status, &body, attempt)
+                            .status_error(spec, what, status, &body, request_id.as_deref(), attempt)
                             .with_hint(retry_later_hint(wait, SystemTime::now())));
                     }
                     let delay = retry_after.unwrap_or_else(|| retry.backoff(attempt));
-                    (delay, FailureSoFar::Status(status, body))
+                    (delay, FailureSoFar::Status(status, body, request_id))
                 }
                 Err(Attempt::Transport(reason)) => {
                     tracing::info!(target: "leads::http", "{} {} -> {} after {:?}", method_name(spec), url, reason, elapsed);
@@ -291,8 +301,8 @@ impl Fetcher {
             };
             if attempt >= retry.retries {
                 return Err(match failure {
-                    FailureSoFar::Status(status, body) => {
-                        self.status_error(spec, what, status, &body, attempt)
+                    FailureSoFar::Status(status, body, request_id) => {
+                        self.status_error(spec, what, status, &body, request_id.as_deref(), attempt)
                     }
                     FailureSoFar::Transport(reason) => {
                         self.network_error(spec, what, &url, &reason, attempt)
@@ -336,10 +346,24 @@ impl Fetcher {
         {
             return Err(Attempt::TooLarge);
         }
-        let retry_after = response
-            .headers()
+        let headers = response.headers();
+        // `Retry-After` first; without it, the reset time of the window a
+        // rate limiter reports (epoch seconds, or milliseconds when the
+        // number is too large to be seconds).
+        let retry_after = headers
             .get(RETRY_AFTER)
-            .and_then(parse_retry_after);
+            .and_then(parse_retry_after)
+            .or_else(|| {
+                (status == StatusCode::TOO_MANY_REQUESTS)
+                    .then(|| headers.get("x-ratelimit-reset"))
+                    .flatten()
+                    .and_then(|v| parse_rate_limit_reset(v, SystemTime::now()))
+            });
+        let request_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|id| excerpt(&self.printable(id.trim())))
+            .filter(|id| !id.is_empty());
         let mut body = BytesMut::with_capacity(
             response
                 .content_length()
@@ -366,6 +390,7 @@ impl Fetcher {
                 status,
                 retry_after,
                 body,
+                request_id,
             })
         }
     }
@@ -376,6 +401,7 @@ impl Fetcher {
         what: &str,
         status: StatusCode,
         body: &[u8],
+        request_id: Option<&str>,
         retries: u32,
     ) -> Error {
         let vendor = self.vendor.display_name();
@@ -413,9 +439,22 @@ impl Fetcher {
                 spec.endpoint
             ),
         };
-        Error::new(kind, format!("{subject} (HTTP {code}{after}{detail})"))
-            .with_hint(hint)
-            .with_status(code)
+        let vendor_code = crate::vendors::error_code(body);
+        let hint = vendor_code
+            .as_deref()
+            .and_then(|c| (self.vendor.spec().code_hint)(c))
+            .map_or(hint, str::to_owned);
+        let request_id = request_id
+            .map(|id| format!("; request id {id}"))
+            .unwrap_or_default();
+        let mut error = Error::new(
+            kind,
+            format!("{subject} (HTTP {code}{after}{detail}{request_id})"),
+        )
+        .with_hint(hint)
+        .with_status(code);
+        error.vendor_code = vendor_code;
+        error
     }
 
     fn network_error(
@@ -446,14 +485,14 @@ impl Fetcher {
 }
 
 enum FailureSoFar {
-    Status(StatusCode, Bytes),
+    Status(StatusCode, Bytes, Option<String>),
     Transport(String),
 }
 
 impl FailureSoFar {
     fn describe(&self) -> String {
         match self {
-            FailureSoFar::Status(status, _) => format!("HTTP {}", status.as_u16()),
+            FailureSoFar::Status(status, ..) => format!("HTTP {}", status.as_u16()),
             FailureSoFar::Transport(reason) => reason.clone(),
         }
     }
@@ -482,6 +521,24 @@ pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
         when.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// `X-RateLimit-Reset` as the wait until that instant: a Unix time in
+/// seconds, or in milliseconds when it is at least 1e11 (1e11 seconds is
+/// the year 5138; 1e11 milliseconds is 1973).
+pub fn parse_rate_limit_reset(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    let number: f64 = text
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let seconds = if number >= 1e11 {
+        number / 1000.0
+    } else {
+        number
+    };
+    let at = SystemTime::UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(seconds).ok()?)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// "Too many open files" (EMFILE, ENFILE) anywhere in the error's chain.

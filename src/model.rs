@@ -27,6 +27,7 @@ pub enum Vendor {
     Chatzuri,
     Neoagent,
     Robofy,
+    Chatbase,
 }
 
 impl Vendor {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use chrono::Duration;
 
 use super::plan::{
-    DateFilter, Listing, Numbered, PageSize, ResourceSpec, SessionFilter, VendorSpec,
+    DateFilter, Listing, Numbered, PageSize, ResourceSpec, SessionFilter, VendorSpec, no_code_hints,
 };
 use super::{
     AuthScheme, BodyError, HttpMethod, MapContext, Page, Picker, RequestSpec, Stamp, at,
@@ -32,6 +32,7 @@ pub static VENDOR: VendorSpec = VendorSpec {
     id_prefix: "cz_",
     agent_hint: "the agent id is in the agent's settings in Chatzuri",
     not_found_hint: "check --agent: the agent id is in the agent's settings in Chatzuri",
+    code_hint: no_code_hints,
     too_large_hint: "narrow the run with --since/--until, or lower --page-size",
     projects: None,
     note: None,

@@ -9,6 +9,7 @@
 //! Adding a vendor: its module, a variant of `Vendor`, and a line in
 //! `spec` below.
 
+pub mod chatbase;
 pub mod chatzuri;
 pub mod neoagent;
 pub mod plan;
@@ -20,6 +21,7 @@ pub use crate::model::Vendor;
 pub fn spec(vendor: Vendor) -> &'static plan::VendorSpec {
     match vendor {
         Vendor::Chatzuri => &chatzuri::VENDOR,
+        Vendor::Chatbase => &chatbase::VENDOR,
         Vendor::Neoagent => &neoagent::VENDOR,
         Vendor::Robofy => &robofy::VENDOR,
     }
@@ -191,6 +193,16 @@ pub fn excerpt(text: &str) -> String {
         Some((cut, _)) => format!("{}...", &flat[..cut]),
         None => flat.to_owned(),
     }
+}
+
+/// The machine-readable code of a vendor error body (`{error: {code}}`).
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let code = value.get("error")?.get("code")?.as_str()?.trim();
+    (!code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    .then(|| code.to_owned())
 }
 
 /// The human message inside a vendor error body, if it has one:

@@ -11,7 +11,9 @@ use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::plan::{DateFilter, Listing, Parse, ResourceSpec, SessionFilter, VendorSpec};
+use super::plan::{
+    DateFilter, Listing, Parse, ResourceSpec, SessionFilter, VendorSpec, no_code_hints,
+};
 use super::{
     AuthScheme, BodyError, MapContext, ObjectEntries, Page, Picker, RequestSpec, Stamp,
     canonical_json, get_ci, keep_message_extras, map_message, synthetic_id,
@@ -31,6 +33,7 @@ pub static VENDOR: VendorSpec = VendorSpec {
     id_prefix: "na_",
     agent_hint: "NeoAgent calls it the chatbot's serial number",
     not_found_hint: "check --agent: NeoAgent's serial number of the chatbot",
+    code_hint: no_code_hints,
     too_large_hint: "NeoAgent does not page: pass --since (and a smaller --window) so each request returns one date window",
     projects: None,
     note: None,

@@ -29,6 +29,8 @@ pub struct VendorSpec {
     pub agent_hint: &'static str,
     /// The hint of a 404.
     pub not_found_hint: &'static str,
+    /// A better hint for an HTTP error whose body carries this vendor code.
+    pub code_hint: fn(&str) -> Option<&'static str>,
     /// The hint when a body is larger than the fetcher accepts.
     pub too_large_hint: &'static str,
     /// Whether the vendor nests agents in projects (`--project`, or
@@ -48,6 +50,11 @@ impl VendorSpec {
             Resource::Conversations => self.conversations.info(),
         }
     }
+}
+
+/// `code_hint` of a vendor whose error codes say nothing a status does not.
+pub fn no_code_hints(_code: &str) -> Option<&'static str> {
+    None
 }
 
 #[derive(Debug, Clone, Copy)]

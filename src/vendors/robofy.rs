@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::plan::{
     Children, DateFilter, Listing, Parents, Projects, ResourceSpec, SessionFilter, Tokens,
-    VendorSpec,
+    VendorSpec, no_code_hints,
 };
 use super::{
     AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, at, canonical_json,
@@ -32,6 +32,7 @@ pub static VENDOR: VendorSpec = VendorSpec {
     id_prefix: "rf_",
     agent_hint: "the chatbot id, or PROJECT/CHATBOT",
     not_found_hint: "check --project and --agent (or PROJECT/CHATBOT) in the Robofy dashboard",
+    code_hint: no_code_hints,
     too_large_hint: "narrow the run with --since/--until",
     projects: Some(Projects {
         required_for: Resource::Leads,
