@@ -1,4 +1,4 @@
-//! The common model every vendor is mapped into (SPEC section 2). Field order
+//! The common model every vendor is mapped into (docs/SPEC.md section 2). Field order
 //! here is the order of keys in JSON output and of columns in CSV.
 
 use std::borrow::Cow;
@@ -215,7 +215,7 @@ fn deserialize_timestamp<'de, D: Deserializer<'de>>(
 /// What the export pipeline needs to know about a record, whatever its kind.
 pub trait Record: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {
     const RESOURCE: Resource;
-    /// The CSV header row (SPEC section 3).
+    /// The CSV header row (docs/SPEC.md section 3).
     const CSV_HEADER: &'static [&'static str];
 
     fn id(&self) -> &str;

@@ -1,4 +1,4 @@
-//! Chatbase wire format (vendor-apis §6): leads from v1 `get-leads`
+//! Chatbase wire format (docs/vendor-apis.md §6): leads from v1 `get-leads`
 //! (numbered pages, the body shapes Chatzuri copies, so its parser is
 //! reused), conversations from v2 `conversations/export` (a cursor, messages
 //! embedded, times in Unix seconds), and v1 `get-conversations` for a plan
@@ -260,7 +260,7 @@ pub fn parse_export(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>,
     })
 }
 
-/// One v2 conversation (vendor-apis §6.11): `createdAt` (Unix seconds) is
+/// One v2 conversation (docs/vendor-apis.md §6.11): `createdAt` (Unix seconds) is
 /// `created_at`, `userId` the customer, `source` as sent; `title`,
 /// `status`, `updatedAt` and any other key go to `fields`. Messages: the
 /// text parts joined by newlines (null when there are none), `createdAt`

@@ -1,4 +1,4 @@
-//! Chatzuri wire format (vendor-apis §1): `get-leads` and `get-conversations`,
+//! Chatzuri wire format (docs/vendor-apis.md §1): `get-leads` and `get-conversations`,
 //! paged by `page`/`size`, Bearer key. The vendor's pages exist in two
 //! revisions (`agentId` vs `chatbotId`, GET vs POST) and Chatzuri mirrors
 //! Chatbase, whose lead list has appeared under three different keys; this

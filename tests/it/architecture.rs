@@ -8,7 +8,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::{CHATZURI_KEY, assert_exit, assert_no_key, leads, ndjson, run, stdout};
 
-/// vendor-apis documents the older Chatzuri revision's POST form for both
+/// docs/vendor-apis.md documents the older Chatzuri revision's POST form for both
 /// endpoints; the fallback used to exist for get-conversations only.
 #[tokio::test]
 async fn chatzuri_leads_get_answered_405_is_resent_as_post_like_conversations() {

@@ -10,7 +10,7 @@
 //! - A recoverable fault: exit 0, the set of records written equals the set
 //!   the server served in clean answers, with no duplicate, the state moved
 //!   to the newest record written, and no temporary file left.
-//! - An unrecoverable fault: the exit code of SPEC section 5, the output and
+//! - An unrecoverable fault: the exit code of docs/SPEC.md section 5, the output and
 //!   state files byte-identical to before, and no temporary file left.
 //!
 //! The scripted vendor answers through wiremock, or, for faults wiremock
@@ -517,7 +517,7 @@ impl Script {
         let rows: Vec<Value> = records.iter().map(|r| r.render(self.vendor)).collect();
         let value = match self.vendor {
             V::Chatzuri => json!({ "data": rows }),
-            // The nested shape seen live (vendor-apis 6.4).
+            // The nested shape seen live (docs/vendor-apis.md §6.4).
             V::Chatbase => json!({ "collectedCustomers": { "data": rows } }),
             V::Neoagent => {
                 json!({"Data": rows, "Version": "1.0.0", "Success": true, "Code": 200, "Message": ""})
