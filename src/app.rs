@@ -195,9 +195,13 @@ async fn run_export<R: Exportable>(
                 _,
             ) => (base_url.clone(), key.clone(), ca_certs.as_slice()),
             (Endpoint::Sandbox, Some(sandbox)) => {
-                let url = url::Url::parse(&sandbox.base_url(source.job.vendor))
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                let key = ApiKey::new(sandbox::key(source.job.vendor))
+                let url = url::Url::parse(
+                    &sandbox
+                        .base_url(source.job.vendor.as_str())
+                        .unwrap_or_default(),
+                )
+                .map_err(|e| Error::internal(e.to_string()))?;
+                let key = ApiKey::new(sandbox::key(source.job.vendor.as_str()).unwrap_or_default())
                     .ok_or_else(|| Error::internal("empty sandbox key"))?;
                 (url, key, &[][..])
             }

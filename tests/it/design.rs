@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{assert_exit, leads, ndjson, run};
 use leads::model::Vendor;
-use leads::sandbox::{self, DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions, SandboxStats, data};
+use leads::sandbox::{DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions, SandboxStats, data};
 
 const SEED: u64 = 42;
 const LATENCY: Duration = Duration::from_millis(20);
@@ -51,10 +51,10 @@ async fn export(
             DEMO_AGENT,
             "--base-url",
         ])
-        .arg(sandbox.base_url(vendor))
+        .arg(crate::common::sandbox_url(sandbox, vendor))
         .args(["--format", "ndjson", "-q"])
         .args(args)
-        .env(vendor.key_env(), sandbox::key(vendor));
+        .env(vendor.key_env(), crate::common::sandbox_key(vendor));
     if vendor == Vendor::Robofy && command == "pull" {
         cmd.args(["--project", DEMO_PROJECT]);
     }
@@ -98,7 +98,7 @@ async fn chatzuri_pages_fetched_concurrently_come_out_in_page_order() {
     .await;
     let expected: Vec<String> = (0..total)
         .map(|i| {
-            data::lead(Vendor::Chatzuri, SEED, i, total)
+            data::lead(crate::common::sim(Vendor::Chatzuri), SEED, i, total)
                 .id
                 .expect("Chatzuri leads have ids")
         })
@@ -196,7 +196,7 @@ async fn robofy_session_messages_in_flight_never_exceed_the_concurrency() {
         .await;
         assert_eq!(records.len(), total);
         let expected: Vec<String> = (0..total)
-            .map(|i| data::conversation(Vendor::Robofy, SEED, i, total).id)
+            .map(|i| data::conversation(crate::common::sim(Vendor::Robofy), SEED, i, total).id)
             .collect();
         assert_eq!(
             ids(&records),
@@ -304,7 +304,7 @@ async fn a_large_export_streams_in_flat_memory() {
             "--agent",
             DEMO_AGENT,
             "--base-url",
-            &sandbox.base_url(Vendor::Chatzuri),
+            &crate::common::sandbox_url(&sandbox, Vendor::Chatzuri),
             "--format",
             format,
             "--concurrency",
@@ -316,7 +316,7 @@ async fn a_large_export_streams_in_flat_memory() {
         .map(|s| s.to_string())
         .chain([path.display().to_string()])
         .collect();
-        let key = sandbox::key(Vendor::Chatzuri);
+        let key = crate::common::sandbox_key(Vendor::Chatzuri);
         let (status, err, peak) = tokio::task::spawn_blocking(move || {
             run_measured(args, Vendor::Chatzuri.key_env(), key)
         })
