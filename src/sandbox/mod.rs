@@ -347,3 +347,6 @@ pub fn describe(sandbox: &Sandbox) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod chatbase_tests;
