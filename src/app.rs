@@ -460,6 +460,9 @@ async fn run_spooled<R: Exportable>(
 }
 
 async fn serve_sandbox(args: &SandboxArgs) -> Result<()> {
+    if !sandbox::AVAILABLE {
+        return Err(Error::usage("this build has no sandbox"));
+    }
     let options = SandboxOptions {
         port: args.port,
         seed: args.seed,

@@ -36,6 +36,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Whether this build has the simulator (the `sandbox` feature).
+pub const AVAILABLE: bool = true;
+
 /// The agent (Chatzuri, Chatbase), serial number (NeoAgent) and chatbot
 /// (Robofy) id that has data; any other id gets the vendor's 404.
 pub const DEMO_AGENT: &str = "demo";
