@@ -3,39 +3,15 @@
 //! cannot exist, so callers need no `cfg` of their own. The command line
 //! checks [`AVAILABLE`] first and answers "this build has no sandbox".
 
-use std::time::Duration;
-
 /// Whether this build has the simulator (the `sandbox` feature).
 pub const AVAILABLE: bool = false;
 
 /// The Robofy project id of the simulator's demo data.
 pub const DEMO_PROJECT: &str = "1";
 
-/// The simulator's options (see the `sandbox` feature's module).
-#[derive(Debug, Clone)]
-pub struct SandboxOptions {
-    pub port: u16,
-    pub seed: u64,
-    pub leads: usize,
-    pub conversations: usize,
-    pub latency: Duration,
-    pub fail_every: Option<u64>,
-    pub rate_limit: Option<u32>,
-}
-
-impl Default for SandboxOptions {
-    fn default() -> Self {
-        SandboxOptions {
-            port: 0,
-            seed: 42,
-            leads: 250,
-            conversations: 40,
-            latency: Duration::ZERO,
-            fail_every: None,
-            rate_limit: None,
-        }
-    }
-}
+#[path = "sandbox/options.rs"]
+mod options;
+pub use options::SandboxOptions;
 
 /// A running simulator: none in this build.
 pub enum Sandbox {}

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use super::data::{self, ChatbaseSourceSet, GeneratedConversation, GeneratedLead, GeneratedPart};
 use super::server::{
     AppState, Failure, Shared, day_start_us, day_window, instant_window, json_bytes, json_response,
-    parse_day, present,
+    parse_day, present, split_list,
 };
 use super::{CHATBASE_V1_ONLY_AGENT, DEMO_AGENT, SimVendor};
 
@@ -642,15 +642,6 @@ async fn v1_conversations(
             .collect(),
     };
     Ok(json_response(StatusCode::OK, json_bytes(&page)))
-}
-
-fn split_list(list: Option<&str>) -> Vec<String> {
-    list.unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The conversations of a window, newest first, optionally only those of

@@ -24,18 +24,7 @@ async fn start(leads: usize, conversations: usize) -> Sandbox {
     .expect("sandbox starts")
 }
 
-async fn get_with(url: &str, auth: Option<&str>) -> (StatusCode, HeaderMap, Value) {
-    let mut request = Client::new().get(url);
-    if let Some(auth) = auth {
-        request = request.header("Authorization", auth);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.expect("body");
-    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    (status, headers, value)
-}
+use super::tests::get as get_with;
 
 async fn get(url: &str) -> (StatusCode, HeaderMap, Value) {
     get_with(url, Some(&format!("Bearer {KEY}"))).await

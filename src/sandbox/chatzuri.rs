@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::data;
 use super::server::{
     Answer, Api, AppState, Failure, Reply, date_param, day_window, json_object, json_response,
-    no_endpoint,
+    no_endpoint, split_list,
 };
 use super::{DEMO_AGENT, SimVendor};
 
@@ -91,18 +91,9 @@ impl From<ChatzuriQuery> for Params {
             end: blank_is_none(query.end),
             page: blank_is_none(query.page),
             size: blank_is_none(query.size),
-            sources: split_sources(query.sources.as_deref()),
+            sources: split_list(query.sources.as_deref()),
         }
     }
-}
-
-fn split_sources(list: Option<&str>) -> Vec<String> {
-    list.unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 impl Params {

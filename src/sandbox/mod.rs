@@ -22,6 +22,7 @@ mod chatbase;
 mod chatzuri;
 pub mod data;
 mod neoagent;
+mod options;
 mod robofy;
 mod server;
 
@@ -30,6 +31,7 @@ pub use chatbase::{
     v1_conversation_wire as chatbase_v1_conversation_wire,
 };
 pub use chatzuri::{CHATZURI_DEFAULT_SIZE, CHATZURI_MAX_SIZE};
+pub use options::SandboxOptions;
 pub use robofy::{ROBOFY_LEADS_PER_PAGE, ROBOFY_SESSIONS_PER_PAGE};
 
 use std::net::SocketAddr;
@@ -134,38 +136,6 @@ impl std::fmt::Display for SimVendor {
 /// for a vendor the simulator does not serve.
 pub fn key(vendor_name: &str) -> Option<&'static str> {
     SimVendor::from_name(vendor_name).map(SimVendor::key)
-}
-
-/// How the sandbox behaves. Every vendor serves `leads` leads and
-/// `conversations` conversations of its own, generated from `seed`.
-#[derive(Debug, Clone)]
-pub struct SandboxOptions {
-    /// 0 picks a free port.
-    pub port: u16,
-    pub seed: u64,
-    pub leads: usize,
-    pub conversations: usize,
-    /// Slept before every response.
-    pub latency: Duration,
-    /// Every Nth request (counted over all vendors, from 1) gets a 503.
-    pub fail_every: Option<u64>,
-    /// More than N requests in the current one-second window get 429 with
-    /// `Retry-After: 1`.
-    pub rate_limit: Option<u32>,
-}
-
-impl Default for SandboxOptions {
-    fn default() -> Self {
-        SandboxOptions {
-            port: 0,
-            seed: 42,
-            leads: 250,
-            conversations: 40,
-            latency: Duration::ZERO,
-            fail_every: None,
-            rate_limit: None,
-        }
-    }
 }
 
 /// What the server has done so far.

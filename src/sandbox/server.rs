@@ -547,3 +547,13 @@ pub(crate) fn json_object(
 pub(crate) fn no_endpoint(api: Api, uri: &axum::http::Uri) -> Response {
     Failure::NotFound("NOT_FOUND").respond(api, &format!("no endpoint {}", uri.path()))
 }
+
+/// A comma-separated list, trimmed, without empty entries.
+pub(crate) fn split_list(list: Option<&str>) -> Vec<String> {
+    list.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

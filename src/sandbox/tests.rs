@@ -24,7 +24,10 @@ fn bearer(vendor: Vendor) -> String {
     format!("Bearer {}", key(vendor))
 }
 
-async fn get(url: &str, auth: Option<&str>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+pub(super) async fn get(
+    url: &str,
+    auth: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let mut request = Client::new().get(url);
     if let Some(auth) = auth {
         request = request.header("Authorization", auth);
