@@ -958,6 +958,9 @@ impl Serialize for WireText<'_> {
     }
 }
 
+/// Chatzuri's lead as serde writes it; the server uses the equal
+/// hand-written [`GeneratedLead::write_chatzuri`].
+#[cfg(test)]
 #[derive(Serialize)]
 struct ChatzuriLeadWire<'a> {
     id: u64,
