@@ -5,10 +5,13 @@
 
 pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod driver;
 pub mod error;
 pub mod export;
 pub mod fetch;
+pub mod keys;
 pub mod model;
 pub mod output;
 pub mod progress;

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             }
         };
         tokio::select! {
-            outcome = leads::app::run(cli, now) => outcome,
+            outcome = leads::commands::run(cli, now) => outcome,
             // Dropping the run drops its open output and any prepared
             // state, which deletes their temporary files and leaves an
             // existing -o file and the state untouched.
@@ -176,7 +176,7 @@ fn argument_error(error: clap::Error) -> ExitCode {
         | ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = error.print();
             return if error.kind() == ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                ExitCode::from(2)
+                ExitCode::from(ErrorKind::Usage.exit_code())
             } else {
                 ExitCode::SUCCESS
             };

@@ -5,14 +5,18 @@
 #[allow(dead_code)]
 mod common;
 
+mod architecture;
+mod chatbase;
 mod cli;
 mod config_sources;
 mod conversations;
 mod design;
 mod faults;
+mod golden;
 mod hardening_pages;
 mod hardening_secrets;
 mod hardening_state;
 mod incremental;
 mod pull_http;
+mod sandbox_chatbase;
 mod sandbox_e2e;
