@@ -94,7 +94,9 @@ async fn a_large_export_streams_in_flat_memory() {
             "--agent",
             DEMO_AGENT,
             "--base-url",
-            &sandbox.base_url("chatzuri").expect("the sandbox simulates Chatzuri"),
+            &sandbox
+                .base_url("chatzuri")
+                .expect("the sandbox simulates Chatzuri"),
             "--format",
             format,
             "--concurrency",
