@@ -20,3 +20,4 @@ mod incremental;
 mod pull_http;
 mod sandbox_chatbase;
 mod sandbox_e2e;
+mod ux;
