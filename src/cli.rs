@@ -28,10 +28,32 @@ fn about() -> String {
 
 fn after_help() -> String {
     let keys: Vec<&str> = Vendor::all().iter().map(|v| v.key_env()).collect();
-    format!(
-        "Keys come from {} or --api-key-file.\nTry it with no account: leads pull --vendor chatzuri --agent demo --sandbox",
+    let bases: Vec<&str> = Vendor::all().iter().map(|v| v.base_url_env()).collect();
+    let environment = [
+        (keys.join(", "), "the vendors' keys"),
+        (bases.join(", "), "base URLs (as --base-url)"),
+        (
+            "LEADS_CONFIG".to_owned(),
+            "the named-sources file (else $XDG_CONFIG_HOME/leads/config.toml)",
+        ),
+        (
+            "HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY".to_owned(),
+            "proxies (never used for loopback)",
+        ),
+        (
+            "SSL_CERT_FILE, SSL_CERT_DIR".to_owned(),
+            "more trusted CA certificates",
+        ),
+        ("RUST_LOG".to_owned(), "a log filter, instead of -v"),
+    ];
+    let mut text = format!(
+        "Keys come from {} or --api-key-file.\nTry it with no account: leads pull --vendor chatzuri --agent demo --sandbox --limit 5\n\nEnvironment:",
         keys.join(", ")
-    )
+    );
+    for (names, what) in environment {
+        text.push_str(&format!("\n  {names}\n      {what}"));
+    }
+    text
 }
 
 fn agent_help() -> String {
@@ -106,6 +128,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff): `leads man > ~/.local/share/man/man1/leads.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]

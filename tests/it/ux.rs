@@ -184,3 +184,116 @@ async fn one_of_a_thing_is_singular_and_v_logs_status_page_and_size() {
         "{request}"
     );
 }
+
+/// `leads sandbox -v` logs each request it serves, and Ctrl-C (SIGINT),
+/// the documented way to stop it, is a clean exit 0.
+#[test]
+fn leads_sandbox_logs_requests_with_v_and_ctrl_c_is_a_clean_exit() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leads"))
+        .args(["sandbox", "--port", "0", "--leads", "5", "-v"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("leads sandbox starts");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut base = None;
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        if let Some(url) = line.trim().strip_prefix("base URL")
+            && url.contains("/chatzuri/")
+        {
+            base = Some(url.trim().to_owned());
+        }
+        if line.contains("Stop with Ctrl-C") {
+            break;
+        }
+        line.clear();
+    }
+    let base = base.expect("a Chatzuri base URL");
+    let pull = Command::new(env!("CARGO_BIN_EXE_leads"))
+        .args([
+            "pull",
+            "--vendor",
+            "chatzuri",
+            "--agent",
+            "demo",
+            "--base-url",
+            &base,
+        ])
+        .env_clear()
+        .env("CHATZURI_API_KEY", "sk-sandbox-chatzuri-0123456789")
+        .output()
+        .unwrap();
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    let stopped = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "stderr: {err}");
+    assert!(!err.contains("error"), "{err}");
+    assert!(
+        err.lines().any(
+            |l| l.starts_with("leads: sandbox: #1 GET /chatzuri/api/v1/get-leads?")
+                && l.contains("-> 202 in ")
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn man_prints_a_roff_page_and_help_lists_the_environment() {
+    let mut cmd = leads();
+    cmd.arg("man");
+    let output = run(cmd).await;
+    assert_exit(&output, 0);
+    let page = crate::common::stdout(&output);
+    assert!(
+        page.contains(".TH leads 1"),
+        "{}",
+        &page[..page.len().min(300)]
+    );
+    for command in ["pull", "conversations", "vendors"] {
+        assert!(
+            page.contains(command),
+            "{command} missing from the man page"
+        );
+    }
+    let mut cmd = leads();
+    cmd.arg("--help");
+    let help = crate::common::stdout(&run(cmd).await);
+    let environment = help
+        .split("Environment:")
+        .nth(1)
+        .expect("an Environment section");
+    let mut variables: Vec<&str> = leads::model::Vendor::all()
+        .iter()
+        .flat_map(|v| [v.key_env(), v.base_url_env()])
+        .collect();
+    variables.extend([
+        "LEADS_CONFIG",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "SSL_CERT_FILE",
+        "RUST_LOG",
+    ]);
+    for variable in variables {
+        assert!(environment.contains(variable), "{variable} not in --help");
+    }
+}
