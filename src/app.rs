@@ -386,10 +386,10 @@ async fn run_spooled<R: Exportable>(
             }
             Err(error) => {
                 if !std::mem::take(&mut first_failure_pending) {
-                    eprintln!(
+                    crate::progress::eprint_line(&format!(
                         "leads: error: {}",
                         crate::secret::for_terminal(&error.message)
-                    );
+                    ));
                 }
                 outcomes.push((index, Err(error)));
             }

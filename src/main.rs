@@ -170,8 +170,7 @@ impl Drop for ScrubbedStderr {
             return;
         }
         let text = String::from_utf8_lossy(&self.0);
-        let line = leads::secret::for_terminal(text.trim_end_matches('\n'));
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        leads::progress::eprint_line(&leads::secret::for_terminal(text.trim_end_matches('\n')));
     }
 }
 

@@ -257,6 +257,7 @@ pub fn parse_export(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>,
         records,
         returned: list.len(),
         next_token,
+        total: at(&value, &["pagination", "total"]).and_then(Value::as_u64),
     })
 }
 

@@ -99,6 +99,7 @@ fn robofy_first_session(body: &[u8], ctx: &MapContext) -> Result<Page<Conversati
         records: vec![robofy::conversation(first, messages, ctx)],
         returned: 1,
         next_token: None,
+        total: None,
     })
 }
 

@@ -297,3 +297,92 @@ async fn man_prints_a_roff_page_and_help_lists_the_environment() {
         assert!(environment.contains(variable), "{variable} not in --help");
     }
 }
+
+/// What a terminal would show of a transcript: escape sequences removed,
+/// and of each line only what is left after its last carriage return.
+fn visible_lines(transcript: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = transcript.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters final-byte
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    // A terminal's line ends are CR LF; a bare CR returns to the line's start.
+    plain
+        .replace("\r\n", "\n")
+        .split('\n')
+        .map(|line| line.rsplit('\r').next().unwrap_or("").trim_end().to_owned())
+        .collect()
+}
+
+/// On a terminal (a pseudo-terminal from `script`), the indicator ticks
+/// while a slow page is awaited, shows the vendor's total, and log lines
+/// come out whole, with no indicator glued to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_ticks_while_a_slow_page_is_awaited_and_leaves_no_debris() {
+    use leads::sandbox::{Sandbox, SandboxOptions, SimVendor};
+    let sandbox = Sandbox::start(SandboxOptions {
+        conversations: 40,
+        latency: std::time::Duration::from_millis(1500),
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.ndjson");
+    let command = format!(
+        "{} conversations --vendor chatbase --agent demo --base-url {} -v -o {}",
+        env!("CARGO_BIN_EXE_leads"),
+        sandbox.base_url("chatbase").unwrap(),
+        out.display()
+    );
+    let transcript = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "xterm")
+            .env("CHATBASE_API_KEY", SimVendor::Chatbase.key())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(transcript.status.success(), "{transcript:?}");
+    let raw = String::from_utf8_lossy(&transcript.stdout).into_owned();
+    assert!(!raw.contains(SimVendor::Chatbase.key()));
+    // Frames drawn while the first page (1.5 s) was awaited, before any
+    // record: the elapsed time moved from 0s to 1s with nothing written.
+    assert!(
+        raw.contains("0 records  0s") || raw.contains("0 records  1s"),
+        "{raw:?}"
+    );
+    assert!(
+        raw.contains("0 records  1s"),
+        "no tick while waiting: {raw:?}"
+    );
+    assert!(raw.contains("of 40 records"), "the vendor's total: {raw:?}");
+    let lines = visible_lines(&raw);
+    let logged: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("/conversations/export"))
+        .collect();
+    assert_eq!(logged.len(), 2, "{lines:#?}");
+    for line in logged {
+        assert!(line.starts_with("leads: GET "), "debris: {line:?}");
+        assert!(!line.contains("records"), "debris: {line:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 40);
+    sandbox.shutdown().await;
+}
