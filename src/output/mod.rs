@@ -201,6 +201,16 @@ pub fn settle(
             }
         },
     };
+    if let (None, None, Compression::Gzip, Destination::File(path)) =
+        (args.format, from_path, compression, &destination)
+    {
+        return Err(Error::usage(format!(
+            "-o {}: .gz alone does not say which format to compress ({})",
+            path.display(),
+            known_extensions()
+        ))
+        .with_hint("name the file like leads.ndjson.gz, or give --format"));
+    }
     let format = args.format.or(from_path).unwrap_or_default();
     if format == Format::Xlsx && compression == Compression::Gzip {
         return Err(Error::usage(
