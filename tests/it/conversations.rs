@@ -16,8 +16,8 @@ use wiremock::matchers::{body_partial_json, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::common::{
-    CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads, ndjson, run, stderr,
-    stdout,
+    CHATBASE_KEY, CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads,
+    ndjson, run, stderr, stdout,
 };
 
 // ------------------------------------------------------------------ helpers
@@ -36,6 +36,7 @@ fn conversations(vendor: Vendor, agent: &str, base_url: &str) -> Command {
         Vendor::Chatzuri => CHATZURI_KEY,
         Vendor::Neoagent => NEOAGENT_KEY,
         Vendor::Robofy => ROBOFY_KEY,
+        Vendor::Chatbase => CHATBASE_KEY,
     };
     cmd.env(vendor.key_env(), key);
     cmd
