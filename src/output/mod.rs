@@ -283,7 +283,8 @@ enum Inner<W: Write + Send> {
     Json(W),
     Ndjson(W),
     Csv(Table<csv::CsvSink<W>>),
-    Xlsx(Table<xlsx::XlsxSink<W>>),
+    /// Boxed: the workbook state is far larger than the other writers.
+    Xlsx(Box<Table<xlsx::XlsxSink<W>>>),
 }
 
 /// Writes records of one kind, one at a time, in one format. Writes
@@ -318,11 +319,11 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
                 &options.columns,
                 &names,
             )),
-            Format::Xlsx => Inner::Xlsx(Table::new(
+            Format::Xlsx => Inner::Xlsx(Box::new(Table::new(
                 xlsx::XlsxSink::new(out, R::RESOURCE.as_str(), options.rows_per_sheet),
                 &options.columns,
                 &names,
-            )),
+            ))),
         };
         RecordWriter {
             inner,
@@ -430,14 +431,18 @@ pub fn format_unit<'a, R: Formatted>(
 /// The bytes under the record writer: plain, or gzip.
 pub enum Encoder<W: Write> {
     Plain(W),
-    Gzip(GzEncoder<W>),
+    /// Boxed: its state is far larger than a plain writer.
+    Gzip(Box<GzEncoder<W>>),
 }
 
 impl<W: Write> Encoder<W> {
     pub fn new(out: W, compression: Compression) -> Self {
         match compression {
             Compression::None => Encoder::Plain(out),
-            Compression::Gzip => Encoder::Gzip(GzEncoder::new(out, flate2::Compression::default())),
+            Compression::Gzip => Encoder::Gzip(Box::new(GzEncoder::new(
+                out,
+                flate2::Compression::default(),
+            ))),
         }
     }
 
@@ -445,7 +450,7 @@ impl<W: Write> Encoder<W> {
     pub fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Plain(out) => Ok(out),
-            Encoder::Gzip(gz) => gz.finish(),
+            Encoder::Gzip(gz) => (*gz).finish(),
         }
     }
 }

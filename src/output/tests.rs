@@ -297,7 +297,8 @@ fn guard_applies_to_csv_only_and_can_be_turned_off() {
 #[test]
 fn from_path_table() {
     use Compression::{Gzip, None as Plain};
-    let table: [(&str, Result<(Option<Format>, Compression), &str>); 20] = [
+    type Expected = Result<(Option<Format>, Compression), &'static str>;
+    let table: [(&str, Expected); 20] = [
         ("out.csv", Ok((Some(Format::Csv), Plain))),
         ("OUT.CSV", Ok((Some(Format::Csv), Plain))),
         ("a/b.ndjson", Ok((Some(Format::Ndjson), Plain))),

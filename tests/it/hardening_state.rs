@@ -239,7 +239,10 @@ async fn future_dated_record_does_not_freeze_the_bookmark() {
         numbers(&second)
     );
     assert_eq!(count_warnings(&stderr(&second)), 1);
-    assert_eq!(bookmark(&state)["created_at"], "2025-01-21T07:00:00.000000Z");
+    assert_eq!(
+        bookmark(&state)["created_at"],
+        "2025-01-21T07:00:00.000000Z"
+    );
     assert_no_key_in_dir(dir.path());
 }
 

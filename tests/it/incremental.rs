@@ -331,7 +331,10 @@ async fn later_records_are_written_once(kind: V) {
     let second = run(pull(kind, &server, &state)).await;
     assert_exit(&second, 0);
     assert_eq!(sorted(numbers(&ndjson(&second))), [4, 5]);
-    assert_eq!(saved(&state, kind)["created_at"], "2025-01-13T07:30:00.000000Z");
+    assert_eq!(
+        saved(&state, kind)["created_at"],
+        "2025-01-13T07:30:00.000000Z"
+    );
     assert_eq!(saved(&state, kind)["ids"].as_array().unwrap().len(), 1);
     let starts = start_days(kind, &vendor.take_requests());
     if kind != V::Robofy {
