@@ -10,14 +10,8 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempPath;
 
+use super::Destination;
 use crate::error::{Error, Result};
-
-/// Where output bytes go: stdout, or a file written atomically.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    Stdout,
-    File(PathBuf),
-}
 
 /// `Stdout` rather than its lock, so the writer is `Send` (the XLSX writer
 /// needs that); behind a 64 KiB buffer the lock per write costs nothing.

@@ -30,7 +30,7 @@ use flate2::write::GzEncoder;
 
 pub use self::csv::guard_cell;
 pub use self::fields::{Columns, Formatted};
-pub use self::file::{Destination, OutputFile, OutputWriter, resolve_path};
+pub use self::file::{OutputFile, OutputWriter, resolve_path};
 pub(crate) use self::file::{os_reason, remove_stale_temps, sync_parent, temp_prefix};
 use self::table::{Row, Table, rows_of};
 use crate::cli::OutputArgs;
@@ -150,8 +150,18 @@ impl FormatOptions {
     }
 }
 
-/// The settled output of a run. A database output (issue 11) joins as a
-/// variant of [`Destination`]'s level: settled here, opened by [`Output`].
+/// Where a run's records go, settled before any I/O. A database output
+/// joins as another variant: settled by [`settle`], opened by
+/// [`Output::open`] into its own writer behind the same `write`/`finish`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Bytes to stdout.
+    Stdout,
+    /// Bytes to a file, written atomically ([`OutputFile`]).
+    File(std::path::PathBuf),
+}
+
+/// The settled output of a run.
 #[derive(Debug, Clone)]
 pub struct OutputSettings {
     pub destination: Destination,
@@ -484,41 +494,67 @@ impl<W: Write> Write for Encoder<W> {
 /// the output is put in place only by [`Finished::commit`], so the caller
 /// can prepare its state in between.
 pub struct Output<R> {
-    writer: RecordWriter<R, Encoder<OutputWriter>>,
-    file: file::PendingFile,
+    sink: Sink<R>,
     options: FormatOptions,
+}
+
+/// One variant per kind of destination.
+enum Sink<R> {
+    /// Stdout or a file: formatted bytes, maybe compressed.
+    Bytes {
+        writer: RecordWriter<R, Encoder<OutputWriter>>,
+        file: file::PendingFile,
+    },
 }
 
 /// Everything written and flushed, not yet in place.
 pub struct Finished {
-    file: OutputFile,
+    sink: FinishedSink,
+}
+
+enum FinishedSink {
+    File(OutputFile),
 }
 
 impl Finished {
     pub fn commit(self) -> Result<()> {
-        self.file.commit()
+        match self.sink {
+            FinishedSink::File(file) => file.commit(),
+        }
     }
 }
 
 impl<R: Formatted> Output<R> {
     pub fn open(settings: &OutputSettings) -> Result<Output<R>> {
-        let (writer, file) = OutputFile::open(&settings.destination)?.split();
+        let sink = match &settings.destination {
+            Destination::Stdout | Destination::File(_) => {
+                let (writer, file) = OutputFile::open(&settings.destination)?.split();
+                Sink::Bytes {
+                    writer: RecordWriter::new(
+                        Encoder::new(writer, settings.compression),
+                        &settings.options,
+                    ),
+                    file,
+                }
+            }
+        };
         Ok(Output {
-            writer: RecordWriter::new(
-                Encoder::new(writer, settings.compression),
-                &settings.options,
-            ),
-            file,
+            sink,
             options: settings.options.clone(),
         })
     }
 
     pub fn write(&mut self, record: &R) -> io::Result<()> {
-        self.writer.write(record)
+        match &mut self.sink {
+            Sink::Bytes { writer, .. } => writer.write(record),
+        }
     }
 
+    /// A record a spool formatted with [`options`](Output::options).
     pub fn write_unit(&mut self, unit: Unit<'_>) -> io::Result<()> {
-        self.writer.write_unit(unit)
+        match &mut self.sink {
+            Sink::Bytes { writer, .. } => writer.write_unit(unit),
+        }
     }
 
     /// How records are formatted: what a spool needs.
@@ -527,10 +563,13 @@ impl<R: Formatted> Output<R> {
     }
 
     pub fn finish(self) -> io::Result<Finished> {
-        let writer = self.writer.finish()?.finish()?;
-        Ok(Finished {
-            file: self.file.join(writer),
-        })
+        let sink = match self.sink {
+            Sink::Bytes { writer, file } => {
+                let writer = writer.finish()?.finish()?;
+                FinishedSink::File(file.join(writer))
+            }
+        };
+        Ok(Finished { sink })
     }
 }
 
