@@ -230,9 +230,9 @@ pub static MESSAGE_FIELDS: &[Field<Getter<Message>>] = &[
     },
 ];
 
-/// One row of a conversation in tabular output: one per message, or one
-/// with empty message cells for a conversation without messages, so that
-/// it is not lost.
+/// One row of a conversation in tabular output: one per message (`index`
+/// is the message's), or one with empty message cells (`index` is `None`)
+/// for a conversation without messages, so that it is not lost.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageRow<'a> {
     pub conversation: &'a Conversation,
@@ -281,10 +281,7 @@ pub static MESSAGE_ROW_FIELDS: &[Field<RowGetter>] = &[
     },
     Field {
         name: "message_index",
-        get: |r| match r.message() {
-            Some(_) => r.index.map_or(FieldValue::Null, FieldValue::Index),
-            None => FieldValue::Null,
-        },
+        get: |r| r.index.map_or(FieldValue::Null, FieldValue::Index),
     },
     Field {
         name: "role",
