@@ -1,7 +1,8 @@
 //! The paging driver: walks any listing a vendor describes
 //! (`vendors::plan::Listing`) and owns every fetch of an export. It has one
 //! implementation of what all listings share: requests in flight ahead of
-//! the writer (each a task, so network, parsing and writing overlap),
+//! the writer (each a task, so waiting on the network overlaps parsing and
+//! writing),
 //! output order, `--max-pages`, loop detection, `--limit`, and
 //! cancellation: every task is held in an `AbortOnDropHandle`, so dropping
 //! a walk (a failure elsewhere, Ctrl-C) aborts whatever it has in flight.
@@ -132,8 +133,8 @@ struct PostFallback {
     in_use: Arc<AtomicBool>,
 }
 
-/// Sends one request (as POST if the listing switched) and parses the body
-/// on the worker.
+/// Sends one request (as POST if the listing switched) and parses the body,
+/// in a task of its own.
 fn spawn_page<T: Send + 'static>(
     fetcher: Arc<Fetcher>,
     get: RequestSpec,

@@ -28,7 +28,7 @@ pub struct Filters {
     pub limit: Option<u64>,
 }
 
-/// Where an incremental run left off for one source (SPEC section 7).
+/// Where an incremental run left off for one source (docs/SPEC.md section 7).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Bookmark {
     pub created_at: Option<DateTime<Utc>>,

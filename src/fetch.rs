@@ -31,8 +31,9 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Exponential back-off with "full jitter": a random delay between half
-    /// and all of `base * 2^attempt`, capped.
+    /// Exponential back-off with "equal jitter": a random delay between
+    /// half and all of `base * 2^attempt`, capped, so retries of pages that
+    /// failed together do not come back together.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exponential = self
             .base

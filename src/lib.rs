@@ -10,6 +10,7 @@ pub mod driver;
 pub mod error;
 pub mod export;
 pub mod fetch;
+pub mod keys;
 pub mod model;
 pub mod output;
 pub mod progress;

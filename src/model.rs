@@ -1,4 +1,4 @@
-//! The common model every vendor is mapped into (SPEC section 2). The model
+//! The common model every vendor is mapped into (docs/SPEC.md section 2). The model
 //! holds data and does not format itself: `output::fields` has the field
 //! tables that decide key order, columns and cells.
 

@@ -1,5 +1,5 @@
-//! CSV (SPEC section 3): RFC 4180 quoting, `\n` line ends, a header row
-//! always, an optional byte-order mark, and the formula guard of SPEC
+//! CSV (docs/SPEC.md section 3): RFC 4180 quoting, `\n` line ends, a header row
+//! always, an optional byte-order mark, and the formula guard of docs/SPEC.md
 //! section 6 on every cell.
 
 use std::borrow::Cow;
@@ -110,7 +110,7 @@ fn csv_error(e: csv::Error) -> io::Error {
     }
 }
 
-/// The CSV formula guard (SPEC 6). Prefixes `'` to a cell a spreadsheet
+/// The CSV formula guard (docs/SPEC.md section 6). Prefixes `'` to a cell a spreadsheet
 /// would run as a formula:
 ///
 /// - a cell beginning with `=`, `@`, tab or carriage return, always;

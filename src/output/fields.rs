@@ -102,7 +102,7 @@ pub type Getter<R> = for<'a> fn(&'a R) -> FieldValue<'a>;
 /// A field of a message row, which borrows its conversation.
 pub type RowGetter = for<'a> fn(MessageRow<'a>) -> FieldValue<'a>;
 
-/// Lead fields in output order (SPEC section 2).
+/// Lead fields in output order (docs/SPEC.md section 2).
 pub static LEAD_FIELDS: &[Field<Getter<Lead>>] = &[
     Field {
         name: "id",
@@ -249,7 +249,7 @@ impl<'a> MessageRow<'a> {
     }
 }
 
-/// The tabular columns of conversations (SPEC section 3).
+/// The tabular columns of conversations (docs/SPEC.md section 3).
 pub static MESSAGE_ROW_FIELDS: &[Field<RowGetter>] = &[
     Field {
         name: "conversation_id",

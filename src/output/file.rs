@@ -1,5 +1,5 @@
 //! The output file: stdout, or a file that is only put in place once
-//! everything was written (SPEC section 1 "Output"). Write errors come back
+//! everything was written (docs/SPEC.md section 1 "Output"). Write errors come back
 //! as the original `io::Error` so the caller can tell a closed pipe
 //! (`| head -1`, a quiet success) from a real failure.
 
@@ -134,7 +134,7 @@ impl OutputFile {
 
     /// Flushes, syncs and renames the temporary file over the target. For
     /// stdout only flushes, and a reader that already went away (broken
-    /// pipe) is success, as SPEC 1 asks for `| head -1`.
+    /// pipe) is success, as docs/SPEC.md section 1 asks for `| head -1`.
     pub fn commit(self) -> Result<()> {
         let OutputFile { writer, target } = self;
         match target {

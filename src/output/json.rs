@@ -140,7 +140,7 @@ mod tests {
     }
 
     /// The independent oracle: the same object built as a `serde_json::Value`
-    /// key by key from SPEC section 2, then written by serde.
+    /// key by key from docs/SPEC.md section 2, then written by serde.
     fn lead_as_value(lead: &Lead) -> Value {
         let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
         let mut object = json!({

@@ -1,4 +1,4 @@
-//! Output: everything between a record and the bytes of the output (SPEC
+//! Output: everything between a record and the bytes of the output (docs/SPEC.md
 //! sections 1 "Output", 3 and 6). The model holds data; this module decides
 //! every byte of it.
 //!
@@ -130,7 +130,7 @@ pub struct FormatOptions {
     pub format: Format,
     /// CSV and XLSX: which columns.
     pub columns: Columns,
-    /// SPEC 6; CSV only.
+    /// docs/SPEC.md section 6; CSV only.
     pub formula_guard: bool,
     /// UTF-8 byte-order mark at the start of CSV.
     pub bom: bool,

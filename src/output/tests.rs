@@ -58,7 +58,7 @@ fn lead_csv_header() -> String {
 
 #[test]
 fn the_tables_spell_spec_section_3() {
-    // SPEC section 3, written out once here: the tables are the source of
+    // docs/SPEC.md section 3, written out once here: the tables are the source of
     // truth everywhere else.
     assert_eq!(
         Lead::column_names().join(","),

@@ -1,4 +1,4 @@
-//! XLSX (SPEC section 3) in rust_xlsxwriter's constant-memory mode: rows go
+//! XLSX (docs/SPEC.md section 3) in rust_xlsxwriter's constant-memory mode: rows go
 //! to a temporary file per sheet as they come, and the workbook is zipped
 //! into the output at `finish`. One sheet per record kind (more past the
 //! row limit), header bold and frozen with an autofilter, `created_at`

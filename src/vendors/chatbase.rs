@@ -1,4 +1,4 @@
-//! Chatbase wire format (vendor-apis §6): leads from v1 `get-leads`
+//! Chatbase wire format (docs/vendor-apis.md §6): leads from v1 `get-leads`
 //! (numbered pages, the body shapes Chatzuri copies, so its parser is
 //! reused), conversations from v2 `conversations/export` (a cursor, messages
 //! embedded, times in Unix seconds), and v1 `get-conversations` for a plan
@@ -16,7 +16,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Lead, Message, carries_data, clean_string, format_timestamp};
+use crate::model::{Conversation, Lead, Message, clean_string, format_timestamp};
 
 pub static VENDOR: VendorSpec = VendorSpec {
     name: "chatbase",
@@ -260,7 +260,7 @@ pub fn parse_export(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>,
     })
 }
 
-/// One v2 conversation (vendor-apis §6.11): `createdAt` (Unix seconds) is
+/// One v2 conversation (docs/vendor-apis.md §6.11): `createdAt` (Unix seconds) is
 /// `created_at`, `userId` the customer, `source` as sent; `title`,
 /// `status`, `updatedAt` and any other key go to `fields`. Messages: the
 /// text parts joined by newlines (null when there are none), `createdAt`
@@ -309,53 +309,31 @@ fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation 
     conversation
 }
 
+/// The shared message mapping (role lower-cased, `createdAt`, extras), with
+/// the content taken from the `text` parts; the other parts stay in the
+/// extras.
 fn map_message(value: &Value) -> (Message, Map<String, Value>) {
-    let Value::Object(obj) = value else {
-        let message = Message {
-            role: "unknown".to_owned(),
-            content: clean_string(Some(value)),
-            created_at: None,
-        };
-        return (message, Map::new());
+    let (mut message, mut extras) =
+        super::map_message(value, &["role"], &[], &["createdAt"], |_| None);
+    let Some(parts) = extras.shift_remove("parts") else {
+        return (message, extras);
     };
-    let mut pick = Picker::new(obj);
-    let role = pick
-        .string(&["role"])
-        .map(|r| r.to_lowercase())
-        .unwrap_or_else(|| "unknown".to_owned());
-    let stamp = Stamp::of(pick.take(&["createdAt"]));
-    let parts = pick.take(&["parts"]);
-    let mut extras = pick.rest();
-    let created_at = stamp.apply(&mut extras);
     let mut texts = Vec::new();
     let mut other_parts = Vec::new();
-    match parts {
-        Some(Value::Array(parts)) => {
-            for part in parts {
-                let is_text = part.get("type").and_then(Value::as_str) == Some("text");
-                match part.get("text").and_then(Value::as_str) {
-                    Some(text) if is_text => texts.push(text),
-                    _ => other_parts.push(part.clone()),
-                }
-            }
+    for part in parts.as_array().cloned().unwrap_or_else(|| vec![parts]) {
+        let is_text = part.get("type").and_then(Value::as_str) == Some("text");
+        match part.get("text").and_then(Value::as_str) {
+            Some(text) if is_text => texts.push(text.trim().to_owned()),
+            _ => other_parts.push(part),
         }
-        Some(other) if carries_data(other) => other_parts.push(other.clone()),
-        _ => {}
     }
     if !other_parts.is_empty() {
         extras.insert("parts".to_owned(), Value::Array(other_parts));
     }
-    let content = Some(texts.join("\n"))
+    message.content = Some(texts.join("\n"))
         .map(|text| text.trim().to_owned())
         .filter(|text| !text.is_empty());
-    (
-        Message {
-            role,
-            content,
-            created_at,
-        },
-        extras,
-    )
+    (message, extras)
 }
 
 #[cfg(test)]

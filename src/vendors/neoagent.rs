@@ -1,4 +1,4 @@
-//! NeoAgent wire format (vendor-apis §2): `LeadList` and `ChatContentHistory`,
+//! NeoAgent wire format (docs/vendor-apis.md §2): `LeadList` and `ChatContentHistory`,
 //! POST with JSON bodies, raw key, no paging (the engine splits a range
 //! into date windows). Every answer comes in a `{Data, Version, Success,
 //! Code, Message}` envelope that can say "no" inside an HTTP 200, and lead

@@ -1,4 +1,4 @@
-//! Robofy wire format (vendor-apis §3): List Leads, paged by an opaque
+//! Robofy wire format (docs/vendor-apis.md §3): List Leads, paged by an opaque
 //! `nextPageToken`, and the two Inbox endpoints (sessions, then each
 //! session's messages), Bearer key, `{message, data}` envelope. The Inbox
 //! bodies are undocumented, so their parsers accept every shape the vendor's
@@ -334,7 +334,7 @@ fn claim(entries: &mut [Entry<'_>], matches: impl Fn(&Entry<'_>) -> bool) -> Opt
     clean_string(Some(entry.value))
 }
 
-/// Picks name, email and phone out of the visitor's form (vendor-apis §4.1):
+/// Picks name, email and phone out of the visitor's form (docs/vendor-apis.md §4.1):
 /// `field_type` decides first (`email`; `phone`/`tel`/`mobile`), then
 /// `field_name` ignoring case (`email`/`e-mail`; `phone`, `mobile`,
 /// `telephone`, `tel`, `whatsapp`; `name`, `full_name`, `full name`). Only

@@ -1,4 +1,4 @@
-//! `leads conversations` (issue 4, SPEC sections 1-4): request shapes and
+//! `leads conversations` (issue 4, docs/SPEC.md section 1-4): request shapes and
 //! paging per vendor against wiremock servers on loopback, the Chatzuri 405
 //! fallback, unsupported filters, the CSV layout, and every vendor through
 //! the sandbox with the generator's exact conversation and message counts.

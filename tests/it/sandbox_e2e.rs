@@ -1,5 +1,5 @@
 //! End-to-end runs of the binary against the built-in vendor simulator
-//! (issue 3, SPEC section 8). The sandbox runs in-process on the test's
+//! (issue 3, docs/SPEC.md section 8). The sandbox runs in-process on the test's
 //! runtime; its generator (`leads::sandbox::data`) is the oracle for what
 //! every run must write.
 
