@@ -92,7 +92,39 @@ impl Resource {
 /// (`2025-01-15T10:30:00.000000Z`), so that text order is time order: every
 /// timestamp the tool writes is spelled this way.
 pub fn format_timestamp(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    match timestamp_bytes(t) {
+        Some(bytes) => bytes.iter().map(|&b| char::from(b)).collect(),
+        None => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+    }
+}
+
+/// The bytes of [`format_timestamp`] for the years 0 to 9999, written by
+/// hand: this is on the hot path of every export (chrono's formatter goes
+/// through `fmt` machinery and an allocation). `None` for other years,
+/// which chrono spells with a sign.
+pub fn timestamp_bytes(t: &DateTime<Utc>) -> Option<[u8; 27]> {
+    use chrono::{Datelike, Timelike};
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    // A leap second shows as second 60, as chrono shows it.
+    let (second, nanos) = match t.nanosecond() {
+        n if n >= 1_000_000_000 => (t.second() + 1, n - 1_000_000_000),
+        n => (t.second(), n),
+    };
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut value: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, second);
+    put(20, 6, nanos / 1000);
+    Some(out)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -275,6 +307,29 @@ mod tests {
             let t = base + chrono::Duration::nanoseconds(nanos);
             assert_eq!(format_timestamp(&t), expected, "{nanos}");
         }
+        // The hand-written spelling is chrono's, over the whole range.
+        for seconds in [
+            -62_167_219_200, // 0000-01-01
+            -1,
+            0,
+            951_782_400, // 2000-02-29
+            1_736_937_000,
+            253_402_300_799, // 9999-12-31T23:59:59
+        ] {
+            for nanos in [0, 1_000, 999_999_999, 123_456_789, 1_500_000_000] {
+                let Some(t) = DateTime::<Utc>::from_timestamp(seconds, nanos) else {
+                    continue;
+                };
+                assert_eq!(
+                    format_timestamp(&t),
+                    t.to_rfc3339_opts(SecondsFormat::Micros, true),
+                    "{seconds} {nanos}"
+                );
+            }
+        }
+        let far = DateTime::<Utc>::from_timestamp(253_402_300_800, 0).unwrap();
+        assert_eq!(timestamp_bytes(&far), None);
+        assert_eq!(format_timestamp(&far), "+10000-01-01T00:00:00.000000Z");
         let mut spelled: Vec<String> = [500_000_000, 0, 7_000]
             .iter()
             .map(|n| format_timestamp(&(base + chrono::Duration::nanoseconds(*n))))

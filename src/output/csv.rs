@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use super::fields::Cell;
 use super::table::TableSink;
-use crate::model::format_timestamp;
+use crate::model::{format_timestamp, timestamp_bytes};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -73,7 +73,14 @@ impl<W: Write> TableSink for CsvSink<W> {
             let text = match cell {
                 Cell::Empty => Cow::Borrowed(""),
                 Cell::Text(text) => Cow::Borrowed(text.as_ref()),
-                Cell::Time(t) => Cow::Owned(format_timestamp(t)),
+                Cell::Time(t) => match timestamp_bytes(t) {
+                    // ASCII digits and punctuation: never guarded, never quoted.
+                    Some(bytes) => {
+                        csv.write_field(bytes).map_err(csv_error)?;
+                        continue;
+                    }
+                    None => Cow::Owned(format_timestamp(t)),
+                },
             };
             let text = if guard {
                 match guard_cell(&text) {

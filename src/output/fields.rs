@@ -94,7 +94,21 @@ impl Cell<'_> {
 /// One entry of a field table.
 pub struct Field<G> {
     pub name: &'static str,
+    /// `,"NAME":`, what JSON writes before the value (without the comma
+    /// for the first field): one copy per field on the hot path.
+    pub json_key: &'static str,
     pub get: G,
+}
+
+/// A table entry: the name once, its JSON key made from it.
+macro_rules! field {
+    ($name:literal, $get:expr) => {
+        Field {
+            name: $name,
+            json_key: concat!(",\"", $name, "\":"),
+            get: $get,
+        }
+    };
 }
 
 /// A field of a record kind that owns its data.
@@ -104,130 +118,43 @@ pub type RowGetter = for<'a> fn(MessageRow<'a>) -> FieldValue<'a>;
 
 /// Lead fields in output order (docs/SPEC.md section 2).
 pub static LEAD_FIELDS: &[Field<Getter<Lead>>] = &[
-    Field {
-        name: "id",
-        get: |l| FieldValue::Str(&l.id),
-    },
-    Field {
-        name: "vendor",
-        get: |l| FieldValue::Str(l.vendor.as_str()),
-    },
-    Field {
-        name: "agent_id",
-        get: |l| FieldValue::Str(&l.agent_id),
-    },
-    Field {
-        name: "kind",
-        get: |l| FieldValue::Str(&l.kind),
-    },
-    Field {
-        name: "created_at",
-        get: |l| FieldValue::time(l.created_at),
-    },
-    Field {
-        name: "name",
-        get: |l| FieldValue::text(&l.name),
-    },
-    Field {
-        name: "email",
-        get: |l| FieldValue::text(&l.email),
-    },
-    Field {
-        name: "phone",
-        get: |l| FieldValue::text(&l.phone),
-    },
-    Field {
-        name: "source",
-        get: |l| FieldValue::text(&l.source),
-    },
-    Field {
-        name: "page_url",
-        get: |l| FieldValue::text(&l.page_url),
-    },
-    Field {
-        name: "ip_address",
-        get: |l| FieldValue::text(&l.ip_address),
-    },
-    Field {
-        name: "session_id",
-        get: |l| FieldValue::text(&l.session_id),
-    },
-    Field {
-        name: "message",
-        get: |l| FieldValue::text(&l.message),
-    },
-    Field {
-        name: "fields",
-        get: |l| FieldValue::Object(&l.fields),
-    },
-    Field {
-        name: "raw",
-        get: |l| FieldValue::Raw(l.raw.as_ref()),
-    },
+    field!("id", |l| FieldValue::Str(&l.id)),
+    field!("vendor", |l| FieldValue::Str(l.vendor.as_str())),
+    field!("agent_id", |l| FieldValue::Str(&l.agent_id)),
+    field!("kind", |l| FieldValue::Str(&l.kind)),
+    field!("created_at", |l| FieldValue::time(l.created_at)),
+    field!("name", |l| FieldValue::text(&l.name)),
+    field!("email", |l| FieldValue::text(&l.email)),
+    field!("phone", |l| FieldValue::text(&l.phone)),
+    field!("source", |l| FieldValue::text(&l.source)),
+    field!("page_url", |l| FieldValue::text(&l.page_url)),
+    field!("ip_address", |l| FieldValue::text(&l.ip_address)),
+    field!("session_id", |l| FieldValue::text(&l.session_id)),
+    field!("message", |l| FieldValue::text(&l.message)),
+    field!("fields", |l| FieldValue::Object(&l.fields)),
+    field!("raw", |l| FieldValue::Raw(l.raw.as_ref())),
 ];
 
 /// Conversation fields in JSON order.
 pub static CONVERSATION_FIELDS: &[Field<Getter<Conversation>>] = &[
-    Field {
-        name: "id",
-        get: |c| FieldValue::Str(&c.id),
-    },
-    Field {
-        name: "vendor",
-        get: |c| FieldValue::Str(c.vendor.as_str()),
-    },
-    Field {
-        name: "agent_id",
-        get: |c| FieldValue::Str(&c.agent_id),
-    },
-    Field {
-        name: "created_at",
-        get: |c| FieldValue::time(c.created_at),
-    },
-    Field {
-        name: "source",
-        get: |c| FieldValue::text(&c.source),
-    },
-    Field {
-        name: "customer",
-        get: |c| FieldValue::text(&c.customer),
-    },
-    Field {
-        name: "session_id",
-        get: |c| FieldValue::text(&c.session_id),
-    },
-    Field {
-        name: "page_url",
-        get: |c| FieldValue::text(&c.page_url),
-    },
-    Field {
-        name: "messages",
-        get: |c| FieldValue::Messages(&c.messages),
-    },
-    Field {
-        name: "fields",
-        get: |c| FieldValue::Object(&c.fields),
-    },
-    Field {
-        name: "raw",
-        get: |c| FieldValue::Raw(c.raw.as_ref()),
-    },
+    field!("id", |c| FieldValue::Str(&c.id)),
+    field!("vendor", |c| FieldValue::Str(c.vendor.as_str())),
+    field!("agent_id", |c| FieldValue::Str(&c.agent_id)),
+    field!("created_at", |c| FieldValue::time(c.created_at)),
+    field!("source", |c| FieldValue::text(&c.source)),
+    field!("customer", |c| FieldValue::text(&c.customer)),
+    field!("session_id", |c| FieldValue::text(&c.session_id)),
+    field!("page_url", |c| FieldValue::text(&c.page_url)),
+    field!("messages", |c| FieldValue::Messages(&c.messages)),
+    field!("fields", |c| FieldValue::Object(&c.fields)),
+    field!("raw", |c| FieldValue::Raw(c.raw.as_ref())),
 ];
 
 /// The fields of one message inside a conversation's JSON.
 pub static MESSAGE_FIELDS: &[Field<Getter<Message>>] = &[
-    Field {
-        name: "role",
-        get: |m| FieldValue::Str(&m.role),
-    },
-    Field {
-        name: "content",
-        get: |m| FieldValue::text(&m.content),
-    },
-    Field {
-        name: "created_at",
-        get: |m| FieldValue::time(m.created_at),
-    },
+    field!("role", |m| FieldValue::Str(&m.role)),
+    field!("content", |m| FieldValue::text(&m.content)),
+    field!("created_at", |m| FieldValue::time(m.created_at)),
 ];
 
 /// One row of a conversation in tabular output: one per message (`index`
@@ -251,50 +178,27 @@ impl<'a> MessageRow<'a> {
 
 /// The tabular columns of conversations (docs/SPEC.md section 3).
 pub static MESSAGE_ROW_FIELDS: &[Field<RowGetter>] = &[
-    Field {
-        name: "conversation_id",
-        get: |r| FieldValue::Str(&r.conversation.id),
-    },
-    Field {
-        name: "vendor",
-        get: |r| FieldValue::Str(r.conversation.vendor.as_str()),
-    },
-    Field {
-        name: "agent_id",
-        get: |r| FieldValue::Str(&r.conversation.agent_id),
-    },
-    Field {
-        name: "conversation_created_at",
-        get: |r| FieldValue::time(r.conversation.created_at),
-    },
-    Field {
-        name: "source",
-        get: |r| FieldValue::text(&r.conversation.source),
-    },
-    Field {
-        name: "customer",
-        get: |r| FieldValue::text(&r.conversation.customer),
-    },
-    Field {
-        name: "session_id",
-        get: |r| FieldValue::text(&r.conversation.session_id),
-    },
-    Field {
-        name: "message_index",
-        get: |r| r.index.map_or(FieldValue::Null, FieldValue::Index),
-    },
-    Field {
-        name: "role",
-        get: |r| r.message_value(|m| FieldValue::Str(&m.role)),
-    },
-    Field {
-        name: "content",
-        get: |r| r.message_value(|m| FieldValue::text(&m.content)),
-    },
-    Field {
-        name: "message_created_at",
-        get: |r| r.message_value(|m| FieldValue::time(m.created_at)),
-    },
+    field!("conversation_id", |r| FieldValue::Str(&r.conversation.id)),
+    field!("vendor", |r| FieldValue::Str(
+        r.conversation.vendor.as_str()
+    )),
+    field!("agent_id", |r| FieldValue::Str(&r.conversation.agent_id)),
+    field!("conversation_created_at", |r| FieldValue::time(
+        r.conversation.created_at
+    )),
+    field!("source", |r| FieldValue::text(&r.conversation.source)),
+    field!("customer", |r| FieldValue::text(&r.conversation.customer)),
+    field!("session_id", |r| FieldValue::text(
+        &r.conversation.session_id
+    )),
+    field!("message_index", |r| r
+        .index
+        .map_or(FieldValue::Null, FieldValue::Index)),
+    field!("role", |r| r.message_value(|m| FieldValue::Str(&m.role))),
+    field!("content", |r| r
+        .message_value(|m| FieldValue::text(&m.content))),
+    field!("message_created_at", |r| r
+        .message_value(|m| FieldValue::time(m.created_at))),
 ];
 
 /// What the writers need of a record kind: its JSON table, and its rows for

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::fields::{Field, FieldValue, Getter, MESSAGE_FIELDS};
-use crate::model::format_timestamp;
+use crate::model::{format_timestamp, timestamp_bytes};
 
 /// Appends `record` as one compact JSON object.
 pub fn push_object<R>(out: &mut Vec<u8>, table: &[Field<Getter<R>>], record: &R) {
@@ -16,22 +16,30 @@ pub fn push_object<R>(out: &mut Vec<u8>, table: &[Field<Getter<R>>], record: &R)
         if let FieldValue::Raw(None) = value {
             continue;
         }
-        if !std::mem::take(&mut first) {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(field.name.as_bytes());
-        out.extend_from_slice(b"\":");
+        let key = field.json_key.as_bytes();
+        out.extend_from_slice(if std::mem::take(&mut first) {
+            &key[1..]
+        } else {
+            key
+        });
         push_field(out, value);
     }
     out.push(b'}');
 }
 
+#[inline]
 fn push_field(out: &mut Vec<u8>, value: FieldValue<'_>) {
     match value {
         FieldValue::Null | FieldValue::Raw(None) => out.extend_from_slice(b"null"),
         FieldValue::Str(text) => push_str(out, text),
-        FieldValue::Time(t) => push_str(out, &format_timestamp(&t)),
+        FieldValue::Time(t) => match timestamp_bytes(&t) {
+            Some(bytes) => {
+                out.push(b'"');
+                out.extend_from_slice(&bytes);
+                out.push(b'"');
+            }
+            None => push_str(out, &format_timestamp(&t)),
+        },
         FieldValue::Object(map) => push_map(out, map),
         FieldValue::Messages(messages) => {
             out.push(b'[');
@@ -57,6 +65,7 @@ pub fn push_value(out: &mut Vec<u8>, value: &Value) {
 /// Appends `text` as a JSON string. Most strings need no escaping (serde
 /// escapes only `"`, `\\` and control characters), and those are copied
 /// whole; the rest go through serde.
+#[inline]
 pub fn push_str(out: &mut Vec<u8>, text: &str) {
     if needs_escape(text.as_bytes()) {
         let _ = serde_json::to_writer(out, text);
