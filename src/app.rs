@@ -9,14 +9,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, SandboxArgs};
-use crate::config::{self, Endpoint, ExportArgs, ProcessEnvironment, Settings, Source};
+use crate::config::{Endpoint, Settings, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{self, Bookmark, Exportable, RunStats, SeenIds};
 use crate::fetch::Fetcher;
-use crate::model::{Conversation, Lead, Resource, Vendor};
+use crate::model::{Resource, Vendor};
 use crate::output::{Formatted, Output, spool};
 use crate::progress::Progress;
 use crate::sandbox::{self, Sandbox, SandboxOptions};
@@ -30,49 +28,6 @@ pub struct Ui {
     pub verbose: u8,
 }
 
-pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
-    let ui = Ui {
-        quiet: cli.quiet,
-        verbose: cli.verbose,
-    };
-    match cli.command {
-        Command::Pull(args) => {
-            let export = ExportArgs {
-                resource: Resource::Leads,
-                source: &args.source,
-                filters: &args.filters,
-                channels: &[],
-                output: &args.output,
-                fetch: &args.fetch,
-            };
-            let settings = config::resolve(&export, &ProcessEnvironment, now)?;
-            run_export::<Lead>(settings, ui, now).await
-        }
-        Command::Conversations(args) => {
-            let export = ExportArgs {
-                resource: Resource::Conversations,
-                source: &args.source,
-                filters: &args.filters,
-                channels: &args.channels,
-                output: &args.output,
-                fetch: &args.fetch,
-            };
-            let settings = config::resolve(&export, &ProcessEnvironment, now)?;
-            run_export::<Conversation>(settings, ui, now).await
-        }
-        Command::Sandbox(args) => serve_sandbox(&args).await,
-        Command::Vendors => {
-            print_stdout(&vendors_table())?;
-            Ok(())
-        }
-        Command::Completions { shell } => {
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "leads", &mut out);
-            out.flush().map_err(write_error)
-        }
-    }
-}
-
 /// A write failure: a closed stdout is a quiet success, anything else is a
 /// local file error.
 pub fn write_error(e: std::io::Error) -> Error {
@@ -83,14 +38,14 @@ pub fn write_error(e: std::io::Error) -> Error {
     }
 }
 
-fn print_stdout(text: &str) -> Result<()> {
+pub fn print_stdout(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
         .map_err(write_error)
 }
 
-async fn run_export<R: Exportable + Formatted>(
+pub async fn run_export<R: Exportable + Formatted>(
     settings: Settings,
     ui: Ui,
     now: DateTime<Utc>,
@@ -439,20 +394,13 @@ async fn run_spooled<R: Exportable + Formatted>(
     Ok(outcomes)
 }
 
-async fn serve_sandbox(args: &SandboxArgs) -> Result<()> {
-    let options = SandboxOptions {
-        port: args.port,
-        seed: args.seed,
-        leads: args.leads,
-        conversations: args.conversations,
-        latency: std::time::Duration::from_millis(args.latency_ms),
-        fail_every: args.fail_every,
-        rate_limit: args.rate_limit,
-    };
+/// `leads sandbox`: serves until Ctrl-C.
+pub async fn serve_sandbox(options: SandboxOptions) -> Result<()> {
+    let port = options.port;
     let sandbox = Sandbox::start(options).await.map_err(|e| {
         Error::new(
             ErrorKind::LocalFile,
-            format!("cannot listen on 127.0.0.1:{}: {e}", args.port),
+            format!("cannot listen on 127.0.0.1:{port}: {e}"),
         )
         .with_hint("pick another --port, or --port 0 for a free one")
     })?;
