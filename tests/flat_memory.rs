@@ -77,8 +77,9 @@ fn count_xlsx_rows(path: &Path) -> usize {
         .expect("an XLSX zip");
     let sheets: Vec<String> = zip
         .file_names()
+        .filter_map(Result::ok)
         .filter(|n| n.starts_with("xl/worksheets/sheet"))
-        .map(str::to_owned)
+        .map(|n| n.into_owned())
         .collect();
     let mut rows = 0;
     for name in sheets {
