@@ -86,11 +86,9 @@ pub async fn run_export<R: Exportable + Formatted>(
             *slot = bookmark;
         }
     }
-    if let Some(source) = settings
-        .sources
-        .iter()
-        .find(|s| matches!(s.endpoint, Endpoint::Sandbox) && !Vendor::ALL.contains(&s.job.vendor))
-    {
+    if let Some(source) = settings.sources.iter().find(|s| {
+        matches!(s.endpoint, Endpoint::Sandbox) && sandbox::key(s.job.vendor.as_str()).is_none()
+    }) {
         return Err(Error::usage(format!(
             "the sandbox does not simulate {} yet",
             source.job.vendor.display_name()
@@ -120,9 +118,13 @@ pub async fn run_export<R: Exportable + Formatted>(
                 _,
             ) => (base_url.clone(), key.clone(), ca_certs.as_slice()),
             (Endpoint::Sandbox, Some(sandbox)) => {
-                let url = url::Url::parse(&sandbox.base_url(source.job.vendor))
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                let key = ApiKey::new(sandbox::key(source.job.vendor))
+                let url = url::Url::parse(
+                    &sandbox
+                        .base_url(source.job.vendor.as_str())
+                        .unwrap_or_default(),
+                )
+                .map_err(|e| Error::internal(e.to_string()))?;
+                let key = ApiKey::new(sandbox::key(source.job.vendor.as_str()).unwrap_or_default())
                     .ok_or_else(|| Error::internal("empty sandbox key"))?;
                 (url, key, &[][..])
             }
@@ -396,6 +398,9 @@ async fn run_spooled<R: Exportable + Formatted>(
 
 /// `leads sandbox`: serves until Ctrl-C.
 pub async fn serve_sandbox(options: SandboxOptions) -> Result<()> {
+    if !sandbox::AVAILABLE {
+        return Err(Error::usage("this build has no sandbox"));
+    }
     let port = options.port;
     let sandbox = Sandbox::start(options).await.map_err(|e| {
         Error::new(

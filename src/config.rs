@@ -79,6 +79,9 @@ pub fn resolve(
     now: DateTime<Utc>,
 ) -> Result<Settings> {
     let source = args.source;
+    if source.sandbox && !sandbox::AVAILABLE {
+        return Err(Error::usage("this build has no sandbox"));
+    }
     let filters = resolve_filters(args, now)?;
     let output = crate::output::settle(args.output, args.resource, env)?;
     let fetch = resolve_fetch(args.fetch)?;

@@ -125,7 +125,9 @@ async fn a_large_export_streams_in_flat_memory() {
             "--agent",
             DEMO_AGENT,
             "--base-url",
-            &sandbox.base_url(Vendor::Chatzuri),
+            &sandbox
+                .base_url("chatzuri")
+                .expect("the sandbox simulates Chatzuri"),
             "--format",
             format,
             "--concurrency",
@@ -137,7 +139,7 @@ async fn a_large_export_streams_in_flat_memory() {
         .map(|s| s.to_string())
         .chain([path.display().to_string()])
         .collect();
-        let key = sandbox::key(Vendor::Chatzuri);
+        let key = sandbox::key("chatzuri").expect("the sandbox simulates Chatzuri");
         let (status, err, peak) = tokio::task::spawn_blocking(move || {
             run_measured(args, Vendor::Chatzuri.key_env(), key)
         })

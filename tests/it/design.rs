@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::common::{assert_exit, leads, ndjson, run};
 use leads::model::Vendor;
-use leads::sandbox::{self, DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions, SandboxStats, data};
+use leads::sandbox::{DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions, SandboxStats, data};
 
 const SEED: u64 = 42;
 const LATENCY: Duration = Duration::from_millis(20);
@@ -49,10 +49,10 @@ async fn export(
             DEMO_AGENT,
             "--base-url",
         ])
-        .arg(sandbox.base_url(vendor))
+        .arg(crate::common::sandbox_url(sandbox, vendor))
         .args(["--format", "ndjson", "-q"])
         .args(args)
-        .env(vendor.key_env(), sandbox::key(vendor));
+        .env(vendor.key_env(), crate::common::sandbox_key(vendor));
     if vendor == Vendor::Robofy && command == "pull" {
         cmd.args(["--project", DEMO_PROJECT]);
     }
@@ -96,7 +96,7 @@ async fn chatzuri_pages_fetched_concurrently_come_out_in_page_order() {
     .await;
     let expected: Vec<String> = (0..total)
         .map(|i| {
-            data::lead(Vendor::Chatzuri, SEED, i, total)
+            data::lead(crate::common::sim(Vendor::Chatzuri), SEED, i, total)
                 .id
                 .expect("Chatzuri leads have ids")
         })
@@ -194,7 +194,7 @@ async fn robofy_session_messages_in_flight_never_exceed_the_concurrency() {
         .await;
         assert_eq!(records.len(), total);
         let expected: Vec<String> = (0..total)
-            .map(|i| data::conversation(Vendor::Robofy, SEED, i, total).id)
+            .map(|i| data::conversation(crate::common::sim(Vendor::Robofy), SEED, i, total).id)
             .collect();
         assert_eq!(
             ids(&records),

@@ -18,5 +18,6 @@ mod hardening_secrets;
 mod hardening_state;
 mod incremental;
 mod pull_http;
+mod sandbox_chatbase;
 mod sandbox_e2e;
 mod spreadsheets;

@@ -462,7 +462,7 @@ fn is_fixed_width(text: &str) -> bool {
 
 #[tokio::test]
 async fn every_timestamp_has_six_fraction_digits_for_every_vendor() {
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         for command in ["pull", "conversations"] {
             let output = run(sandbox(vendor, command, &["--format", "ndjson"])).await;
             ok(&output);
