@@ -115,8 +115,18 @@ pub fn resolve(
             }
             Some(StateSettings {
                 path: path.clone(),
-                lock_timeout: seconds("--lock-timeout", args.filters.lock_timeout, true)?,
+                lock_timeout: seconds(
+                    "--lock-timeout",
+                    args.filters.lock_timeout.unwrap_or(0.0),
+                    true,
+                )?,
             })
+        }
+        None if args.filters.lock_timeout.is_some() => {
+            return Err(Error::usage(
+                "--lock-timeout does nothing without --state: only a state file is locked",
+            )
+            .with_hint("add --state PATH, or drop --lock-timeout"));
         }
         None => None,
     };

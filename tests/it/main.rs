@@ -21,3 +21,4 @@ mod pull_http;
 mod sandbox_chatbase;
 mod sandbox_e2e;
 mod spreadsheets;
+mod ux;
