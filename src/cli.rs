@@ -21,7 +21,7 @@ fn vendor_names(name: fn(Vendor) -> &'static str) -> String {
 
 fn about() -> String {
     format!(
-        "Export leads and conversations from {} as JSON, NDJSON or CSV",
+        "Export leads and conversations from {} as JSON, NDJSON, CSV or XLSX",
         vendor_names(Vendor::display_name)
     )
 }
@@ -235,15 +235,19 @@ pub struct FilterArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Output format [default: json, or from the -o extension].
-    #[arg(long, value_enum)]
+    /// Output format [default: json, or from the -o extension; jsonl = ndjson].
+    #[arg(long, value_enum, ignore_case = true)]
     pub format: Option<Format>,
 
-    /// Write to PATH atomically instead of stdout ("-" is stdout).
+    /// Write to PATH atomically instead of stdout ("-" is stdout); .json, .ndjson/.jsonl, .csv, .xlsx, and .gz after a text format.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// Add the vendor's original record as `raw` (JSON formats).
+    /// CSV and XLSX: these columns, in this order (id,created_at,email,fields.company,...; all-fields adds one per custom field).
+    #[arg(long, value_name = "LIST")]
+    pub columns: Option<String>,
+
+    /// Add the vendor's original record as `raw` (JSON and NDJSON).
     #[arg(long)]
     pub raw: bool,
 
