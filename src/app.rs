@@ -26,6 +26,8 @@ use crate::state::{self, StateFile};
 pub struct Ui {
     pub quiet: bool,
     pub verbose: u8,
+    /// The summary line whatever stderr is (`--summary`).
+    pub summary: bool,
 }
 
 /// A write failure: a closed stdout is a quiet success, anything else is a
@@ -260,7 +262,7 @@ pub async fn run_export<R: Exportable + Formatted>(
         .iter()
         .map(|s| s.retries.load(std::sync::atomic::Ordering::Relaxed))
         .sum();
-    if !ui.quiet && (ui.verbose > 0 || std::io::stderr().is_terminal()) {
+    if ui.summary || (!ui.quiet && (ui.verbose > 0 || std::io::stderr().is_terminal())) {
         use crate::words::counted;
         let (one, many) = match settings.resource {
             Resource::Leads => ("lead", "leads"),

@@ -109,6 +109,11 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Print the one-line summary at the end even when stderr is not a
+    /// terminal (a cron log), also with -q.
+    #[arg(long, global = true)]
+    pub summary: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -18,6 +18,7 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
     let ui = Ui {
         quiet: cli.quiet,
         verbose: cli.verbose,
+        summary: cli.summary,
     };
     match cli.command {
         Command::Pull(args) => {

@@ -386,3 +386,44 @@ async fn progress_ticks_while_a_slow_page_is_awaited_and_leaves_no_debris() {
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 40);
     sandbox.shutdown().await;
 }
+
+/// A cron log gets the one-line summary without every request: `--summary`
+/// prints it when stderr is not a terminal, and with -q too.
+#[tokio::test]
+async fn summary_flag_prints_only_the_summary_line_for_a_cron_log() {
+    for quiet in [false, true] {
+        let mut cmd = leads();
+        cmd.args([
+            "pull",
+            "--vendor",
+            "chatzuri",
+            "--agent",
+            "demo",
+            "--sandbox",
+            "--summary",
+        ]);
+        if quiet {
+            cmd.arg("-q");
+        }
+        let output = run(cmd).await;
+        assert_exit(&output, 0);
+        let err = stderr(&output);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "quiet {quiet}: {err}");
+        assert!(lines[0].starts_with("leads: 250 leads written, "), "{err}");
+    }
+    let mut cmd = leads();
+    cmd.args([
+        "pull",
+        "--vendor",
+        "chatzuri",
+        "--agent",
+        "demo",
+        "--sandbox",
+    ]);
+    let output = run(cmd).await;
+    assert!(
+        stderr(&output).is_empty(),
+        "no summary to a non-terminal without --summary"
+    );
+}
