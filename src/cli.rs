@@ -179,7 +179,7 @@ pub struct SourceArgs {
     pub config: Option<PathBuf>,
 
     /// Which platform.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub vendor: Option<Vendor>,
 
     #[arg(long, value_name = "ID", help = agent_help())]

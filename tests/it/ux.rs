@@ -427,3 +427,20 @@ async fn summary_flag_prints_only_the_summary_line_for_a_cron_log() {
         "no summary to a non-terminal without --summary"
     );
 }
+
+#[tokio::test]
+async fn vendor_names_are_accepted_in_any_letter_case_like_formats() {
+    let mut cmd = leads();
+    cmd.args([
+        "pull",
+        "--vendor",
+        "ChatBase",
+        "--agent",
+        "demo",
+        "--sandbox",
+    ]);
+    cmd.args(["--format", "NDJSON", "--limit", "2"]);
+    let output = run(cmd).await;
+    assert_exit(&output, 0);
+    assert_eq!(crate::common::ndjson(&output).len(), 2);
+}
