@@ -38,6 +38,9 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
     };
     match cli.command {
         Command::Pull(args) => {
+            if let Some(path) = &args.report.report {
+                crate::report::begin(path.clone(), "pull", Resource::Leads, now);
+            }
             let export = ExportArgs {
                 resource: Resource::Leads,
                 source: &args.source,
@@ -50,6 +53,9 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
             run_export::<Lead>(settings, ui, now).await
         }
         Command::Conversations(args) => {
+            if let Some(path) = &args.report.report {
+                crate::report::begin(path.clone(), "conversations", Resource::Conversations, now);
+            }
             let export = ExportArgs {
                 resource: Resource::Conversations,
                 source: &args.source,
@@ -62,6 +68,14 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
             run_export::<Conversation>(settings, ui, now).await
         }
         Command::Sandbox(args) => serve_sandbox(&args).await,
+        Command::Check(args) => crate::check::run(&args, &ProcessEnvironment, now).await,
+        Command::Schema { kind } => {
+            let mut text = serde_json::to_string_pretty(&kind.schema())
+                .map_err(|e| Error::internal(e.to_string()))?;
+            text.push('\n');
+            print_stdout(&text)
+        }
+        Command::Tap(args) => crate::singer::run(&args, &ProcessEnvironment, now).await,
         Command::Vendors => {
             print_stdout(&vendors_table())?;
             Ok(())
@@ -104,6 +118,42 @@ impl Exportable for Conversation {
     ) -> impl Future<Output = Result<RunStats>> {
         export::export_conversations(job, fetcher, seen, sink)
     }
+}
+
+/// The fetcher of one source: its base URL and key, or the sandbox's when
+/// the source runs against the built-in simulator (started by the caller).
+pub fn build_fetcher(
+    source: &Source,
+    fetch: &crate::fetch::FetchSettings,
+    sandbox: Option<&Sandbox>,
+) -> Result<Fetcher> {
+    let (base_url, key, ca_certs) = match (&source.endpoint, sandbox) {
+        (
+            Endpoint::Remote {
+                base_url,
+                key,
+                ca_certs,
+            },
+            _,
+        ) => (base_url.clone(), key.clone(), ca_certs.as_slice()),
+        (Endpoint::Sandbox, Some(sandbox)) => {
+            let url = url::Url::parse(&sandbox.base_url(source.job.vendor))
+                .map_err(|e| Error::internal(e.to_string()))?;
+            let key = ApiKey::new(sandbox::key(source.job.vendor))
+                .ok_or_else(|| Error::internal("empty sandbox key"))?;
+            (url, key, &[][..])
+        }
+        (Endpoint::Sandbox, None) => return Err(Error::internal("sandbox not started")),
+    };
+    Fetcher::new(
+        source.job.vendor,
+        &source.job.agent,
+        &base_url,
+        &key,
+        auth_scheme(source.job.vendor),
+        fetch.clone(),
+        ca_certs,
+    )
 }
 
 fn auth_scheme(vendor: Vendor) -> vendors::AuthScheme {
@@ -183,41 +233,27 @@ async fn run_export<R: Exportable>(
     } else {
         None
     };
+    crate::report::sources(settings.sources.iter().map(|s| {
+        (
+            s.name.as_deref(),
+            s.job.vendor,
+            s.job.agent.as_str(),
+            s.job.bookmark.as_ref(),
+        )
+    }));
     let mut fetchers = Vec::with_capacity(settings.sources.len());
     for source in &settings.sources {
-        let (base_url, key, ca_certs) = match (&source.endpoint, &sandbox) {
-            (
-                Endpoint::Remote {
-                    base_url,
-                    key,
-                    ca_certs,
-                },
-                _,
-            ) => (base_url.clone(), key.clone(), ca_certs.as_slice()),
-            (Endpoint::Sandbox, Some(sandbox)) => {
-                let url = url::Url::parse(&sandbox.base_url(source.job.vendor))
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                let key = ApiKey::new(sandbox::key(source.job.vendor))
-                    .ok_or_else(|| Error::internal("empty sandbox key"))?;
-                (url, key, &[][..])
-            }
-            (Endpoint::Sandbox, None) => return Err(Error::internal("sandbox not started")),
-        };
-        let fetcher = Fetcher::new(
-            source.job.vendor,
-            &source.job.agent,
-            &base_url,
-            &key,
-            auth_scheme(source.job.vendor),
-            settings.fetch.clone(),
-            ca_certs,
-        )?;
-        fetchers.push(Arc::new(fetcher));
+        fetchers.push(Arc::new(build_fetcher(
+            source,
+            &settings.fetch,
+            sandbox.as_ref(),
+        )?));
     }
 
     // The fetchers go to their sources, so that each one's connections
     // close when its source is done; only their counters stay here.
     let fetch_stats: Vec<_> = fetchers.iter().map(|f| f.stats.clone()).collect();
+    crate::report::fetch_stats(&fetch_stats);
     let progress = Progress::new(
         !ui.quiet && std::io::stderr().is_terminal(),
         fetch_stats.clone(),
@@ -305,6 +341,22 @@ async fn run_export<R: Exportable>(
     out.commit()?;
     if let Some(prepared) = prepared {
         prepared.commit()?;
+    }
+    for (index, result) in &outcomes {
+        match result {
+            Ok(stats) => {
+                let source = &settings.sources[*index];
+                let after = state.as_ref().and_then(|state| {
+                    state.bookmark(&state::bookmark_key(
+                        source.job.vendor,
+                        &source.job.agent,
+                        settings.resource,
+                    ))
+                });
+                crate::report::source_succeeded(*index, stats, after);
+            }
+            Err(error) => crate::report::source_failed(*index, error),
+        }
     }
     progress.finish();
 

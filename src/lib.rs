@@ -4,6 +4,7 @@
 //! vendors' listings through `fetch`, and `output` writes the records.
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -11,9 +12,13 @@ pub mod export;
 pub mod fetch;
 pub mod model;
 pub mod output;
+pub mod process;
 pub mod progress;
+pub mod report;
 pub mod sandbox;
+pub mod schema;
 pub mod secret;
+pub mod singer;
 pub mod sources;
 pub mod state;
 pub mod time;

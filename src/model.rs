@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
     clap::ValueEnum,
     Serialize,
     serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Vendor {
@@ -109,7 +110,7 @@ fn serialize_timestamp<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result
 }
 
 /// Records are also read back, from the spool files of a multi-source run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Lead {
     pub id: String,
     pub vendor: Vendor,
@@ -158,7 +159,7 @@ impl Lead {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Message {
     /// `user`, `assistant`, or the vendor's value lower-cased.
     pub role: String,
@@ -170,7 +171,7 @@ pub struct Message {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Conversation {
     pub id: String,
     pub vendor: Vendor,
