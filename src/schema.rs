@@ -69,6 +69,22 @@ impl RecordKind {
         strip_descriptions(&mut value);
         if let Value::Object(map) = &mut value {
             map.insert("title".to_owned(), Value::from(title));
+            if let Some(Value::Object(properties)) = map.get_mut("properties") {
+                for schema in properties.values_mut() {
+                    // "Anything" as `{}`: a boolean schema is not valid in
+                    // the older drafts Singer targets validate with.
+                    if *schema == Value::Bool(true) {
+                        *schema = Value::Object(serde_json::Map::new());
+                    }
+                }
+            }
+            // Every field is always written (`null` when empty); only `raw`
+            // depends on a flag.
+            let required: Vec<Value> = map["properties"]
+                .as_object()
+                .map(|p| p.keys().filter(|k| *k != "raw").map(|k| Value::from(k.as_str())).collect())
+                .unwrap_or_default();
+            map.insert("required".to_owned(), Value::Array(required));
         }
         value
     }

@@ -38,6 +38,15 @@ impl Stream {
         }
     }
 
+    /// The record kind's schema less `raw`, which the tap never emits.
+    pub fn schema(self) -> Value {
+        let mut schema = self.0.schema();
+        if let Some(properties) = schema["properties"].as_object_mut() {
+            properties.remove("raw");
+        }
+        schema
+    }
+
     /// Selected when a run has no catalog.
     fn selected_by_default(self) -> bool {
         self.0 == RecordKind::Leads
@@ -49,7 +58,7 @@ impl Stream {
 
     /// The stream's entry in the catalog.
     pub fn catalog_entry(self) -> Value {
-        let schema = self.0.schema();
+        let schema = self.schema();
         let keys = self.0.key_properties();
         let mut metadata = vec![json!({
             "breadcrumb": [],
@@ -148,7 +157,7 @@ impl Selection {
             if !selected || streams.iter().any(|(s, _)| *s == stream) {
                 continue;
             }
-            let schema = stream.0.schema();
+            let schema = stream.schema();
             let mut keep = HashSet::new();
             let mut all = true;
             for name in schema["properties"]
@@ -206,7 +215,7 @@ fn metadata_by_breadcrumb(entry: &Value) -> std::collections::HashMap<Vec<String
 
 /// A schema cut down to the properties kept.
 pub fn selected_schema(stream: Stream, keep: &Option<HashSet<String>>) -> Value {
-    let mut schema = stream.0.schema();
+    let mut schema = stream.schema();
     if let Some(keep) = keep {
         if let Some(properties) = schema["properties"].as_object_mut() {
             properties.retain(|name, _| keep.contains(name));

@@ -168,7 +168,7 @@ impl TapConfig {
                         "start_date {start:?} is not an RFC 3339 timestamp (2025-01-15T00:00:00Z)"
                     ))
                 })?;
-            common.extend(["--since".to_owned(), start.trim().to_owned()]);
+            common.push(format!("--since={}", start.trim()));
         }
         for (field, flag, value) in [
             ("concurrency", "--concurrency", &raw.concurrency),
@@ -181,9 +181,9 @@ impl TapConfig {
         ] {
             match value {
                 None => {}
-                Some(Value::Number(n)) => common.extend([flag.to_owned(), n.to_string()]),
+                Some(Value::Number(n)) => common.push(format!("{flag}={n}")),
                 Some(Value::String(s)) if s.trim().parse::<f64>().is_ok() => {
-                    common.extend([flag.to_owned(), s.trim().to_owned()])
+                    common.push(format!("{flag}={}", s.trim()))
                 }
                 Some(_) => return Err(bad(format!("{field} must be a number"))),
             }
@@ -228,8 +228,8 @@ impl TapConfig {
                 (_, _, Some(path)) => KeySource::File(path.clone()),
                 _ => KeySource::Standard,
             };
-            let mut flags = vec!["--vendor".to_owned(), vendor.as_str().to_owned()];
-            flags.extend(["--agent".to_owned(), agent.clone()]);
+            // `--flag=value`: a value that starts with `-` stays a value.
+            let mut flags = vec![format!("--vendor={vendor}"), format!("--agent={agent}")];
             for (flag, value) in [
                 ("--project", entry.project.clone()),
                 ("--base-url", entry.base_url.clone()),
@@ -243,7 +243,7 @@ impl TapConfig {
                 ),
             ] {
                 if let Some(value) = value {
-                    flags.extend([flag.to_owned(), value]);
+                    flags.push(format!("{flag}={value}"));
                 }
             }
             if entry.sandbox == Some(true) {

@@ -11,7 +11,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::Result;
-use crate::model::format_timestamp;
 
 use super::catalog::{Stream, selected_schema};
 
@@ -63,7 +62,11 @@ impl<W: Write> SingerWriter<W> {
         serde_json::to_writer(&mut self.line, &value).map_err(internal)?;
         self.line.extend_from_slice(b",\"time_extracted\":\"");
         self.line
-            .extend_from_slice(format_timestamp(&Utc::now()).as_bytes());
+            .extend_from_slice(
+                Utc::now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                    .as_bytes(),
+            );
         self.line.extend_from_slice(b"\"}\n");
         self.out
             .write_all(&self.line)

@@ -16,3 +16,5 @@ mod hardening_state;
 mod incremental;
 mod pull_http;
 mod sandbox_e2e;
+mod schema;
+mod singer;

@@ -15,7 +15,15 @@ pub const ROBOFY_KEY: &str = "rf-test-key-9a8b7c6d5e4f3a2b";
 /// The binary, with no inherited keys, base URLs, proxies, config or log
 /// settings, and with retry back-off shortened to a millisecond.
 pub fn leads() -> Command {
-    let mut cmd = Command::cargo_bin("leads").expect("the leads binary is built");
+    clean(Command::cargo_bin("leads").expect("the leads binary is built"))
+}
+
+/// The Singer tap binary, with the same clean environment as [`leads`].
+pub fn tap_leads() -> Command {
+    clean(Command::cargo_bin("tap-leads").expect("the tap-leads binary is built"))
+}
+
+fn clean(mut cmd: Command) -> Command {
     for var in [
         "CHATZURI_API_KEY",
         "NEOAGENT_API_KEY",
