@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod common;
 
+mod check;
 mod cli;
 mod config_sources;
 mod conversations;
