@@ -16,6 +16,7 @@ mod hardening_secrets;
 mod hardening_state;
 mod incremental;
 mod pull_http;
+mod report;
 mod sandbox_e2e;
 mod schema;
 mod singer;
