@@ -179,9 +179,10 @@ async fn check_all(
                         .map_err(|e| Error::internal(format!("cannot start the sandbox: {e}")))?,
                 );
             }
-            let label = source.name.clone().unwrap_or_else(|| {
-                format!("{}/{}", source.job.vendor, source.job.agent)
-            });
+            let label = source
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}/{}", source.job.vendor, source.job.agent));
             results.push(check_one(label, source, &settings.fetch, sandbox.as_ref(), now).await);
         }
     }
@@ -269,7 +270,8 @@ fn table(results: &[CheckResult], terminal: bool) -> String {
             r.source.clone(),
             r.vendor.map_or("-", Vendor::as_str).to_owned(),
             r.status.to_owned(),
-            r.latency_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
+            r.latency_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
             r.error.clone().unwrap_or_default(),
         ]);
     }

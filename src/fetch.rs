@@ -306,7 +306,10 @@ impl Fetcher {
             }
             attempt += 1;
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            if matches!(failure, FailureSoFar::Status(StatusCode::TOO_MANY_REQUESTS, _)) {
+            if matches!(
+                failure,
+                FailureSoFar::Status(StatusCode::TOO_MANY_REQUESTS, _)
+            ) {
                 self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
             }
             tracing::warn!(target: "leads::http", "{} {} {}: {}; retry {}/{} in {:.1}s", self.vendor.display_name(), spec.endpoint, what, failure.describe(), attempt, retry.retries, delay.as_secs_f64());

@@ -55,7 +55,10 @@ where
         // A report that cannot be written fails a run that succeeded.
         Err(error) if outcome.is_ok() => Err(error),
         Err(error) => {
-            eprintln!("leads: error: {}", crate::secret::for_terminal(&one_line(&error.message)));
+            eprintln!(
+                "leads: error: {}",
+                crate::secret::for_terminal(&one_line(&error.message))
+            );
             outcome
         }
         Ok(()) => outcome,

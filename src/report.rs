@@ -149,7 +149,8 @@ pub fn finish(outcome: &Result<()>) -> Result<()> {
 }
 
 fn is_prometheus(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("prom"))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("prom"))
 }
 
 fn bookmark_json(bookmark: &Option<Bookmark>) -> Value {
@@ -201,7 +202,12 @@ impl SourceEntry {
     }
 }
 
-fn json_report(pending: &Pending, ended: DateTime<Utc>, exit_code: u8, error: Option<&str>) -> Value {
+fn json_report(
+    pending: &Pending,
+    ended: DateTime<Utc>,
+    exit_code: u8,
+    error: Option<&str>,
+) -> Value {
     let sources: Vec<Value> = pending
         .sources
         .iter()
@@ -348,7 +354,9 @@ fn prometheus(pending: &Pending, ended: DateTime<Utc>, exit_code: u8, previous: 
             "Records written by the last run.",
             (|c: &Counts| c.written) as fn(&Counts) -> u64,
         ),
-        ("leads_pages_total", "Pages read by the last run.", |c| c.pages),
+        ("leads_pages_total", "Pages read by the last run.", |c| {
+            c.pages
+        }),
         (
             "leads_requests_total",
             "HTTP requests sent by the last run.",
@@ -452,7 +460,9 @@ mod tests {
             ),
             "{first}"
         );
-        assert!(first.contains("leads_records_total{source=\"a\\\"b\",vendor=\"chatzuri\",resource=\"leads\"} 7"));
+        assert!(first.contains(
+            "leads_records_total{source=\"a\\\"b\",vendor=\"chatzuri\",resource=\"leads\"} 7"
+        ));
         let later = DateTime::from_timestamp(1_700_000_900, 0).unwrap();
         let second = prometheus(
             &pending(vec![entry("a\"b", None), entry("c", None)]),
@@ -464,7 +474,14 @@ mod tests {
             second.contains("source=\"a\\\"b\",vendor=\"chatzuri\",resource=\"leads\"} 1700000100"),
             "{second}"
         );
-        assert!(second.contains("leads_run_exit_code{source=\"c\",vendor=\"chatzuri\",resource=\"leads\"} 5"));
-        assert_eq!(second.matches("# TYPE leads_last_success_timestamp_seconds").count(), 1);
+        assert!(second.contains(
+            "leads_run_exit_code{source=\"c\",vendor=\"chatzuri\",resource=\"leads\"} 5"
+        ));
+        assert_eq!(
+            second
+                .matches("# TYPE leads_last_success_timestamp_seconds")
+                .count(),
+            1
+        );
     }
 }

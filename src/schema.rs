@@ -82,7 +82,12 @@ impl RecordKind {
             // depends on a flag.
             let required: Vec<Value> = map["properties"]
                 .as_object()
-                .map(|p| p.keys().filter(|k| *k != "raw").map(|k| Value::from(k.as_str())).collect())
+                .map(|p| {
+                    p.keys()
+                        .filter(|k| *k != "raw")
+                        .map(|k| Value::from(k.as_str()))
+                        .collect()
+                })
                 .unwrap_or_default();
             map.insert("required".to_owned(), Value::Array(required));
         }

@@ -197,7 +197,9 @@ impl Selection {
     }
 }
 
-fn metadata_by_breadcrumb(entry: &Value) -> std::collections::HashMap<Vec<String>, &Map<String, Value>> {
+fn metadata_by_breadcrumb(
+    entry: &Value,
+) -> std::collections::HashMap<Vec<String>, &Map<String, Value>> {
     let mut out = std::collections::HashMap::new();
     for item in entry["metadata"].as_array().into_iter().flatten() {
         let breadcrumb: Vec<String> = item["breadcrumb"]

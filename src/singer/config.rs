@@ -123,9 +123,8 @@ impl TapConfig {
     }
 
     pub fn parse(bytes: &[u8], path: &Path) -> Result<TapConfig> {
-        let bad = |message: String| {
-            Error::usage(format!("tap config {}: {message}", path.display()))
-        };
+        let bad =
+            |message: String| Error::usage(format!("tap config {}: {message}", path.display()));
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             // serde_json's message quotes no input, so no key can show.
             bad(format!("not JSON ({e})"))
@@ -195,11 +194,12 @@ impl TapConfig {
                 None if raw.sources.is_some() => format!("sources[{index}]"),
                 None => "the source".to_owned(),
             };
-            let vendor = entry
-                .vendor
-                .ok_or_else(|| bad(format!("{what}: vendor is required")).with_hint(
-                    format!("one of: {}", Vendor::ALL.map(|v| v.as_str()).join(", ")),
-                ))?;
+            let vendor = entry.vendor.ok_or_else(|| {
+                bad(format!("{what}: vendor is required")).with_hint(format!(
+                    "one of: {}",
+                    Vendor::ALL.map(|v| v.as_str()).join(", ")
+                ))
+            })?;
             let agent = entry
                 .agent
                 .clone()
@@ -420,7 +420,10 @@ mod tests {
         for (text, needle) in [
             (r#"{"vendor": "chatzuri"}"#, "agent is required"),
             (r#"{"agent": "a"}"#, "vendor is required"),
-            (r#"{"vendor": "chatzuri", "agent": "a", "colour": 1}"#, "colour"),
+            (
+                r#"{"vendor": "chatzuri", "agent": "a", "colour": 1}"#,
+                "colour",
+            ),
             (
                 r#"{"vendor": "chatzuri", "agent": "a", "start_date": "yesterday"}"#,
                 "start_date",

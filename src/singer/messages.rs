@@ -56,17 +56,17 @@ impl<W: Write> SingerWriter<W> {
             map.retain(|name, _| keep.contains(name));
         }
         self.line.clear();
-        self.line.extend_from_slice(b"{\"type\":\"RECORD\",\"stream\":\"");
+        self.line
+            .extend_from_slice(b"{\"type\":\"RECORD\",\"stream\":\"");
         self.line.extend_from_slice(stream.name().as_bytes());
         self.line.extend_from_slice(b"\",\"record\":");
         serde_json::to_writer(&mut self.line, &value).map_err(internal)?;
         self.line.extend_from_slice(b",\"time_extracted\":\"");
-        self.line
-            .extend_from_slice(
-                Utc::now()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-                    .as_bytes(),
-            );
+        self.line.extend_from_slice(
+            Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .as_bytes(),
+        );
         self.line.extend_from_slice(b"\"}\n");
         self.out
             .write_all(&self.line)

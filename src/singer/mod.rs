@@ -64,9 +64,7 @@ fn print_json(value: &Value) -> Result<()> {
 /// Meltano SDK's taps print with `--about --format=json`.
 pub fn about() -> Value {
     let vendors: Vec<&str> = Vendor::ALL.iter().map(|v| v.as_str()).collect();
-    let setting = |name: &str, kind: &str, description: &str| {
-        json!({"name": name, "kind": kind, "description": description})
-    };
+    let setting = |name: &str, kind: &str, description: &str| json!({"name": name, "kind": kind, "description": description});
     let mut api_key = setting(
         "api_key",
         "password",

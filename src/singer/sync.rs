@@ -69,7 +69,12 @@ impl TapState {
         let Some(value) = self.bookmarks.get(stream.name()).and_then(|s| s.get(key)) else {
             return Ok(None);
         };
-        let bad = || format!("bookmark {}/{key} is not {{\"created_at\": RFC 3339, \"ids\": [...]}}", stream.name());
+        let bad = || {
+            format!(
+                "bookmark {}/{key} is not {{\"created_at\": RFC 3339, \"ids\": [...]}}",
+                stream.name()
+            )
+        };
         let created_at = value["created_at"]
             .as_str()
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())

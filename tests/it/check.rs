@@ -83,7 +83,11 @@ async fn a_refused_key_and_an_unknown_agent_are_auth_refused_3_and_not_found_4()
         let output = run(check(vendor, &base, sandbox::key(vendor), "nobody")).await;
         assert_exit(&output, 4);
         assert_eq!(row(&output)["status"], "not found", "{vendor}");
-        assert!(stderr(&output).starts_with("leads: error: "), "{}", stderr(&output));
+        assert!(
+            stderr(&output).starts_with("leads: error: "),
+            "{}",
+            stderr(&output)
+        );
     }
 }
 
@@ -139,10 +143,18 @@ async fn named_sources_each_get_a_row_and_the_exit_code_is_the_worst_failures() 
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path(), &sandbox);
     let mut cmd = leads();
-    cmd.args(["check", "--all", "--format", "ndjson", "--retries", "0", "--config"])
-        .arg(&config)
-        .env("SANDBOX_CZ", sandbox::key(Vendor::Chatzuri))
-        .env("WRONG_NA", "na-wrong-0123456789abcdef");
+    cmd.args([
+        "check",
+        "--all",
+        "--format",
+        "ndjson",
+        "--retries",
+        "0",
+        "--config",
+    ])
+    .arg(&config)
+    .env("SANDBOX_CZ", sandbox::key(Vendor::Chatzuri))
+    .env("WRONG_NA", "na-wrong-0123456789abcdef");
     let output = run(cmd).await;
     // auth refused (3) is worse than the missing key (2).
     assert_exit(&output, 3);
@@ -159,10 +171,17 @@ async fn named_sources_each_get_a_row_and_the_exit_code_is_the_worst_failures() 
             ("support", "invalid settings")
         ]
     );
-    assert!(rows[2]["error"].as_str().unwrap().contains("UNSET_RF"), "{}", rows[2]);
+    assert!(
+        rows[2]["error"].as_str().unwrap().contains("UNSET_RF"),
+        "{}",
+        rows[2]
+    );
     assert_no_secret_in("stdout", &output.stdout, "na-wrong-0123456789abcdef");
     // Nothing was written beside the config.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
 
     // Two named, the good one alone: exit 0, and the table form by default.
@@ -175,8 +194,15 @@ async fn named_sources_each_get_a_row_and_the_exit_code_is_the_worst_failures() 
     let table = stdout(&output);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
-    assert!(lines[0].starts_with("source") && lines[0].contains("status") && lines[0].contains("latency"));
-    assert!(lines[1].starts_with("website") && lines[1].contains(" ok ") && lines[1].contains(" ms"), "{table}");
+    assert!(
+        lines[0].starts_with("source")
+            && lines[0].contains("status")
+            && lines[0].contains("latency")
+    );
+    assert!(
+        lines[1].starts_with("website") && lines[1].contains(" ok ") && lines[1].contains(" ms"),
+        "{table}"
+    );
 }
 
 #[tokio::test]
@@ -188,9 +214,19 @@ async fn a_single_source_with_bad_settings_is_a_usage_error_before_anything_is_s
     })
     .await;
     assert_exit(&output, 2);
-    assert!(stderr(&output).contains("CHATZURI_API_KEY"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("CHATZURI_API_KEY"),
+        "{}",
+        stderr(&output)
+    );
     assert!(stdout(&output).is_empty());
-    let output = run(check(Vendor::Chatzuri, "http://example.com", CHATZURI_KEY, "a")).await;
+    let output = run(check(
+        Vendor::Chatzuri,
+        "http://example.com",
+        CHATZURI_KEY,
+        "a",
+    ))
+    .await;
     assert_exit(&output, 2);
     assert_no_key(&output);
 }
@@ -198,7 +234,16 @@ async fn a_single_source_with_bad_settings_is_a_usage_error_before_anything_is_s
 #[tokio::test]
 async fn check_sandbox_needs_no_account() {
     let mut cmd = leads();
-    cmd.args(["check", "--sandbox", "--vendor", "robofy", "--agent", DEMO_AGENT, "--format", "ndjson"]);
+    cmd.args([
+        "check",
+        "--sandbox",
+        "--vendor",
+        "robofy",
+        "--agent",
+        DEMO_AGENT,
+        "--format",
+        "ndjson",
+    ]);
     let output = run(cmd).await;
     assert_exit(&output, 0);
     assert_eq!(row(&output)["status"], "ok");

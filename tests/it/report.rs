@@ -20,7 +20,12 @@ async fn start(options: SandboxOptions) -> Sandbox {
 fn pull(sandbox: &Sandbox, report: &Path, extra: &[&str]) -> assert_cmd::Command {
     let mut cmd = leads();
     cmd.args(["pull", "--vendor", "chatzuri", "--agent", DEMO_AGENT])
-        .args(["--format", "ndjson", "--base-url", &sandbox.base_url(Vendor::Chatzuri)])
+        .args([
+            "--format",
+            "ndjson",
+            "--base-url",
+            &sandbox.base_url(Vendor::Chatzuri),
+        ])
         .arg("--report")
         .arg(report)
         .args(extra)
@@ -94,10 +99,18 @@ async fn a_successful_incremental_run_reports_counts_and_bookmarks_in_json_and_p
     assert_eq!(source["bookmark_after"]["ids"], mark["ids"]);
 
     // The next run starts from that bookmark and writes nothing new.
-    let output = run(pull(&sandbox, &report, &["--state", state.to_str().unwrap()])).await;
+    let output = run(pull(
+        &sandbox,
+        &report,
+        &["--state", state.to_str().unwrap()],
+    ))
+    .await;
     assert_exit(&output, 0);
     let second = read_json(&report);
-    assert_eq!(second["sources"][0]["bookmark_before"], source["bookmark_after"]);
+    assert_eq!(
+        second["sources"][0]["bookmark_before"],
+        source["bookmark_after"]
+    );
     assert_eq!(second["sources"][0]["records_written"], 0);
     assert!(second["sources"][0]["filtered_out"].as_u64().unwrap() > 0);
 
@@ -105,7 +118,11 @@ async fn a_successful_incremental_run_reports_counts_and_bookmarks_in_json_and_p
     let output = run(pull(&sandbox, &prom, &[])).await;
     assert_exit(&output, 0);
     let text = std::fs::read_to_string(&prom).unwrap();
-    assert_eq!(sample(&text, "leads_records_total", CZ_LABELS), Some(230.0), "{text}");
+    assert_eq!(
+        sample(&text, "leads_records_total", CZ_LABELS),
+        Some(230.0),
+        "{text}"
+    );
     assert_eq!(sample(&text, "leads_run_exit_code", CZ_LABELS), Some(0.0));
     assert_eq!(sample(&text, "leads_pages_total", CZ_LABELS), Some(3.0));
     assert!(sample(&text, "leads_requests_total", CZ_LABELS).unwrap() >= 3.0);
@@ -123,7 +140,11 @@ async fn a_successful_incremental_run_reports_counts_and_bookmarks_in_json_and_p
     no_temporaries(dir.path());
     for path in [&report, &prom] {
         for vendor in Vendor::ALL {
-            assert_no_secret_in("report", &std::fs::read(path).unwrap(), sandbox::key(vendor));
+            assert_no_secret_in(
+                "report",
+                &std::fs::read(path).unwrap(),
+                sandbox::key(vendor),
+            );
         }
     }
 }
@@ -169,7 +190,10 @@ async fn a_vendor_failure_is_reported_with_its_exit_code_retries_and_the_last_su
     let r = read_json(&json_report);
     assert_eq!(r["exit_code"], 5);
     let error = r["error"].as_str().unwrap();
-    assert!(error.contains("Chatzuri") && error.contains("503"), "{error}");
+    assert!(
+        error.contains("Chatzuri") && error.contains("503"),
+        "{error}"
+    );
     let source = &r["sources"][0];
     assert_eq!(source["status"], "failed");
     assert_eq!(source["records_written"], 0);
@@ -200,10 +224,18 @@ async fn rate_limit_waits_are_counted_and_the_key_never_reaches_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("run.json");
     let mut cmd = leads();
-    cmd.args(["pull", "--vendor", "chatzuri", "--agent", "a", "--format", "ndjson"])
-        .args(["--base-url", &server.uri(), "--concurrency", "1", "--report"])
-        .arg(&report)
-        .env("CHATZURI_API_KEY", CHATZURI_KEY);
+    cmd.args([
+        "pull", "--vendor", "chatzuri", "--agent", "a", "--format", "ndjson",
+    ])
+    .args([
+        "--base-url",
+        &server.uri(),
+        "--concurrency",
+        "1",
+        "--report",
+    ])
+    .arg(&report)
+    .env("CHATZURI_API_KEY", CHATZURI_KEY);
     let output = run(cmd).await;
     assert_exit(&output, 0);
     let r = read_json(&report);
@@ -238,8 +270,17 @@ async fn a_usage_error_is_reported_too_and_nothing_else_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("run.json");
     let mut cmd = leads();
-    cmd.args(["conversations", "--vendor", "chatzuri", "--agent", "a", "--since", "someday", "--report"])
-        .arg(&report);
+    cmd.args([
+        "conversations",
+        "--vendor",
+        "chatzuri",
+        "--agent",
+        "a",
+        "--since",
+        "someday",
+        "--report",
+    ])
+    .arg(&report);
     let output = run(cmd).await;
     assert_exit(&output, 2);
     let r = read_json(&report);
@@ -265,8 +306,20 @@ async fn ctrl_c_is_reported_as_exit_130_in_both_formats() {
         let report = dir.path().join(name);
         let binary = assert_cmd::cargo::cargo_bin("leads");
         let mut child = std::process::Command::new(binary)
-            .args(["pull", "--vendor", "chatzuri", "--agent", DEMO_AGENT, "--concurrency", "1"])
-            .args(["--base-url", &sandbox.base_url(Vendor::Chatzuri), "--report"])
+            .args([
+                "pull",
+                "--vendor",
+                "chatzuri",
+                "--agent",
+                DEMO_AGENT,
+                "--concurrency",
+                "1",
+            ])
+            .args([
+                "--base-url",
+                &sandbox.base_url(Vendor::Chatzuri),
+                "--report",
+            ])
             .arg(&report)
             .env("CHATZURI_API_KEY", sandbox::key(Vendor::Chatzuri))
             .stdout(std::process::Stdio::null())
@@ -290,8 +343,15 @@ async fn ctrl_c_is_reported_as_exit_130_in_both_formats() {
         assert_eq!(status.code(), Some(130));
         let text = std::fs::read_to_string(&report).expect("the report was written");
         if name.ends_with(".prom") {
-            assert_eq!(sample(&text, "leads_run_exit_code", CZ_LABELS), Some(130.0), "{text}");
-            assert_eq!(sample(&text, "leads_last_success_timestamp_seconds", CZ_LABELS), None);
+            assert_eq!(
+                sample(&text, "leads_run_exit_code", CZ_LABELS),
+                Some(130.0),
+                "{text}"
+            );
+            assert_eq!(
+                sample(&text, "leads_last_success_timestamp_seconds", CZ_LABELS),
+                None
+            );
         } else {
             let r: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(r["exit_code"], 130);

@@ -38,8 +38,15 @@ fn assert_valid(validator: &jsonschema::Validator, record: &Value, what: &str) {
 
 async fn sandbox_records(command: &str, vendor: Vendor, raw: bool) -> Vec<Value> {
     let mut cmd = leads();
-    cmd.args([command, "--sandbox", "--agent", "demo", "--format", "ndjson"])
-        .args(["--vendor", vendor.as_str()]);
+    cmd.args([
+        command,
+        "--sandbox",
+        "--agent",
+        "demo",
+        "--format",
+        "ndjson",
+    ])
+    .args(["--vendor", vendor.as_str()]);
     if raw {
         cmd.arg("--raw");
     }
@@ -129,6 +136,10 @@ async fn an_unknown_record_kind_is_a_usage_error() {
     cmd.args(["schema", "appointments"]);
     let output = run(cmd).await;
     assert_exit(&output, 2);
-    assert!(stderr(&output).starts_with("leads: error: "), "{}", stderr(&output));
+    assert!(
+        stderr(&output).starts_with("leads: error: "),
+        "{}",
+        stderr(&output)
+    );
     assert!(stdout(&output).is_empty());
 }

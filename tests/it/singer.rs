@@ -16,7 +16,9 @@ use leads::model::Vendor;
 use leads::sandbox::{self, DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 
-use crate::common::{assert_exit, assert_no_secret_in, leads, ndjson, run, stderr, stdout, tap_leads};
+use crate::common::{
+    assert_exit, assert_no_secret_in, leads, ndjson, run, stderr, stdout, tap_leads,
+};
 
 const SEED: u64 = 7_120_012;
 const LEADS: usize = 230;
@@ -127,10 +129,17 @@ fn assert_singer_order(messages: &[Value]) {
                 schemas.insert(stream);
             }
             "RECORD" => {
-                assert!(schemas.contains(&stream), "RECORD of {stream} before its SCHEMA");
+                assert!(
+                    schemas.contains(&stream),
+                    "RECORD of {stream} before its SCHEMA"
+                );
                 assert!(message["time_extracted"].is_string());
                 let record = &message["record"];
-                let key = format!("{}/{}", record["vendor"].as_str().unwrap(), record["agent_id"].as_str().unwrap());
+                let key = format!(
+                    "{}/{}",
+                    record["vendor"].as_str().unwrap(),
+                    record["agent_id"].as_str().unwrap()
+                );
                 // A message's bookmark is its conversation's time, which
                 // the message record does not carry: it only has to follow
                 // some message of that source.
@@ -170,7 +179,12 @@ async fn tap_run(config: &Path, extra: &[&str]) -> Output {
 async fn exported(sandbox: &Sandbox, vendor: Vendor, command: &str) -> Vec<Value> {
     let mut cmd = leads();
     cmd.args([command, "--vendor", vendor.as_str(), "--agent", DEMO_AGENT])
-        .args(["--format", "ndjson", "--base-url", &sandbox.base_url(vendor)])
+        .args([
+            "--format",
+            "ndjson",
+            "--base-url",
+            &sandbox.base_url(vendor),
+        ])
         .env(vendor.key_env(), sandbox::key(vendor));
     if vendor == Vendor::Robofy && command == "pull" {
         cmd.args(["--project", DEMO_PROJECT]);
@@ -210,7 +224,10 @@ async fn discover_prints_the_three_streams_with_their_keys_replication_and_metad
     assert_exit(&output, 0);
     let catalog: Value = serde_json::from_str(&stdout(&output)).unwrap();
     let streams = catalog["streams"].as_array().unwrap();
-    let names: Vec<&str> = streams.iter().map(|s| s["tap_stream_id"].as_str().unwrap()).collect();
+    let names: Vec<&str> = streams
+        .iter()
+        .map(|s| s["tap_stream_id"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["leads", "conversations", "messages"]);
     for stream in streams {
         let name = stream["stream"].as_str().unwrap();
@@ -257,12 +274,23 @@ async fn about_lists_the_capabilities_and_marks_the_key_secret() {
         let about: Value = serde_json::from_str(&stdout(&output)).unwrap();
         assert_eq!(about["name"], "tap-leads");
         assert_eq!(about["version"], env!("CARGO_PKG_VERSION"));
-        assert_eq!(about["capabilities"], json!(["catalog", "discover", "state", "about"]));
+        assert_eq!(
+            about["capabilities"],
+            json!(["catalog", "discover", "state", "about"])
+        );
         let settings = about["settings"].as_array().unwrap();
         let key = settings.iter().find(|s| s["name"] == "api_key").unwrap();
         assert_eq!(key["secret"], json!(true));
         assert_eq!(key["kind"], "password");
-        for name in ["vendor", "agent", "start_date", "sources", "api_key_env", "api_key_file", "concurrency"] {
+        for name in [
+            "vendor",
+            "agent",
+            "start_date",
+            "sources",
+            "api_key_env",
+            "api_key_file",
+            "concurrency",
+        ] {
             assert!(settings.iter().any(|s| s["name"] == name), "{name}");
         }
     }
@@ -271,7 +299,10 @@ async fn about_lists_the_capabilities_and_marks_the_key_secret() {
     cmd.args(["tap", "--about"]);
     let output = run(cmd).await;
     assert_exit(&output, 0);
-    assert_eq!(serde_json::from_str::<Value>(&stdout(&output)).unwrap()["name"], "tap-leads");
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&output)).unwrap()["name"],
+        "tap-leads"
+    );
 }
 
 // ------------------------------------------------------------------ sync, message level
@@ -290,7 +321,11 @@ async fn a_sync_of_every_vendor_emits_what_pull_writes_with_schema_first_and_sta
         assert_eq!(messages[0]["type"], "SCHEMA", "{vendor}");
         assert_eq!(messages.last().unwrap()["type"], "STATE", "{vendor}");
         // Without a catalog: leads only.
-        assert!(messages.iter().all(|m| m["stream"].is_null() || m["stream"] == "leads"));
+        assert!(
+            messages
+                .iter()
+                .all(|m| m["stream"].is_null() || m["stream"] == "leads")
+        );
         let records: Vec<&Value> = records(&messages, "leads");
         let expected = exported(&sandbox, vendor, "pull").await;
         assert_eq!(expected.len(), LEADS, "{vendor}: the sandbox's leads");
@@ -335,14 +370,26 @@ async fn a_catalog_selects_streams_and_properties_and_messages_are_one_record_ea
             assert_exit(&output, 0);
             let messages = messages(&output);
             assert_singer_order(&messages);
-            assert!(records(&messages, "leads").is_empty(), "{vendor}: leads not selected");
+            assert!(
+                records(&messages, "leads").is_empty(),
+                "{vendor}: leads not selected"
+            );
             let expected = exported(&sandbox, vendor, "conversations").await;
             let conversations = records(&messages, "conversations");
             assert_eq!(conversations.len(), expected.len(), "{vendor}");
             for (got, want) in conversations.iter().zip(&expected) {
-                let mut keys: Vec<&str> = got.as_object().unwrap().keys().map(String::as_str).collect();
+                let mut keys: Vec<&str> = got
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
                 keys.sort();
-                assert_eq!(keys, ["agent_id", "created_at", "customer", "id", "vendor"], "{vendor}");
+                assert_eq!(
+                    keys,
+                    ["agent_id", "created_at", "customer", "id", "vendor"],
+                    "{vendor}"
+                );
                 for key in keys {
                     assert_eq!(got[key], want[key], "{vendor} {key}");
                 }
@@ -360,13 +407,15 @@ async fn a_catalog_selects_streams_and_properties_and_messages_are_one_record_ea
                 })
                 .collect();
             assert!(!messages_expected.is_empty());
-            let got: Vec<Value> = records(&messages, "messages").into_iter().cloned().collect();
+            let got: Vec<Value> = records(&messages, "messages")
+                .into_iter()
+                .cloned()
+                .collect();
             assert_eq!(got, messages_expected, "{vendor}");
             let state = last_state(&messages);
             let key = format!("{vendor}/{DEMO_AGENT}");
             assert_eq!(
-                state["bookmarks"]["conversations"][&key],
-                state["bookmarks"]["messages"][&key],
+                state["bookmarks"]["conversations"][&key], state["bookmarks"]["messages"][&key],
                 "{vendor}: both streams of one export share the bookmark"
             );
         }
@@ -386,14 +435,20 @@ async fn a_run_from_the_emitted_state_emits_only_records_after_the_bookmark() {
         let output = tap_run(&config, &["--state", state_path.to_str().unwrap()]).await;
         assert_exit(&output, 0);
         let second = messages(&output);
-        assert!(records(&second, "leads").is_empty(), "{vendor}: nothing is new");
+        assert!(
+            records(&second, "leads").is_empty(),
+            "{vendor}: nothing is new"
+        );
         assert_eq!(last_state(&second), state, "{vendor}: the bookmark stays");
 
         // As if the first run had ended at the median record.
         let mut by_time: Vec<&Value> = all.clone();
         by_time.sort_by_key(|r| time(&r["created_at"]));
         let middle = by_time[by_time.len() / 2];
-        let (at, id) = (time(&middle["created_at"]).unwrap(), middle["id"].as_str().unwrap());
+        let (at, id) = (
+            time(&middle["created_at"]).unwrap(),
+            middle["id"].as_str().unwrap(),
+        );
         let mut rewound = state.clone();
         rewound["bookmarks"]["leads"][format!("{vendor}/{DEMO_AGENT}")] =
             json!({"created_at": middle["created_at"], "ids": [id]});
@@ -411,12 +466,17 @@ async fn a_run_from_the_emitted_state_emits_only_records_after_the_bookmark() {
             .collect();
         assert!(!expected.is_empty() && expected.len() < all.len());
         assert_eq!(records(&third, "leads"), expected, "{vendor}");
-        assert_eq!(last_state(&third), state, "{vendor}: back where the first run ended");
+        assert_eq!(
+            last_state(&third),
+            state,
+            "{vendor}: back where the first run ended"
+        );
     }
 }
 
 #[tokio::test]
-async fn a_failing_source_stops_the_sync_with_its_exit_code_after_the_state_of_the_sources_before_it() {
+async fn a_failing_source_stops_the_sync_with_its_exit_code_after_the_state_of_the_sources_before_it()
+ {
     let sandbox = start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut good = source_config(&sandbox, Vendor::Chatzuri);
@@ -444,7 +504,10 @@ async fn a_failing_source_stops_the_sync_with_its_exit_code_after_the_state_of_t
         let bookmarks = state["bookmarks"]["leads"].as_object().unwrap();
         assert_eq!(bookmarks.keys().collect::<Vec<_>>(), ["chatzuri/demo"]);
         let err = stderr(&output);
-        assert!(err.lines().any(|l| l.starts_with("leads: error: ")), "{err}");
+        assert!(
+            err.lines().any(|l| l.starts_with("leads: error: ")),
+            "{err}"
+        );
     }
 }
 
@@ -454,10 +517,26 @@ async fn bad_configs_and_states_are_one_line_errors_with_nothing_on_stdout() {
     let cases: [(Value, i32, &str); 6] = [
         (json!({"vendor": "chatzuri"}), 2, "agent is required"),
         (json!({"vendor": "acme", "agent": "a"}), 2, "acme"),
-        (json!({"vendor": "chatzuri", "agent": "a", "api_key": "k", "base_url": "http://example.com"}), 2, "http://"),
-        (json!({"vendor": "robofy", "agent": "bot", "api_key": "k"}), 2, "project"),
-        (json!({"vendor": "chatzuri", "agent": "a"}), 2, "CHATZURI_API_KEY"),
-        (json!({"vendor": "chatzuri", "agent": "a", "api_key": "k", "retries": -1}), 2, "retries"),
+        (
+            json!({"vendor": "chatzuri", "agent": "a", "api_key": "k", "base_url": "http://example.com"}),
+            2,
+            "http://",
+        ),
+        (
+            json!({"vendor": "robofy", "agent": "bot", "api_key": "k"}),
+            2,
+            "project",
+        ),
+        (
+            json!({"vendor": "chatzuri", "agent": "a"}),
+            2,
+            "CHATZURI_API_KEY",
+        ),
+        (
+            json!({"vendor": "chatzuri", "agent": "a", "api_key": "k", "retries": -1}),
+            2,
+            "retries",
+        ),
     ];
     for (config, code, needle) in cases {
         let path = write_private(dir.path(), "config.json", &config);
@@ -471,9 +550,17 @@ async fn bad_configs_and_states_are_one_line_errors_with_nothing_on_stdout() {
     // A sync needs a config; a state that is not a state is exit 7.
     let output = run(tap_leads()).await;
     assert_exit(&output, 2);
-    let config = write_private(dir.path(), "config.json", &json!({"vendor": "chatzuri", "agent": "a", "sandbox": true}));
+    let config = write_private(
+        dir.path(),
+        "config.json",
+        &json!({"vendor": "chatzuri", "agent": "a", "sandbox": true}),
+    );
     let state = dir.path().join("state.json");
-    std::fs::write(&state, r#"{"bookmarks": {"leads": {"chatzuri/a": {"created_at": "later"}}}}"#).unwrap();
+    std::fs::write(
+        &state,
+        r#"{"bookmarks": {"leads": {"chatzuri/a": {"created_at": "later"}}}}"#,
+    )
+    .unwrap();
     let output = tap_run(&config, &["--state", state.to_str().unwrap()]).await;
     assert_exit(&output, 7);
     assert!(stdout(&output).is_empty());
@@ -485,14 +572,22 @@ async fn a_config_with_a_key_readable_by_others_draws_a_warning() {
     use std::os::unix::fs::PermissionsExt;
     let sandbox = start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_private(dir.path(), "config.json", &source_config(&sandbox, Vendor::Chatzuri));
+    let config = write_private(
+        dir.path(),
+        "config.json",
+        &source_config(&sandbox, Vendor::Chatzuri),
+    );
     let output = tap_run(&config, &[]).await;
     assert_exit(&output, 0);
     assert!(!stderr(&output).contains("readable"), "{}", stderr(&output));
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
     let output = tap_run(&config, &[]).await;
     assert_exit(&output, 0);
-    assert!(stderr(&output).contains("readable by group or others"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("readable by group or others"),
+        "{}",
+        stderr(&output)
+    );
     sandbox_key_absent(&output);
 }
 
@@ -525,7 +620,11 @@ fn venv() -> Option<PathBuf> {
 
 /// `tap-leads ARGS | target-jsonl`, in `out`; returns the rows loaded per
 /// stream and the last state the target emitted.
-fn pipe_into_target(venv: &Path, out: &Path, tap_args: &[&str]) -> (std::collections::BTreeMap<String, Vec<Value>>, Value) {
+fn pipe_into_target(
+    venv: &Path,
+    out: &Path,
+    tap_args: &[&str],
+) -> (std::collections::BTreeMap<String, Vec<Value>>, Value) {
     let _ = std::fs::remove_dir_all(out);
     std::fs::create_dir_all(out).unwrap();
     let target_config = out.join("target.json");
@@ -550,7 +649,11 @@ fn pipe_into_target(venv: &Path, out: &Path, tap_args: &[&str]) -> (std::collect
         .output()
         .unwrap();
     let tap = tap.wait_with_output().unwrap();
-    assert!(tap.status.success(), "tap: {}", String::from_utf8_lossy(&tap.stderr));
+    assert!(
+        tap.status.success(),
+        "tap: {}",
+        String::from_utf8_lossy(&tap.stderr)
+    );
     assert!(
         target.status.success(),
         "target-jsonl: {}",
@@ -558,8 +661,7 @@ fn pipe_into_target(venv: &Path, out: &Path, tap_args: &[&str]) -> (std::collect
     );
     let state = String::from_utf8_lossy(&target.stdout)
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("the target emits state as JSON"))
         .unwrap_or(Value::Null);
     let mut rows = std::collections::BTreeMap::new();
@@ -577,16 +679,25 @@ fn pipe_into_target(venv: &Path, out: &Path, tap_args: &[&str]) -> (std::collect
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn target_jsonl_loads_every_vendors_records_and_a_second_run_from_its_state_loads_only_new_ones() {
+async fn target_jsonl_loads_every_vendors_records_and_a_second_run_from_its_state_loads_only_new_ones()
+ {
     let Some(venv) = venv() else { return };
     let sandbox = start().await;
     let dir = tempfile::tempdir().unwrap();
     let catalog = catalog_selecting_all(dir.path()).await;
     for vendor in Vendor::ALL {
         let config = write_private(dir.path(), "config.json", &source_config(&sandbox, vendor));
-        let (config_s, catalog_s) = (config.to_str().unwrap().to_owned(), catalog.to_str().unwrap().to_owned());
+        let (config_s, catalog_s) = (
+            config.to_str().unwrap().to_owned(),
+            catalog.to_str().unwrap().to_owned(),
+        );
         let out = dir.path().join(vendor.as_str());
-        let args = ["--config", config_s.as_str(), "--catalog", catalog_s.as_str()];
+        let args = [
+            "--config",
+            config_s.as_str(),
+            "--catalog",
+            catalog_s.as_str(),
+        ];
         let (rows, state) = {
             let (venv, out) = (venv.clone(), out.clone());
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -599,12 +710,21 @@ async fn target_jsonl_loads_every_vendors_records_and_a_second_run_from_its_stat
         };
         let leads = exported(&sandbox, vendor, "pull").await;
         let conversations = exported(&sandbox, vendor, "conversations").await;
-        assert_eq!(rows["leads"], leads, "{vendor}: the rows loaded are the sandbox's leads");
+        assert_eq!(
+            rows["leads"], leads,
+            "{vendor}: the rows loaded are the sandbox's leads"
+        );
         assert_eq!(rows["conversations"], conversations, "{vendor}");
-        let messages: usize = conversations.iter().map(|c| c["messages"].as_array().unwrap().len()).sum();
+        let messages: usize = conversations
+            .iter()
+            .map(|c| c["messages"].as_array().unwrap().len())
+            .sum();
         assert_eq!(rows["messages"].len(), messages, "{vendor}");
         let key = format!("{vendor}/{DEMO_AGENT}");
-        assert!(state["bookmarks"]["leads"][&key]["created_at"].is_string(), "{vendor}: {state}");
+        assert!(
+            state["bookmarks"]["leads"][&key]["created_at"].is_string(),
+            "{vendor}: {state}"
+        );
 
         // From the state the target emitted, rewound for leads to the
         // median lead: only the leads after it are loaded again.
@@ -613,7 +733,8 @@ async fn target_jsonl_loads_every_vendors_records_and_a_second_run_from_its_stat
         let middle = by_time[by_time.len() / 2];
         let at = time(&middle["created_at"]).unwrap();
         let mut rewound = state.clone();
-        rewound["bookmarks"]["leads"][&key] = json!({"created_at": middle["created_at"], "ids": [middle["id"]]});
+        rewound["bookmarks"]["leads"][&key] =
+            json!({"created_at": middle["created_at"], "ids": [middle["id"]]});
         let state_path = write_private(dir.path(), "state.json", &rewound);
         let state_s = state_path.to_str().unwrap().to_owned();
         let (rows, second_state) = {
@@ -632,23 +753,36 @@ async fn target_jsonl_loads_every_vendors_records_and_a_second_run_from_its_stat
         };
         let newer: Vec<Value> = leads
             .iter()
-            .filter(|r| time(&r["created_at"]).is_none_or(|t| t > at || (t == at && r["id"] != middle["id"])))
+            .filter(|r| {
+                time(&r["created_at"])
+                    .is_none_or(|t| t > at || (t == at && r["id"] != middle["id"]))
+            })
             .cloned()
             .collect();
         assert!(!newer.is_empty() && newer.len() < leads.len());
-        assert_eq!(rows.get("leads").cloned().unwrap_or_default(), newer, "{vendor}: only the new leads");
+        assert_eq!(
+            rows.get("leads").cloned().unwrap_or_default(),
+            newer,
+            "{vendor}: only the new leads"
+        );
         assert!(
             rows.get("conversations").is_none_or(Vec::is_empty),
             "{vendor}: no conversation is new"
         );
-        assert_eq!(second_state, state, "{vendor}: the state ends where the first run's did");
+        assert_eq!(
+            second_state, state,
+            "{vendor}: the state ends where the first run's did"
+        );
     }
 }
 
 #[test]
 fn the_example_meltano_project_declares_the_tap_as_a_custom_extractor() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/meltano/meltano.yml"))
-        .expect("examples/meltano/meltano.yml exists");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/meltano/meltano.yml"
+    ))
+    .expect("examples/meltano/meltano.yml exists");
     for needle in [
         "name: tap-leads",
         "namespace: tap_leads",

@@ -201,4 +201,3 @@ pub async fn tls_server(ca: &TestCa, body: Vec<u8>) -> String {
     });
     format!("https://127.0.0.1:{port}")
 }
-
