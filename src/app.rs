@@ -14,15 +14,14 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Command, SandboxArgs};
 use crate::config::{self, Endpoint, ExportArgs, ProcessEnvironment, Settings, Source};
 use crate::error::{Error, ErrorKind, Result};
-use crate::export::{self, Job, RunStats, SeenIds};
+use crate::export::{self, Bookmark, Exportable, RunStats, SeenIds};
 use crate::fetch::Fetcher;
-use crate::model::{Conversation, Lead, Record, Resource, Vendor};
+use crate::model::{Conversation, Lead, Resource, Vendor};
 use crate::output::{OutputFile, RecordWriter};
 use crate::progress::Progress;
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::secret::ApiKey;
 use crate::state::{self, StateFile};
-use crate::vendors;
 
 /// How chatty the run is on stderr.
 #[derive(Debug, Clone, Copy)]
@@ -88,38 +87,6 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
     }
 }
 
-/// The two record kinds, each with its export plan.
-pub trait Exportable: Record {
-    fn export(
-        job: &Job,
-        fetcher: Arc<Fetcher>,
-        seen: &mut SeenIds,
-        sink: export::Sink<'_, Self>,
-    ) -> impl Future<Output = Result<RunStats>>;
-}
-
-impl Exportable for Lead {
-    fn export(
-        job: &Job,
-        fetcher: Arc<Fetcher>,
-        seen: &mut SeenIds,
-        sink: export::Sink<'_, Self>,
-    ) -> impl Future<Output = Result<RunStats>> {
-        export::export_leads(job, fetcher, seen, sink)
-    }
-}
-
-impl Exportable for Conversation {
-    fn export(
-        job: &Job,
-        fetcher: Arc<Fetcher>,
-        seen: &mut SeenIds,
-        sink: export::Sink<'_, Self>,
-    ) -> impl Future<Output = Result<RunStats>> {
-        export::export_conversations(job, fetcher, seen, sink)
-    }
-}
-
 /// The fetcher of one source: its base URL and key, or the sandbox's when
 /// the source runs against the built-in simulator (started by the caller).
 pub fn build_fetcher(
@@ -150,18 +117,10 @@ pub fn build_fetcher(
         &source.job.agent,
         &base_url,
         &key,
-        auth_scheme(source.job.vendor),
+        source.job.vendor.spec().auth,
         fetch.clone(),
         ca_certs,
     )
-}
-
-fn auth_scheme(vendor: Vendor) -> vendors::AuthScheme {
-    match vendor {
-        Vendor::Chatzuri => vendors::chatzuri::AUTH,
-        Vendor::Neoagent => vendors::neoagent::AUTH,
-        Vendor::Robofy => vendors::robofy::AUTH,
-    }
 }
 
 /// A write failure: a closed stdout is a quiet success, anything else is a
@@ -181,11 +140,7 @@ fn print_stdout(text: &str) -> Result<()> {
         .map_err(write_error)
 }
 
-async fn run_export<R: Exportable>(
-    mut settings: Settings,
-    ui: Ui,
-    now: DateTime<Utc>,
-) -> Result<()> {
+async fn run_export<R: Exportable>(settings: Settings, ui: Ui, now: DateTime<Utc>) -> Result<()> {
     let started = Instant::now();
     // The lock comes first: a second run must not even start fetching.
     let mut state = match &settings.state {
@@ -200,8 +155,9 @@ async fn run_export<R: Exportable>(
         }
         None => None,
     };
+    let mut bookmarks: Vec<Option<Bookmark>> = vec![None; settings.sources.len()];
     if let Some(state) = &state {
-        for source in &mut settings.sources {
+        for (source, slot) in settings.sources.iter().zip(&mut bookmarks) {
             let key = state::bookmark_key(source.job.vendor, &source.job.agent, settings.resource);
             let bookmark = state.bookmark(&key);
             // Saved by an older leads that let a future-dated record become
@@ -218,8 +174,18 @@ async fn run_export<R: Exportable>(
                     "remove the \"{key}\" entry from the state file (that source is then exported from the start once), or check the clock"
                 )));
             }
-            source.job.bookmark = bookmark;
+            *slot = bookmark;
         }
+    }
+    if let Some(source) = settings
+        .sources
+        .iter()
+        .find(|s| matches!(s.endpoint, Endpoint::Sandbox) && !Vendor::ALL.contains(&s.job.vendor))
+    {
+        return Err(Error::usage(format!(
+            "the sandbox does not simulate {} yet",
+            source.job.vendor.display_name()
+        )));
     }
     let sandbox = if settings
         .sources
@@ -233,12 +199,12 @@ async fn run_export<R: Exportable>(
     } else {
         None
     };
-    crate::report::sources(settings.sources.iter().map(|s| {
+    crate::report::sources(settings.sources.iter().zip(&bookmarks).map(|(s, b)| {
         (
             s.name.as_deref(),
             s.job.vendor,
             s.job.agent.as_str(),
-            s.job.bookmark.as_ref(),
+            b.as_ref(),
         )
     }));
     let mut fetchers = Vec::with_capacity(settings.sources.len());
@@ -272,11 +238,19 @@ async fn run_export<R: Exportable>(
         let fetcher = fetchers
             .pop()
             .ok_or_else(|| Error::internal("no fetcher for the source"))?;
-        let stats = R::export(&settings.sources[0].job, fetcher, &mut seen, &mut sink).await?;
+        let stats = export::export(
+            &settings.sources[0].job,
+            bookmarks[0].as_ref(),
+            fetcher,
+            &mut seen,
+            &mut sink,
+        )
+        .await?;
         outcomes.push((0, Ok(stats)));
     } else {
         outcomes = run_spooled::<R>(
             &settings.sources,
+            &bookmarks,
             fetchers,
             &mut writer,
             &progress,
@@ -409,51 +383,55 @@ pub const MAX_SOURCES_AT_ONCE: usize = 16;
 /// failing source leaves no trace in the output.
 async fn run_spooled<R: Exportable>(
     sources: &[Source],
+    bookmarks: &[Option<Bookmark>],
     fetchers: Vec<Arc<Fetcher>>,
     writer: &mut RecordWriter<&mut crate::output::OutputWriter>,
     progress: &Progress,
     keep_going: bool,
 ) -> Result<Vec<(usize, Result<RunStats>)>> {
-    let runs =
-        sources
-            .iter()
-            .zip(fetchers)
-            .enumerate()
-            .map(|(index, (source, fetcher))| async move {
-                let result = async {
-                    let spool = tempfile::tempfile().map_err(|e| {
-                        Error::local_file(format!("cannot create a spool file: {e}"))
-                    })?;
-                    let mut spool = std::io::BufWriter::new(spool);
-                    let mut seen = SeenIds::default();
-                    let mut sink = |record: &R| {
-                        serde_json::to_writer(&mut spool, record).map_err(|e| {
-                            Error::local_file(format!("cannot write a spool file: {e}"))
-                        })?;
-                        spool.write_all(b"\n").map_err(|e| {
-                            Error::local_file(format!("cannot write a spool file: {e}"))
-                        })?;
-                        progress.record();
-                        Ok(())
-                    };
-                    let stats = R::export(&source.job, fetcher, &mut seen, &mut sink).await?;
-                    let spool = spool.into_inner().map_err(|e| {
+    let runs = sources.iter().zip(bookmarks).zip(fetchers).enumerate().map(
+        |(index, ((source, bookmark), fetcher))| async move {
+            let result = async {
+                let spool = tempfile::tempfile()
+                    .map_err(|e| Error::local_file(format!("cannot create a spool file: {e}")))?;
+                let mut spool = std::io::BufWriter::new(spool);
+                let mut seen = SeenIds::default();
+                let mut sink = |record: &R| {
+                    serde_json::to_writer(&mut spool, record).map_err(|e| {
                         Error::local_file(format!("cannot write a spool file: {e}"))
                     })?;
-                    Ok::<_, Error>((stats, spool))
-                }
-                .await;
-                let name = source.name.clone().unwrap_or_default();
-                (
-                    index,
-                    result.map_err(|mut e| {
-                        if !name.is_empty() {
-                            e.message = format!("source {name}: {}", e.message);
-                        }
-                        e
-                    }),
+                    spool.write_all(b"\n").map_err(|e| {
+                        Error::local_file(format!("cannot write a spool file: {e}"))
+                    })?;
+                    progress.record();
+                    Ok(())
+                };
+                let stats = export::export(
+                    &source.job,
+                    bookmark.as_ref(),
+                    fetcher,
+                    &mut seen,
+                    &mut sink,
                 )
-            });
+                .await?;
+                let spool = spool
+                    .into_inner()
+                    .map_err(|e| Error::local_file(format!("cannot write a spool file: {e}")))?;
+                Ok::<_, Error>((stats, spool))
+            }
+            .await;
+            let name = source.name.clone().unwrap_or_default();
+            (
+                index,
+                result.map_err(|mut e| {
+                    if !name.is_empty() {
+                        e.message = format!("source {name}: {}", e.message);
+                    }
+                    e
+                }),
+            )
+        },
+    );
     // Bounded: each running source holds a spool file and its connections,
     // and a long `--all` would otherwise run out of file descriptors.
     let results: Vec<_> = futures::StreamExt::collect(futures::StreamExt::buffered(
@@ -532,9 +510,10 @@ async fn serve_sandbox(args: &SandboxArgs) -> Result<()> {
     Ok(())
 }
 
-/// `leads vendors`: what each vendor supports.
+/// `leads vendors`: what each vendor supports, read from the registry.
 pub fn vendors_table() -> String {
-    let rows = [
+    use crate::vendors::plan::{DateFilter, SessionFilter};
+    let mut rows: Vec<[String; 7]> = vec![
         [
             "vendor",
             "resource",
@@ -543,73 +522,61 @@ pub fn vendors_table() -> String {
             "--session",
             "--source",
             "--page-size",
-        ],
-        [
-            "chatzuri",
-            "leads",
-            "page/size, pages in parallel",
-            "server (days) + client",
-            "no",
-            "no",
-            "1-100",
-        ],
-        [
-            "chatzuri",
-            "conversations",
-            "page/size, pages in parallel",
-            "server (days) + client",
-            "no",
-            "yes",
-            "1-100",
-        ],
-        [
-            "neoagent",
-            "leads",
-            "none; date windows in parallel",
-            "server (days) + client",
-            "server (numeric)",
-            "no",
-            "ignored",
-        ],
-        [
-            "neoagent",
-            "conversations",
-            "none; date windows in parallel",
-            "server (days) + client",
-            "client",
-            "no",
-            "ignored",
-        ],
-        [
-            "robofy",
-            "leads",
-            "nextPageToken, sequential",
-            "client only",
-            "server",
-            "no",
-            "ignored",
-        ],
-        [
-            "robofy",
-            "conversations",
-            "sessions by token, messages in parallel",
-            "client only",
-            "server (one session)",
-            "no",
-            "ignored",
-        ],
+        ]
+        .map(str::to_owned),
     ];
+    let mut notes = Vec::new();
+    for vendor in Vendor::all() {
+        let spec = vendor.spec();
+        for resource in [Resource::Leads, Resource::Conversations] {
+            let info = spec.resource(resource);
+            let dates = match info.dates {
+                DateFilter::ServerDays => "server (days) + client",
+                DateFilter::ServerExact => "server (exact) + client",
+                DateFilter::ClientOnly => "client only",
+            };
+            let session = match info.session {
+                SessionFilter::Unsupported => "no",
+                SessionFilter::SessionId {
+                    server: true,
+                    numeric: true,
+                } => "server (numeric)",
+                SessionFilter::SessionId { server: true, .. } => "server",
+                SessionFilter::SessionId { server: false, .. } => "client",
+                SessionFilter::RecordId => "server (one conversation)",
+            };
+            let page_size = info
+                .page_size
+                .map_or_else(|| "ignored".to_owned(), |p| format!("1-{}", p.max));
+            rows.push([
+                spec.name.to_owned(),
+                resource.as_str().to_owned(),
+                info.paging.to_owned(),
+                dates.to_owned(),
+                session.to_owned(),
+                if info.sources.is_some() { "yes" } else { "no" }.to_owned(),
+                page_size,
+            ]);
+        }
+        if let Some(note) = spec.note {
+            notes.push(format!("{}: {note}", spec.name));
+        }
+    }
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
         out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for note in notes {
+        out.push_str(&note);
         out.push('\n');
     }
     out

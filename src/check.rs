@@ -17,6 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::export::{self, SeenIds};
 use crate::model::{Resource, Vendor};
 use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::vendors::plan::DateFilter;
 
 /// How one source's check went.
 #[derive(Debug, Clone)]
@@ -172,6 +173,14 @@ async fn check_all(
             }
         };
         for source in &settings.sources {
+            if matches!(source.endpoint, Endpoint::Sandbox)
+                && !Vendor::ALL.contains(&source.job.vendor)
+            {
+                return Err(Error::usage(format!(
+                    "the sandbox does not simulate {} yet",
+                    source.job.vendor.display_name()
+                )));
+            }
             if matches!(source.endpoint, Endpoint::Sandbox) && sandbox.is_none() {
                 sandbox = Some(
                     Sandbox::start(SandboxOptions::default())
@@ -203,9 +212,10 @@ async fn check_one(
     job.filters.limit = Some(1);
     job.page_size = 1;
     job.concurrency = 1;
-    // A vendor that does not page answers a date range whole: ask for one
-    // window of the last day only.
-    if job.vendor == Vendor::Neoagent {
+    // A vendor that does not page by number but filters by date answers a
+    // range whole: ask for one window of the last day only.
+    let leads = job.vendor.spec().resource(Resource::Leads);
+    if leads.page_size.is_none() && leads.dates != DateFilter::ClientOnly {
         job.filters.since = Some(now - Duration::days(1));
         job.window_days = 2;
     }
@@ -214,7 +224,7 @@ async fn check_one(
         let fetcher = Arc::new(crate::app::build_fetcher(source, fetch, sandbox)?);
         let mut seen = SeenIds::default();
         let mut discard = |_: &crate::model::Lead| Ok(());
-        export::export_leads(&job, fetcher, &mut seen, &mut discard).await
+        export::export(&job, None, fetcher, &mut seen, &mut discard).await
     }
     .await;
     let latency_ms = Some(started.elapsed().as_millis() as u64);

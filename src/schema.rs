@@ -186,7 +186,7 @@ mod tests {
                 .iter()
                 .filter_map(Value::as_str)
                 .collect();
-            let all: Vec<&str> = Vendor::ALL.iter().map(|v| v.as_str()).collect();
+            let all: Vec<&str> = Vendor::all().iter().map(|v| v.as_str()).collect();
             assert_eq!(vendors, all, "{kind:?}");
         }
     }

@@ -197,7 +197,11 @@ impl TapConfig {
             let vendor = entry.vendor.ok_or_else(|| {
                 bad(format!("{what}: vendor is required")).with_hint(format!(
                     "one of: {}",
-                    Vendor::ALL.map(|v| v.as_str()).join(", ")
+                    Vendor::all()
+                        .iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })?;
             let agent = entry

@@ -63,7 +63,7 @@ fn print_json(value: &Value) -> Result<()> {
 /// `--about`: name, version, capabilities and settings, in the shape the
 /// Meltano SDK's taps print with `--about --format=json`.
 pub fn about() -> Value {
-    let vendors: Vec<&str> = Vendor::ALL.iter().map(|v| v.as_str()).collect();
+    let vendors: Vec<&str> = Vendor::all().iter().map(|v| v.as_str()).collect();
     let setting = |name: &str, kind: &str, description: &str| json!({"name": name, "kind": kind, "description": description});
     let mut api_key = setting(
         "api_key",

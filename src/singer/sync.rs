@@ -148,6 +148,14 @@ pub async fn run(
                 .pop()
                 .ok_or_else(|| Error::internal("tap: a source settled to nothing"))?;
             settled.name = source.name.clone();
+            if matches!(settled.endpoint, Endpoint::Sandbox)
+                && !crate::model::Vendor::ALL.contains(&settled.job.vendor)
+            {
+                return Err(Error::usage(format!(
+                    "tap config: the sandbox does not simulate {} yet",
+                    settled.job.vendor.display_name()
+                )));
+            }
             plans.push((source, streams, settled, settings.fetch));
         }
     }
@@ -185,8 +193,7 @@ pub async fn run(
                 let keep = selection.properties(*stream).cloned().flatten();
                 out.schema(*stream, &keep)?;
             }
-            let mut job = settled.job.clone();
-            job.bookmark = bookmark;
+            let job = &settled.job;
             let fetcher = Arc::new(crate::app::build_fetcher(settled, fetch, sandbox.as_ref())?);
             let mut seen = SeenIds::default();
             let stats = match job.resource {
@@ -196,7 +203,7 @@ pub async fn run(
                         .cloned()
                         .flatten();
                     let mut sink = |lead: &Lead| out.record(Stream(RecordKind::Leads), lead, &keep);
-                    export::export_leads(&job, fetcher, &mut seen, &mut sink).await
+                    export::export(job, bookmark.as_ref(), fetcher, &mut seen, &mut sink).await
                 }
                 Resource::Conversations => {
                     let wanted = |kind| members.contains(&Stream(kind));
@@ -227,7 +234,7 @@ pub async fn run(
                         }
                         Ok(())
                     };
-                    export::export_conversations(&job, fetcher, &mut seen, &mut sink).await
+                    export::export(job, bookmark.as_ref(), fetcher, &mut seen, &mut sink).await
                 }
             };
             let stats = stats.map_err(|mut e| {

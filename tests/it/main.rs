@@ -5,12 +5,15 @@
 #[allow(dead_code)]
 mod common;
 
+mod architecture;
+mod chatbase;
 mod check;
 mod cli;
 mod config_sources;
 mod conversations;
 mod design;
 mod faults;
+mod golden;
 mod hardening_pages;
 mod hardening_secrets;
 mod hardening_state;
