@@ -16,7 +16,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Lead, Message, carries_data, clean_string, format_timestamp};
+use crate::model::{Conversation, Lead, Message, clean_string, format_timestamp};
 
 pub static VENDOR: VendorSpec = VendorSpec {
     name: "chatbase",
