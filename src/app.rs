@@ -38,7 +38,13 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
     match cli.command {
         Command::Pull(args) => {
             if let Some(path) = &args.report.report {
-                crate::report::begin(path.clone(), "pull", Resource::Leads, now);
+                let output = args
+                    .output
+                    .output
+                    .as_deref()
+                    .filter(|p| p.as_os_str() != "-");
+                let others = [("-o", output), ("--state", args.filters.state.as_deref())];
+                crate::report::begin(path.clone(), &others, "pull", Resource::Leads, now)?;
             }
             let export = ExportArgs {
                 resource: Resource::Leads,
@@ -53,7 +59,19 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
         }
         Command::Conversations(args) => {
             if let Some(path) = &args.report.report {
-                crate::report::begin(path.clone(), "conversations", Resource::Conversations, now);
+                let output = args
+                    .output
+                    .output
+                    .as_deref()
+                    .filter(|p| p.as_os_str() != "-");
+                let others = [("-o", output), ("--state", args.filters.state.as_deref())];
+                crate::report::begin(
+                    path.clone(),
+                    &others,
+                    "conversations",
+                    Resource::Conversations,
+                    now,
+                )?;
             }
             let export = ExportArgs {
                 resource: Resource::Conversations,

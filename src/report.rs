@@ -55,8 +55,33 @@ fn with_pending(f: impl FnOnce(&mut Pending)) {
     }
 }
 
-/// A report is wanted at `path` for this run.
-pub fn begin(path: PathBuf, command: &'static str, resource: Resource, started: DateTime<Utc>) {
+/// A report is wanted at `path` for this run. `others` are the run's other
+/// files (`-o`, `--state`), by flag: a report over one of them would
+/// replace it, so that is a usage error and no report is written.
+pub fn begin(
+    path: PathBuf,
+    others: &[(&str, Option<&Path>)],
+    command: &'static str,
+    resource: Resource,
+    started: DateTime<Utc>,
+) -> Result<()> {
+    let real = crate::output::resolve_path(&path).ok();
+    for (flag, other) in others {
+        let Some(other) = other else { continue };
+        let same = match (&real, crate::output::resolve_path(other).ok()) {
+            (Some(a), Some(b)) => *a == b,
+            _ => path == *other,
+        };
+        if same || (*flag == "--state" && real.as_deref() == Some(&*crate::state::lock_path(other)))
+        {
+            return Err(Error::usage(format!(
+                "--report {} is the same file as {flag} {}",
+                path.display(),
+                other.display()
+            ))
+            .with_hint("give the report a path of its own"));
+        }
+    }
     if let Ok(mut slot) = PENDING.lock() {
         *slot = Some(Pending {
             path,
@@ -66,6 +91,7 @@ pub fn begin(path: PathBuf, command: &'static str, resource: Resource, started: 
             sources: Vec::new(),
         });
     }
+    Ok(())
 }
 
 /// The run's sources, in order, with their bookmarks before the run.

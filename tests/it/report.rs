@@ -362,3 +362,49 @@ async fn ctrl_c_is_reported_as_exit_130_in_both_formats() {
         no_temporaries(dir.path());
     }
 }
+
+/// A report path naming the output or the state would replace it: exit 2,
+/// before anything is sent, and that file untouched.
+#[tokio::test]
+async fn a_report_over_the_output_or_the_state_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("leads.ndjson");
+    let state = dir.path().join("state.json");
+    std::fs::write(&out, "keep me\n").unwrap();
+    for (report, flags) in [
+        (
+            out.clone(),
+            vec!["-o".to_owned(), out.display().to_string()],
+        ),
+        (
+            dir.path().join("state.json"),
+            vec!["--state".to_owned(), state.display().to_string()],
+        ),
+        (
+            dir.path().join("state.json.lock"),
+            vec!["--state".to_owned(), state.display().to_string()],
+        ),
+        (
+            dir.path().join("./leads.ndjson"),
+            vec!["-o".to_owned(), out.display().to_string()],
+        ),
+    ] {
+        let mut cmd = leads();
+        cmd.args([
+            "pull",
+            "--vendor",
+            "chatzuri",
+            "--agent",
+            "a",
+            "--sandbox",
+            "--report",
+        ])
+        .arg(&report)
+        .args(&flags);
+        let output = run(cmd).await;
+        assert_exit(&output, 2);
+        assert!(stderr(&output).contains("same file"), "{}", stderr(&output));
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me\n");
+        assert!(!state.exists());
+    }
+}
