@@ -137,8 +137,7 @@ impl TapConfig {
         })?;
         let flat_given = raw.source.vendor.is_some() || raw.source.agent.is_some();
         let listed = match raw.sources.clone() {
-            Some(list) if flat_given => {
-                let _ = list;
+            Some(_) if flat_given => {
                 return Err(bad(
                     "give one source flat (vendor, agent, ...) or a `sources` list, not both"
                         .to_owned(),
