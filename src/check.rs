@@ -174,7 +174,7 @@ async fn check_all(
         };
         for source in &settings.sources {
             if matches!(source.endpoint, Endpoint::Sandbox)
-                && !Vendor::ALL.contains(&source.job.vendor)
+                && crate::sandbox::key(source.job.vendor.as_str()).is_none()
             {
                 return Err(Error::usage(format!(
                     "the sandbox does not simulate {} yet",

@@ -19,5 +19,5 @@ fn main() -> ExitCode {
         Err(error) => return leads::process::argument_error(error),
     };
     leads::process::init_logging(cli.quiet, cli.verbose);
-    leads::process::execute(|now| leads::app::run(cli, now))
+    leads::process::execute(|now| leads::commands::run(cli, now))
 }

@@ -117,7 +117,7 @@ impl TapConfig {
             .iter()
             .any(|s| matches!(s.key, KeySource::Inline(_)))
         {
-            crate::sources::warn_if_readable_by_others(path, "tap config (it holds a key)");
+            crate::keys::warn_if_readable_by_others(path, "tap config (it holds a key)");
         }
         Ok(config)
     }

@@ -149,7 +149,7 @@ pub async fn run(
                 .ok_or_else(|| Error::internal("tap: a source settled to nothing"))?;
             settled.name = source.name.clone();
             if matches!(settled.endpoint, Endpoint::Sandbox)
-                && !crate::model::Vendor::ALL.contains(&settled.job.vendor)
+                && crate::sandbox::key(settled.job.vendor.as_str()).is_none()
             {
                 return Err(Error::usage(format!(
                     "tap config: the sandbox does not simulate {} yet",

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use leads::model::Vendor;
-use leads::sandbox::{self, DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions};
+use leads::sandbox::{DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions};
 use serde_json::Value;
 
 use crate::common::*;
@@ -42,12 +42,12 @@ fn row(output: &std::process::Output) -> Value {
 
 #[tokio::test]
 async fn every_vendor_checks_ok_with_one_cheap_request_and_a_latency() {
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let sandbox = start().await;
         let output = run(check(
             vendor,
-            &sandbox.base_url(vendor),
-            sandbox::key(vendor),
+            &sandbox_url(&sandbox, vendor),
+            sandbox_key(vendor),
             DEMO_AGENT,
         ))
         .await;
@@ -62,9 +62,9 @@ async fn every_vendor_checks_ok_with_one_cheap_request_and_a_latency() {
             (1..=2).contains(&requests),
             "{vendor}: {requests} requests for one check"
         );
-        for vendor in Vendor::ALL {
-            assert_no_secret_in("stdout", &output.stdout, sandbox::key(vendor));
-            assert_no_secret_in("stderr", &output.stderr, sandbox::key(vendor));
+        for &vendor in Vendor::all() {
+            assert_no_secret_in("stdout", &output.stdout, sandbox_key(vendor));
+            assert_no_secret_in("stderr", &output.stderr, sandbox_key(vendor));
         }
     }
 }
@@ -72,15 +72,15 @@ async fn every_vendor_checks_ok_with_one_cheap_request_and_a_latency() {
 #[tokio::test]
 async fn a_refused_key_and_an_unknown_agent_are_auth_refused_3_and_not_found_4() {
     let sandbox = start().await;
-    for vendor in Vendor::ALL {
-        let base = sandbox.base_url(vendor);
+    for &vendor in Vendor::all() {
+        let base = sandbox_url(&sandbox, vendor);
         let wrong = "wrong-key-0123456789abcdef";
         let output = run(check(vendor, &base, wrong, DEMO_AGENT)).await;
         assert_exit(&output, 3);
         assert_eq!(row(&output)["status"], "auth refused", "{vendor}");
         assert_no_secret_in("stdout", &output.stdout, wrong);
         assert_no_secret_in("stderr", &output.stderr, wrong);
-        let output = run(check(vendor, &base, sandbox::key(vendor), "nobody")).await;
+        let output = run(check(vendor, &base, sandbox_key(vendor), "nobody")).await;
         assert_exit(&output, 4);
         assert_eq!(row(&output)["status"], "not found", "{vendor}");
         assert!(
@@ -123,9 +123,9 @@ fn config_file(dir: &Path, sandbox: &Sandbox) -> PathBuf {
         "[sources.website]\nvendor = \"chatzuri\"\nagent = \"{DEMO_AGENT}\"\nbase_url = \"{}\"\napi_key_env = \"SANDBOX_CZ\"\n\n\
          [sources.shop]\nvendor = \"neoagent\"\nagent = \"{DEMO_AGENT}\"\nbase_url = \"{}\"\napi_key_env = \"WRONG_NA\"\n\n\
          [sources.support]\nvendor = \"robofy\"\nproject = \"{DEMO_PROJECT}\"\nagent = \"{DEMO_AGENT}\"\nbase_url = \"{}\"\napi_key_env = \"UNSET_RF\"\n",
-        sandbox.base_url(Vendor::Chatzuri),
-        sandbox.base_url(Vendor::Neoagent),
-        sandbox.base_url(Vendor::Robofy),
+        sandbox_url(&sandbox, Vendor::Chatzuri),
+        sandbox_url(&sandbox, Vendor::Neoagent),
+        sandbox_url(&sandbox, Vendor::Robofy),
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
@@ -153,7 +153,7 @@ async fn named_sources_each_get_a_row_and_the_exit_code_is_the_worst_failures() 
         "--config",
     ])
     .arg(&config)
-    .env("SANDBOX_CZ", sandbox::key(Vendor::Chatzuri))
+    .env("SANDBOX_CZ", sandbox_key(Vendor::Chatzuri))
     .env("WRONG_NA", "na-wrong-0123456789abcdef");
     let output = run(cmd).await;
     // auth refused (3) is worse than the missing key (2).
@@ -188,7 +188,7 @@ async fn named_sources_each_get_a_row_and_the_exit_code_is_the_worst_failures() 
     let mut cmd = leads();
     cmd.args(["check", "website", "--config"])
         .arg(&config)
-        .env("SANDBOX_CZ", sandbox::key(Vendor::Chatzuri));
+        .env("SANDBOX_CZ", sandbox_key(Vendor::Chatzuri));
     let output = run(cmd).await;
     assert_exit(&output, 0);
     let table = stdout(&output);

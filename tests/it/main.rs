@@ -20,6 +20,7 @@ mod hardening_state;
 mod incremental;
 mod pull_http;
 mod report;
+mod sandbox_chatbase;
 mod sandbox_e2e;
 mod schema;
 mod singer;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use leads::model::Vendor;
-use leads::sandbox::{self, DEMO_AGENT, Sandbox, SandboxOptions};
+use leads::sandbox::{DEMO_AGENT, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -24,12 +24,12 @@ fn pull(sandbox: &Sandbox, report: &Path, extra: &[&str]) -> assert_cmd::Command
             "--format",
             "ndjson",
             "--base-url",
-            &sandbox.base_url(Vendor::Chatzuri),
+            &sandbox_url(&sandbox, Vendor::Chatzuri),
         ])
         .arg("--report")
         .arg(report)
         .args(extra)
-        .env("CHATZURI_API_KEY", sandbox::key(Vendor::Chatzuri));
+        .env("CHATZURI_API_KEY", sandbox_key(Vendor::Chatzuri));
     cmd
 }
 
@@ -139,12 +139,8 @@ async fn a_successful_incremental_run_reports_counts_and_bookmarks_in_json_and_p
     }
     no_temporaries(dir.path());
     for path in [&report, &prom] {
-        for vendor in Vendor::ALL {
-            assert_no_secret_in(
-                "report",
-                &std::fs::read(path).unwrap(),
-                sandbox::key(vendor),
-            );
+        for &vendor in Vendor::all() {
+            assert_no_secret_in("report", &std::fs::read(path).unwrap(), sandbox_key(vendor));
         }
     }
 }
@@ -317,11 +313,11 @@ async fn ctrl_c_is_reported_as_exit_130_in_both_formats() {
             ])
             .args([
                 "--base-url",
-                &sandbox.base_url(Vendor::Chatzuri),
+                &sandbox_url(&sandbox, Vendor::Chatzuri),
                 "--report",
             ])
             .arg(&report)
-            .env("CHATZURI_API_KEY", sandbox::key(Vendor::Chatzuri))
+            .env("CHATZURI_API_KEY", sandbox_key(Vendor::Chatzuri))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

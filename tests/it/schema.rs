@@ -81,7 +81,7 @@ async fn every_sandbox_record_of_every_vendor_validates_against_the_printed_sche
     let leads_schema = validator(&schema_of("leads").await);
     let conversations_schema = validator(&schema_of("conversations").await);
     let messages_schema = validator(&schema_of("messages").await);
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         for raw in [false, true] {
             let leads = sandbox_records("pull", vendor, raw).await;
             assert!(leads.len() > 100, "{vendor}: the sandbox yields leads");

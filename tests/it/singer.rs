@@ -13,11 +13,12 @@ use std::process::{Command as StdCommand, Output, Stdio};
 
 use chrono::{DateTime, Utc};
 use leads::model::Vendor;
-use leads::sandbox::{self, DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions};
+use leads::sandbox::{DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 
 use crate::common::{
-    assert_exit, assert_no_secret_in, leads, ndjson, run, stderr, stdout, tap_leads,
+    assert_exit, assert_no_secret_in, leads, ndjson, run, sandbox_key, sandbox_url, stderr, stdout,
+    tap_leads,
 };
 
 const SEED: u64 = 7_120_012;
@@ -40,8 +41,8 @@ fn source_config(sandbox: &Sandbox, vendor: Vendor) -> Value {
     let mut config = json!({
         "vendor": vendor.as_str(),
         "agent": DEMO_AGENT,
-        "base_url": sandbox.base_url(vendor),
-        "api_key": sandbox::key(vendor),
+        "base_url": sandbox_url(&sandbox, vendor),
+        "api_key": sandbox_key(vendor),
     });
     if vendor == Vendor::Robofy {
         config["project"] = json!(DEMO_PROJECT);
@@ -183,9 +184,9 @@ async fn exported(sandbox: &Sandbox, vendor: Vendor, command: &str) -> Vec<Value
             "--format",
             "ndjson",
             "--base-url",
-            &sandbox.base_url(vendor),
+            &sandbox_url(&sandbox, vendor),
         ])
-        .env(vendor.key_env(), sandbox::key(vendor));
+        .env(vendor.key_env(), sandbox_key(vendor));
     if vendor == Vendor::Robofy && command == "pull" {
         cmd.args(["--project", DEMO_PROJECT]);
     }
@@ -208,9 +209,9 @@ async fn catalog_selecting_all(dir: &Path) -> PathBuf {
 }
 
 fn sandbox_key_absent(output: &Output) {
-    for vendor in Vendor::ALL {
-        assert_no_secret_in("tap stdout", &output.stdout, sandbox::key(vendor));
-        assert_no_secret_in("tap stderr", &output.stderr, sandbox::key(vendor));
+    for &vendor in Vendor::all() {
+        assert_no_secret_in("tap stdout", &output.stdout, sandbox_key(vendor));
+        assert_no_secret_in("tap stderr", &output.stderr, sandbox_key(vendor));
     }
 }
 
@@ -311,7 +312,7 @@ async fn about_lists_the_capabilities_and_marks_the_key_secret() {
 async fn a_sync_of_every_vendor_emits_what_pull_writes_with_schema_first_and_state_last() {
     let sandbox = start().await;
     let dir = tempfile::tempdir().unwrap();
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let config = write_private(dir.path(), "config.json", &source_config(&sandbox, vendor));
         let output = tap_run(&config, &[]).await;
         assert_exit(&output, 0);
@@ -363,7 +364,7 @@ async fn a_catalog_selects_streams_and_properties_and_messages_are_one_record_ea
         }
     }
     let catalog_path = write_private(dir.path(), "catalog.json", &catalog);
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let config = write_private(dir.path(), "config.json", &source_config(&sandbox, vendor));
         for flag in ["--catalog", "--properties"] {
             let output = tap_run(&config, &[flag, catalog_path.to_str().unwrap()]).await;
@@ -426,7 +427,7 @@ async fn a_catalog_selects_streams_and_properties_and_messages_are_one_record_ea
 async fn a_run_from_the_emitted_state_emits_only_records_after_the_bookmark() {
     let sandbox = start().await;
     let dir = tempfile::tempdir().unwrap();
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let config = write_private(dir.path(), "config.json", &source_config(&sandbox, vendor));
         let first = messages(&tap_run(&config, &[]).await);
         let all: Vec<&Value> = records(&first, "leads");
@@ -685,7 +686,7 @@ async fn target_jsonl_loads_every_vendors_records_and_a_second_run_from_its_stat
     let sandbox = start().await;
     let dir = tempfile::tempdir().unwrap();
     let catalog = catalog_selecting_all(dir.path()).await;
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let config = write_private(dir.path(), "config.json", &source_config(&sandbox, vendor));
         let (config_s, catalog_s) = (
             config.to_str().unwrap().to_owned(),
