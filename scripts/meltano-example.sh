@@ -31,7 +31,7 @@ ended=$(date +%s.%N)
 # The oracle: the same sandbox sources through leads itself.
 expected=$(mktemp -d)
 trap 'rm -rf "$expected"' EXIT
-for vendor in chatzuri neoagent robofy; do
+for vendor in chatzuri neoagent robofy chatbase; do
   leads pull --sandbox --vendor "$vendor" --agent demo --format ndjson >>"$expected/leads.jsonl"
   leads conversations --sandbox --vendor "$vendor" --agent demo --format ndjson >>"$expected/conversations.jsonl"
 done

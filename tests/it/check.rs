@@ -123,9 +123,9 @@ fn config_file(dir: &Path, sandbox: &Sandbox) -> PathBuf {
         "[sources.website]\nvendor = \"chatzuri\"\nagent = \"{DEMO_AGENT}\"\nbase_url = \"{}\"\napi_key_env = \"SANDBOX_CZ\"\n\n\
          [sources.shop]\nvendor = \"neoagent\"\nagent = \"{DEMO_AGENT}\"\nbase_url = \"{}\"\napi_key_env = \"WRONG_NA\"\n\n\
          [sources.support]\nvendor = \"robofy\"\nproject = \"{DEMO_PROJECT}\"\nagent = \"{DEMO_AGENT}\"\nbase_url = \"{}\"\napi_key_env = \"UNSET_RF\"\n",
-        sandbox_url(&sandbox, Vendor::Chatzuri),
-        sandbox_url(&sandbox, Vendor::Neoagent),
-        sandbox_url(&sandbox, Vendor::Robofy),
+        sandbox_url(sandbox, Vendor::Chatzuri),
+        sandbox_url(sandbox, Vendor::Neoagent),
+        sandbox_url(sandbox, Vendor::Robofy),
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();

@@ -24,7 +24,7 @@ fn pull(sandbox: &Sandbox, report: &Path, extra: &[&str]) -> assert_cmd::Command
             "--format",
             "ndjson",
             "--base-url",
-            &sandbox_url(&sandbox, Vendor::Chatzuri),
+            &sandbox_url(sandbox, Vendor::Chatzuri),
         ])
         .arg("--report")
         .arg(report)

@@ -41,7 +41,7 @@ fn source_config(sandbox: &Sandbox, vendor: Vendor) -> Value {
     let mut config = json!({
         "vendor": vendor.as_str(),
         "agent": DEMO_AGENT,
-        "base_url": sandbox_url(&sandbox, vendor),
+        "base_url": sandbox_url(sandbox, vendor),
         "api_key": sandbox_key(vendor),
     });
     if vendor == Vendor::Robofy {
@@ -184,7 +184,7 @@ async fn exported(sandbox: &Sandbox, vendor: Vendor, command: &str) -> Vec<Value
             "--format",
             "ndjson",
             "--base-url",
-            &sandbox_url(&sandbox, vendor),
+            &sandbox_url(sandbox, vendor),
         ])
         .env(vendor.key_env(), sandbox_key(vendor));
     if vendor == Vendor::Robofy && command == "pull" {
