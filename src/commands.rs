@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use clap::CommandFactory;
 
 use crate::app::{self, Ui};
-use crate::cli::{Cli, Command, SandboxArgs};
+use crate::cli::{Cli, Command, FilterArgs, OutputArgs, ReportArgs, SandboxArgs};
 use crate::config::{self, ExportArgs, ProcessEnvironment};
 use crate::error::Result;
 use crate::model::{Conversation, Lead, Resource};
@@ -21,15 +21,13 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
     };
     match cli.command {
         Command::Pull(args) => {
-            if let Some(path) = &args.report.report {
-                let output = args
-                    .output
-                    .output
-                    .as_deref()
-                    .filter(|p| p.as_os_str() != "-");
-                let others = [("-o", output), ("--state", args.filters.state.as_deref())];
-                crate::report::begin(path.clone(), &others, "pull", Resource::Leads, now)?;
-            }
+            begin_report(
+                &args.report,
+                &args.output,
+                &args.filters,
+                Resource::Leads,
+                now,
+            )?;
             let export = ExportArgs {
                 resource: Resource::Leads,
                 source: &args.source,
@@ -42,21 +40,13 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
             app::run_export::<Lead>(settings, ui, now).await
         }
         Command::Conversations(args) => {
-            if let Some(path) = &args.report.report {
-                let output = args
-                    .output
-                    .output
-                    .as_deref()
-                    .filter(|p| p.as_os_str() != "-");
-                let others = [("-o", output), ("--state", args.filters.state.as_deref())];
-                crate::report::begin(
-                    path.clone(),
-                    &others,
-                    "conversations",
-                    Resource::Conversations,
-                    now,
-                )?;
-            }
+            begin_report(
+                &args.report,
+                &args.output,
+                &args.filters,
+                Resource::Conversations,
+                now,
+            )?;
             let export = ExportArgs {
                 resource: Resource::Conversations,
                 source: &args.source,
@@ -87,6 +77,27 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
             out.flush().map_err(app::write_error)
         }
     }
+}
+
+/// `--report`: registers the report of this run, refusing a path that is
+/// the run's `-o` file or its state.
+fn begin_report(
+    report: &ReportArgs,
+    output: &OutputArgs,
+    filters: &FilterArgs,
+    resource: Resource,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(path) = &report.report else {
+        return Ok(());
+    };
+    let output = output.output.as_deref().filter(|p| p.as_os_str() != "-");
+    let others = [("-o", output), ("--state", filters.state.as_deref())];
+    let command = match resource {
+        Resource::Leads => "pull",
+        Resource::Conversations => "conversations",
+    };
+    crate::report::begin(path.clone(), &others, command, resource, now)
 }
 
 fn sandbox_options(args: &SandboxArgs) -> SandboxOptions {
