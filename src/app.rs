@@ -4,7 +4,7 @@
 //! nothing), streams records to the writer, prepares the new state, and
 //! then commits the output and the state, in that order.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufReader, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::export::{self, Bookmark, Exportable, RunStats, SeenIds};
 use crate::fetch::Fetcher;
 use crate::model::{Resource, Vendor};
-use crate::output::{OutputFile, RecordWriter};
+use crate::output::{Formatted, Output, spool};
 use crate::progress::Progress;
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::secret::ApiKey;
@@ -85,7 +85,7 @@ pub fn print_stdout(text: &str) -> Result<()> {
         .map_err(write_error)
 }
 
-pub async fn run_export<R: Exportable>(
+pub async fn run_export<R: Exportable + Formatted>(
     settings: Settings,
     ui: Ui,
     now: DateTime<Utc>,
@@ -171,14 +171,13 @@ pub async fn run_export<R: Exportable>(
         !ui.quiet && std::io::stderr().is_terminal(),
         fetch_stats.clone(),
     );
-    let mut out = OutputFile::open(&settings.output.destination)?;
-    let mut writer = RecordWriter::new(out.writer(), &settings.output.options);
+    let mut output = Output::<R>::open(&settings.output)?;
     let mut outcomes: Vec<(usize, Result<RunStats>)> = Vec::new();
 
     if settings.sources.len() == 1 {
         let mut seen = SeenIds::default();
         let mut sink = |record: &R| {
-            writer.write(record).map_err(write_error)?;
+            output.write(record).map_err(write_error)?;
             progress.record();
             Ok(())
         };
@@ -199,7 +198,7 @@ pub async fn run_export<R: Exportable>(
             &settings.sources,
             &bookmarks,
             fetchers,
-            &mut writer,
+            &mut output,
             &progress,
             settings.keep_going,
         )
@@ -216,7 +215,7 @@ pub async fn run_export<R: Exportable>(
     {
         return Err(error);
     }
-    writer.finish::<R>().map_err(write_error)?;
+    let finished = output.finish().map_err(write_error)?;
 
     // The new state is written and synced before the output is put in
     // place, so a state that cannot be saved (full disk, no permission)
@@ -259,7 +258,7 @@ pub async fn run_export<R: Exportable>(
         }
         None => None,
     };
-    out.commit()?;
+    finished.commit()?;
     if let Some(prepared) = prepared {
         prepared.commit()?;
     }
@@ -300,14 +299,18 @@ pub async fn run_export<R: Exportable>(
         .map(|s| s.retries.load(std::sync::atomic::Ordering::Relaxed))
         .sum();
     if !ui.quiet && (ui.verbose > 0 || std::io::stderr().is_terminal()) {
+        use crate::words::counted;
+        let (one, many) = match settings.resource {
+            Resource::Leads => ("lead", "leads"),
+            Resource::Conversations => ("conversation", "conversations"),
+        };
         eprintln!(
-            "leads: {} {} written, {} pages, {} requests ({} retried), {} duplicates dropped, {} filtered out, {:.1}s",
-            total.written,
-            settings.resource.as_str(),
-            total.pages,
-            requests,
+            "leads: {} written, {}, {} ({} retried), {} dropped, {} filtered out, {:.1}s",
+            counted(total.written, one, many),
+            counted(total.pages, "page", "pages"),
+            counted(requests, "request", "requests"),
             retries,
-            total.duplicates,
+            counted(total.duplicates, "duplicate", "duplicates"),
             total.filtered,
             started.elapsed().as_secs_f64()
         );
@@ -324,32 +327,34 @@ pub async fn run_export<R: Exportable>(
 /// How many named sources are fetched at the same time.
 pub const MAX_SOURCES_AT_ONCE: usize = 16;
 
-/// Several sources at once: each exports into its own temporary NDJSON
-/// spool; when all are done, the spools of the sources that succeeded are
-/// replayed in source order into the one output. Memory stays flat; a
-/// failing source leaves no trace in the output.
-async fn run_spooled<R: Exportable>(
+/// Several sources at once: each exports into its own temporary spool, its
+/// records already formatted for the output; when all are done, the spools
+/// of the sources that succeeded are copied in source order into the one
+/// output. Memory stays flat; a failing source leaves no trace in the
+/// output.
+async fn run_spooled<R: Exportable + Formatted>(
     sources: &[Source],
     bookmarks: &[Option<Bookmark>],
     fetchers: Vec<Arc<Fetcher>>,
-    writer: &mut RecordWriter<&mut crate::output::OutputWriter>,
+    output: &mut Output<R>,
     progress: &Progress,
     keep_going: bool,
 ) -> Result<Vec<(usize, Result<RunStats>)>> {
+    let spool_error =
+        |e: std::io::Error| Error::local_file(format!("cannot write a spool file: {e}"));
+    let options = output.options();
     let runs = sources.iter().zip(bookmarks).zip(fetchers).enumerate().map(
         |(index, ((source, bookmark), fetcher))| async move {
             let result = async {
                 let spool = tempfile::tempfile()
                     .map_err(|e| Error::local_file(format!("cannot create a spool file: {e}")))?;
-                let mut spool = std::io::BufWriter::new(spool);
+                let mut spool = spool::SpoolWriter::new(std::io::BufWriter::new(spool));
                 let mut seen = SeenIds::default();
                 let mut sink = |record: &R| {
-                    serde_json::to_writer(&mut spool, record).map_err(|e| {
-                        Error::local_file(format!("cannot write a spool file: {e}"))
-                    })?;
-                    spool.write_all(b"\n").map_err(|e| {
-                        Error::local_file(format!("cannot write a spool file: {e}"))
-                    })?;
+                    let unit = crate::output::format_unit(record, options).map_err(spool_error)?;
+                    spool
+                        .write(record.agent_id(), record.id(), &unit)
+                        .map_err(spool_error)?;
                     progress.record();
                     Ok(())
                 };
@@ -363,7 +368,8 @@ async fn run_spooled<R: Exportable>(
                 .await?;
                 let spool = spool
                     .into_inner()
-                    .map_err(|e| Error::local_file(format!("cannot write a spool file: {e}")))?;
+                    .into_inner()
+                    .map_err(|e| spool_error(e.into_error()))?;
                 Ok::<_, Error>((stats, spool))
             }
             .await;
@@ -400,30 +406,30 @@ async fn run_spooled<R: Exportable>(
         match result {
             Ok((mut stats, mut spool)) => {
                 use std::io::Seek;
+                let read_error =
+                    |e: std::io::Error| Error::local_file(format!("cannot read a spool file: {e}"));
                 spool
                     .seek(std::io::SeekFrom::Start(0))
-                    .map_err(|e| Error::local_file(format!("cannot read a spool file: {e}")))?;
-                for line in BufReader::new(spool).lines() {
-                    let line = line
-                        .map_err(|e| Error::local_file(format!("cannot read a spool file: {e}")))?;
-                    let record: R = serde_json::from_str(&line)
-                        .map_err(|e| Error::internal(format!("spool record unreadable: {e}")))?;
-                    if !seen.insert(record.vendor(), record.agent_id(), record.id()) {
+                    .map_err(read_error)?;
+                let vendor = sources[index].job.vendor;
+                let mut input = BufReader::new(spool);
+                while let Some(record) = spool::decode(&mut input).map_err(read_error)? {
+                    if !seen.insert(vendor, &record.agent_id, &record.id) {
                         // The same source named twice in one config (same vendor and agent).
                         stats.duplicates += 1;
                         stats.written = stats.written.saturating_sub(1);
                         continue;
                     }
-                    writer.write(&record).map_err(write_error)?;
+                    output.write_unit(record.unit).map_err(write_error)?;
                 }
                 outcomes.push((index, Ok(stats)));
             }
             Err(error) => {
                 if !std::mem::take(&mut first_failure_pending) {
-                    eprintln!(
+                    crate::progress::eprint_line(&format!(
                         "leads: error: {}",
                         crate::secret::for_terminal(&error.message)
-                    );
+                    ));
                 }
                 outcomes.push((index, Err(error)));
             }

@@ -115,7 +115,7 @@ async fn check_all(
         session: None,
         limit: None,
         state: None,
-        lock_timeout: 0.0,
+        lock_timeout: None,
     };
     let output = OutputArgs {
         format: None,
@@ -123,6 +123,7 @@ async fn check_all(
         raw: false,
         no_formula_guard: false,
         bom: false,
+        columns: None,
     };
     let mut results = Vec::with_capacity(names.len());
     let mut sandbox: Option<Sandbox> = None;

@@ -22,17 +22,39 @@ fn vendor_names(name: fn(Vendor) -> &'static str) -> String {
 
 fn about() -> String {
     format!(
-        "Export leads and conversations from {} as JSON, NDJSON or CSV",
+        "Export leads and conversations from {} as JSON, NDJSON, CSV or XLSX",
         vendor_names(Vendor::display_name)
     )
 }
 
 fn after_help() -> String {
     let keys: Vec<&str> = Vendor::all().iter().map(|v| v.key_env()).collect();
-    format!(
-        "Keys come from {} or --api-key-file.\nTry it with no account: leads pull --vendor chatzuri --agent demo --sandbox",
+    let bases: Vec<&str> = Vendor::all().iter().map(|v| v.base_url_env()).collect();
+    let environment = [
+        (keys.join(", "), "the vendors' keys"),
+        (bases.join(", "), "base URLs (as --base-url)"),
+        (
+            "LEADS_CONFIG".to_owned(),
+            "the named-sources file (else $XDG_CONFIG_HOME/leads/config.toml)",
+        ),
+        (
+            "HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY".to_owned(),
+            "proxies (never used for loopback)",
+        ),
+        (
+            "SSL_CERT_FILE, SSL_CERT_DIR".to_owned(),
+            "more trusted CA certificates",
+        ),
+        ("RUST_LOG".to_owned(), "a log filter, instead of -v"),
+    ];
+    let mut text = format!(
+        "Keys come from {} or --api-key-file.\nTry it with no account: leads pull --vendor chatzuri --agent demo --sandbox --limit 5\n\nEnvironment:",
         keys.join(", ")
-    )
+    );
+    for (names, what) in environment {
+        text.push_str(&format!("\n  {names}\n      {what}"));
+    }
+    text
 }
 
 fn agent_help() -> String {
@@ -116,6 +138,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff): `leads man > ~/.local/share/man/man1/leads.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -209,7 +233,7 @@ pub struct FilterArgs {
     pub session: Option<String>,
 
     /// Stop after N records.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = count)]
     pub limit: Option<u64>,
 
     /// Incremental run: write only records newer than the bookmark in this file.
@@ -217,22 +241,27 @@ pub struct FilterArgs {
     pub state: Option<PathBuf>,
 
     /// Wait this long for another run's lock on --state before giving up.
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
-    pub lock_timeout: f64,
+    /// [default: 0, fail at once]
+    #[arg(allow_negative_numbers = true, long, value_name = "SECS")]
+    pub lock_timeout: Option<f64>,
 }
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Output format [default: json, or from the -o extension].
-    #[arg(long, value_enum)]
+    /// Output format [default: json, or from the -o extension; jsonl = ndjson].
+    #[arg(long, value_enum, ignore_case = true)]
     pub format: Option<Format>,
 
-    /// Write to PATH atomically instead of stdout ("-" is stdout).
+    /// Write to PATH atomically instead of stdout ("-" is stdout); .json, .ndjson/.jsonl, .csv, .xlsx, and .gz after a text format.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// Add the vendor's original record as `raw` (JSON formats).
+    /// CSV and XLSX: these columns, in this order (id,created_at,email,fields.company,...; all-fields adds one per custom field).
+    #[arg(long, value_name = "LIST")]
+    pub columns: Option<String>,
+
+    /// Add the vendor's original record as `raw` (JSON and NDJSON).
     #[arg(long)]
     pub raw: bool,
 
@@ -249,31 +278,36 @@ pub struct OutputArgs {
 #[command(next_help_heading = "Fetch")]
 pub struct FetchArgs {
     /// Records per page where the vendor pages by number [default: 100].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub page_size: Option<u32>,
 
     /// Requests in flight at once (1 = strictly sequential).
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
 
     /// Per-request timeout in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        value_name = "SECS",
+        default_value_t = 30.0
+    )]
     pub timeout: f64,
 
     /// Retries of a retryable failure.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=100))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub retries: u32,
 
     /// At most N requests per second to the vendor.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub rate: Option<f64>,
 
     /// Fail (exit 5) after N pages of one listing.
-    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
     pub max_pages: u64,
 
     /// Days per NeoAgent date window.
-    #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub window: u32,
 
     /// First retry delay in milliseconds (doubles each retry, with jitter; for tests).
@@ -290,25 +324,25 @@ pub struct FetchArgs {
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 8787)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 8787)]
     pub port: u16,
     /// Seed of the generated data.
-    #[arg(long, default_value_t = 42)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 42)]
     pub seed: u64,
     /// Leads per vendor.
-    #[arg(long, default_value_t = 250)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 250)]
     pub leads: usize,
     /// Conversations per vendor.
-    #[arg(long, default_value_t = 40)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 40)]
     pub conversations: usize,
     /// Delay before every response, in milliseconds.
-    #[arg(long, default_value_t = 0)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0)]
     pub latency_ms: u64,
     /// Answer every Nth request with 503.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub fail_every: Option<u64>,
     /// Answer 429 with Retry-After above N requests per second.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: Option<u32>,
 }
 
@@ -380,4 +414,14 @@ pub struct TapCli {
     pub verbose: u8,
     #[command(flatten)]
     pub tap: TapArgs,
+}
+
+/// A count of records: a whole number, 0 or more, with a message about the
+/// number rather than about its digits.
+fn count(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<i128>() {
+        Ok(n) if n < 0 => Err(format!("{n} is negative: give 0 or more")),
+        Ok(n) => u64::try_from(n).map_err(|_| format!("{n} is too large")),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
 }

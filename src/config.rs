@@ -18,7 +18,7 @@ pub use crate::keys::{
     Environment, MAX_KEY_FILE_BYTES, ProcessEnvironment, read_key_file, shown_path,
 };
 use crate::model::{Resource, Vendor};
-use crate::output::{Destination, Format, OutputOptions};
+pub use crate::output::OutputSettings;
 use crate::sandbox;
 use crate::secret::{ApiKey, looks_like_key};
 use crate::time::{Bound, parse_when};
@@ -44,12 +44,6 @@ pub struct Source {
     pub name: Option<String>,
     pub job: Job,
     pub endpoint: Endpoint,
-}
-
-#[derive(Debug, Clone)]
-pub struct OutputSettings {
-    pub destination: Destination,
-    pub options: OutputOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +83,7 @@ pub fn resolve(
         return Err(Error::usage("this build has no sandbox"));
     }
     let filters = resolve_filters(args, now)?;
-    let output = resolve_output(args.output)?;
+    let output = crate::output::settle(args.output, args.resource, env)?;
     let fetch = resolve_fetch(args.fetch)?;
     if args.filters.state.is_some() {
         // The bookmark covers the whole agent: a run that writes only part of
@@ -110,7 +104,7 @@ pub fn resolve(
         Some(path) => {
             // Writing the export over the state (or its lock) would lose
             // one or the other; every spelling of the same file counts.
-            if let Destination::File(out) = &output.destination
+            if let Some(out) = output.file()
                 && let Some(clash) = state_clash(out, path)
             {
                 return Err(Error::usage(format!(
@@ -121,8 +115,18 @@ pub fn resolve(
             }
             Some(StateSettings {
                 path: path.clone(),
-                lock_timeout: seconds("--lock-timeout", args.filters.lock_timeout, true)?,
+                lock_timeout: seconds(
+                    "--lock-timeout",
+                    args.filters.lock_timeout.unwrap_or(0.0),
+                    true,
+                )?,
             })
+        }
+        None if args.filters.lock_timeout.is_some() => {
+            return Err(Error::usage(
+                "--lock-timeout does nothing without --state: only a state file is locked",
+            )
+            .with_hint("add --state PATH, or drop --lock-timeout"));
         }
         None => None,
     };
@@ -515,27 +519,6 @@ fn build_job(
 
 /// The page size of vendors whose pages have none (it is not sent).
 const DEFAULT_PAGE_SIZE: u32 = 100;
-
-fn resolve_output(args: &OutputArgs) -> Result<OutputSettings> {
-    let destination = match &args.output {
-        Some(path) if path.as_os_str() == "-" => Destination::Stdout,
-        Some(path) => Destination::File(path.clone()),
-        None => Destination::Stdout,
-    };
-    let format = match (args.format, &destination) {
-        (Some(format), _) => format,
-        (None, Destination::File(path)) => Format::from_path(path).unwrap_or(Format::Json),
-        (None, Destination::Stdout) => Format::Json,
-    };
-    Ok(OutputSettings {
-        destination,
-        options: OutputOptions {
-            format,
-            formula_guard: !args.no_formula_guard,
-            bom: args.bom,
-        },
-    })
-}
 
 /// A number of seconds from the command line, as a `Duration`; a negative,
 /// infinite or absurdly large value is a usage error, not a panic.

@@ -19,5 +19,8 @@ fn main() -> ExitCode {
         Err(error) => return leads::process::argument_error(error),
     };
     leads::process::init_logging(cli.quiet, cli.verbose);
-    leads::process::execute(|now| leads::commands::run(cli, now))
+    // The sandbox serves until Ctrl-C: that is how it is stopped, not a
+    // failure.
+    let serving = matches!(cli.command, leads::cli::Command::Sandbox(_));
+    leads::process::execute(serving, |now| leads::commands::run(cli, now))
 }

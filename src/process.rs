@@ -14,8 +14,9 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Runs `run` on a single-threaded runtime until it ends or a signal stops
 /// it, then writes the run report (when one was asked for) and turns the
-/// outcome into the exit code.
-pub fn execute<F, Fut>(run: F) -> ExitCode
+/// outcome into the exit code. With `interrupt_ends_well` (the sandbox,
+/// which serves until Ctrl-C), an interrupt is success.
+pub fn execute<F, Fut>(interrupt_ends_well: bool, run: F) -> ExitCode
 where
     F: FnOnce(DateTime<Utc>) -> Fut,
     Fut: Future<Output = Result<()>>,
@@ -65,6 +66,9 @@ where
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if interrupt_ends_well && error.kind == ErrorKind::Interrupted => {
+            ExitCode::SUCCESS
+        }
         Err(error) => report(&error),
     }
 }
@@ -116,15 +120,43 @@ pub fn init_logging(quiet: bool, verbose: u8) {
         (false, _) => "warn,leads=debug",
     };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(ScrubbedStderr::default)
-        .with_target(false)
-        .with_ansi(false);
-    if verbose >= 2 {
-        builder.init();
-    } else {
-        builder.without_time().init();
+        .event_format(LogLine {
+            with_time: verbose >= 2,
+        })
+        .init();
+}
+
+/// Log lines read like the rest of stderr: `leads: warning: ...`,
+/// `leads: error: ...`, `leads: ...` for -v detail; -vv adds the UTC time.
+struct LogLine {
+    with_time: bool,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LogLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if self.with_time {
+            write!(writer, "{} ", Utc::now().format("%H:%M:%S%.3fZ"))?;
+        }
+        let prefix = match *event.metadata().level() {
+            tracing::Level::ERROR => "leads: error: ",
+            tracing::Level::WARN => "leads: warning: ",
+            _ => "leads: ",
+        };
+        writer.write_str(prefix)?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

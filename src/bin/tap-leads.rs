@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Err(error) => return leads::process::argument_error(error),
     };
     leads::process::init_logging(cli.quiet, cli.verbose);
-    leads::process::execute(|now| async move {
+    leads::process::execute(false, |now| async move {
         leads::singer::run(&cli.tap, &ProcessEnvironment, now).await
     })
 }

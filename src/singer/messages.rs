@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::Result;
+use crate::output::Formatted;
 
 use super::catalog::{Stream, selected_schema};
 
@@ -18,6 +19,7 @@ pub struct SingerWriter<W: Write> {
     out: W,
     schemas_sent: HashSet<Stream>,
     line: Vec<u8>,
+    json: Vec<u8>,
 }
 
 impl<W: Write> SingerWriter<W> {
@@ -26,6 +28,7 @@ impl<W: Write> SingerWriter<W> {
             out,
             schemas_sent: HashSet::new(),
             line: Vec::with_capacity(4096),
+            json: Vec::with_capacity(4096),
         }
     }
 
@@ -44,23 +47,55 @@ impl<W: Write> SingerWriter<W> {
         self.value_line(&message)
     }
 
-    /// One `RECORD`; with `keep`, only those properties.
-    pub fn record<R: Serialize>(
+    /// One `RECORD` of a model record, as `pull` writes it in JSON.
+    pub fn record<R: Formatted>(
         &mut self,
         stream: Stream,
         record: &R,
         keep: &Option<HashSet<String>>,
     ) -> Result<()> {
-        let mut value = serde_json::to_value(record).map_err(internal)?;
-        if let (Some(keep), Value::Object(map)) = (keep, &mut value) {
-            map.retain(|name, _| keep.contains(name));
-        }
+        let mut json = std::mem::take(&mut self.json);
+        json.clear();
+        crate::output::json::push_object(&mut json, R::JSON_FIELDS, record);
+        let written = self.record_json(stream, &json, keep);
+        self.json = json;
+        written
+    }
+
+    /// One `RECORD` of a value that serializes itself (a message row).
+    pub fn serialized<T: Serialize>(
+        &mut self,
+        stream: Stream,
+        value: &T,
+        keep: &Option<HashSet<String>>,
+    ) -> Result<()> {
+        let json = serde_json::to_vec(value).map_err(internal)?;
+        self.record_json(stream, &json, keep)
+    }
+
+    /// One `RECORD` around a record's JSON; with `keep`, only those
+    /// properties.
+    fn record_json(
+        &mut self,
+        stream: Stream,
+        json: &[u8],
+        keep: &Option<HashSet<String>>,
+    ) -> Result<()> {
         self.line.clear();
         self.line
             .extend_from_slice(b"{\"type\":\"RECORD\",\"stream\":\"");
         self.line.extend_from_slice(stream.name().as_bytes());
         self.line.extend_from_slice(b"\",\"record\":");
-        serde_json::to_writer(&mut self.line, &value).map_err(internal)?;
+        match keep {
+            None => self.line.extend_from_slice(json),
+            Some(keep) => {
+                let mut value: Value = serde_json::from_slice(json).map_err(internal)?;
+                if let Value::Object(map) = &mut value {
+                    map.retain(|name, _| keep.contains(name));
+                }
+                serde_json::to_writer(&mut self.line, &value).map_err(internal)?;
+            }
+        }
         self.line.extend_from_slice(b",\"time_extracted\":\"");
         self.line.extend_from_slice(
             Utc::now()

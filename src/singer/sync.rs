@@ -229,7 +229,11 @@ pub async fn run(
                         }
                         if messages {
                             for message in MessageRecord::of(conversation) {
-                                out.record(Stream(RecordKind::Messages), &message, &keep_messages)?;
+                                out.serialized(
+                                    Stream(RecordKind::Messages),
+                                    &message,
+                                    &keep_messages,
+                                )?;
                             }
                         }
                         Ok(())

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::plan::{
     Children, DateFilter, Listing, Parents, Projects, ResourceSpec, SessionFilter, Tokens,
-    VendorSpec, no_code_hints,
+    VendorSpec,
 };
 use super::{
     AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, at, canonical_json,
@@ -32,7 +32,7 @@ pub static VENDOR: VendorSpec = VendorSpec {
     id_prefix: "rf_",
     agent_hint: "the chatbot id, or PROJECT/CHATBOT",
     not_found_hint: "check --project and --agent (or PROJECT/CHATBOT) in the Robofy dashboard",
-    code_hint: no_code_hints,
+    code_hint,
     too_large_hint: "narrow the run with --since/--until",
     projects: Some(Projects {
         required_for: Resource::Leads,
@@ -64,6 +64,19 @@ pub static VENDOR: VendorSpec = VendorSpec {
         plan: conversations_plan,
     },
 };
+
+/// Robofy names what it did not find.
+fn code_hint(code: &str) -> Option<&'static str> {
+    match code {
+        "PROJECT_NOT_FOUND" => Some(
+            "check --project (or PROJECT in --agent PROJECT/CHATBOT): the project id is in the Robofy dashboard",
+        ),
+        "SESSION_NOT_FOUND" => {
+            Some("check --session: session ids are in the chatbot's Robofy inbox")
+        }
+        _ => None,
+    }
+}
 
 fn leads_plan(job: &Job, _bookmark: Option<&Bookmark>) -> Result<Listing<Lead>> {
     let project = job.project.clone().ok_or_else(|| {
@@ -99,6 +112,7 @@ fn conversations_plan(job: &Job, _bookmark: Option<&Bookmark>) -> Result<Listing
                     records: page.records.into_iter().map(&children).collect(),
                     returned: page.returned,
                     next_token: page.next_token,
+                    total: None,
                 })
             },
         )),
@@ -236,6 +250,7 @@ pub fn parse_leads(
         records,
         returned: rows.len(),
         next_token,
+        total: None,
     })
 }
 
@@ -461,6 +476,7 @@ pub fn parse_sessions(body: &[u8]) -> Result<Page<SessionSummary>, BodyError> {
         records,
         returned: list.len(),
         next_token: token(&value, INBOX_TOKENS),
+        total: None,
     })
 }
 
@@ -477,6 +493,7 @@ pub fn parse_messages(body: &[u8]) -> Result<Page<Value>, BodyError> {
         records: list.clone(),
         returned: list.len(),
         next_token: token(&value, INBOX_TOKENS),
+        total: None,
     })
 }
 
@@ -661,7 +678,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: s("eyJwYWdlIjoyfQ==")
+                next_token: s("eyJwYWdlIjoyfQ=="),
+                total: None
             }
         );
         assert_eq!(
@@ -694,7 +712,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: s("string")
+                next_token: s("string"),
+                total: None
             }
         );
     }
@@ -753,7 +772,8 @@ mod tests {
             Page {
                 records: expected,
                 returned: 3,
-                next_token: s("eyJwYWdlIjoyfQ==")
+                next_token: s("eyJwYWdlIjoyfQ=="),
+                total: None
             }
         );
     }
@@ -776,7 +796,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: s("eyJwYWdlIjozfQ==")
+                next_token: s("eyJwYWdlIjozfQ=="),
+                total: None
             }
         );
     }
@@ -799,7 +820,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -816,7 +838,8 @@ mod tests {
                 Page {
                     records: vec![],
                     returned: 0,
-                    next_token: None
+                    next_token: None,
+                    total: None
                 },
                 "{body}"
             );
@@ -957,6 +980,7 @@ mod tests {
                 ],
                 returned: 2,
                 next_token: s("eyJwYWdlIjoyfQ=="),
+                total: None,
             }
         );
     }
@@ -1008,7 +1032,8 @@ mod tests {
                 Page {
                     records: vec![m.clone()],
                     returned: 1,
-                    next_token: expected_token
+                    next_token: expected_token,
+                    total: None
                 },
                 "{body}"
             );

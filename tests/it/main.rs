@@ -24,3 +24,5 @@ mod sandbox_chatbase;
 mod sandbox_e2e;
 mod schema;
 mod singer;
+mod spreadsheets;
+mod ux;
