@@ -183,8 +183,7 @@ impl Drop for ScrubbedStderr {
             return;
         }
         let text = String::from_utf8_lossy(&self.0);
-        let line = crate::secret::for_terminal(text.trim_end_matches('\n'));
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        crate::progress::eprint_line(&crate::secret::for_terminal(text.trim_end_matches('\n')));
     }
 }
 
@@ -228,13 +227,49 @@ pub fn argument_error(error: clap::Error) -> ExitCode {
         }
         _ => {}
     }
+    report(&Error::usage(clap_message(&error.render().to_string())).with_hint(clap_hint(&error)))
+}
+
+/// Clap's message on one line, with the detail it puts on the lines after
+/// the first (the missing arguments, the possible values), up to its usage
+/// line.
+fn clap_message(rendered: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("Usage:")
+            || line.starts_with("tip:")
+            || line.starts_with("For more information")
+        {
+            break;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    match parts.split_first() {
+        Some((first, [])) => (*first).to_owned(),
+        Some((first, rest)) if first.ends_with(':') => format!("{first} {}", rest.join(", ")),
+        Some((first, rest)) => format!("{first} {}", rest.join(" ")),
+        None => "invalid arguments".to_owned(),
+    }
+}
+
+/// Clap's tip when it has one, else the subcommand's help.
+fn clap_hint(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
-    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("invalid arguments");
-    let message = first.strip_prefix("error: ").unwrap_or(first);
-    let tip = lines
+    rendered
+        .lines()
+        .map(str::trim)
         .find_map(|l| l.strip_prefix("tip: "))
-        .map(str::to_owned);
-    let hint = tip.unwrap_or_else(|| "see leads --help".to_owned());
-    report(&Error::usage(message).with_hint(hint))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let usage = rendered
+                .lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("Usage: "))
+                .and_then(|u| u.split_whitespace().nth(1))
+                .filter(|word| !word.starts_with(['[', '<', '-']));
+            match usage {
+                Some(command) => format!("see leads {command} --help"),
+                None => "see leads --help".to_owned(),
+            }
+        })
 }
