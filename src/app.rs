@@ -13,11 +13,12 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, Command, SandboxArgs};
 use crate::config::{self, Endpoint, ExportArgs, ProcessEnvironment, Settings, Source};
+use crate::db::Database;
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{self, Job, RunStats, SeenIds};
 use crate::fetch::Fetcher;
 use crate::model::{Conversation, Lead, Record, Resource, Vendor};
-use crate::output::{OutputFile, RecordWriter};
+use crate::output::{Destination, OutputFile, OutputWriter, RecordWriter};
 use crate::progress::Progress;
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::secret::ApiKey;
@@ -75,7 +76,7 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
 }
 
 /// The two record kinds, each with its export plan.
-pub trait Exportable: Record {
+pub trait Exportable: Record + crate::db::Stored {
     fn export(
         job: &Job,
         fetcher: Arc<Fetcher>,
@@ -131,6 +132,31 @@ fn print_stdout(text: &str) -> Result<()> {
         .map_err(write_error)
 }
 
+/// Where a run's records go: the one place that chooses between a byte
+/// stream (stdout or a file, in a text format) and a database.
+enum Writer<'a> {
+    File(RecordWriter<&'a mut OutputWriter>),
+    Database(Database),
+}
+
+impl Writer<'_> {
+    fn write<R: Exportable>(&mut self, record: &R) -> Result<()> {
+        match self {
+            Writer::File(writer) => writer.write(record).map_err(write_error),
+            Writer::Database(database) => database.write(record),
+        }
+    }
+
+    /// Completes a byte stream (flushed, not yet committed); a database is
+    /// handed back to be committed with the rest of the run.
+    fn finish<R: Exportable>(self) -> Result<Option<Database>> {
+        match self {
+            Writer::File(writer) => writer.finish::<R>().map(|_| None).map_err(write_error),
+            Writer::Database(database) => Ok(Some(database)),
+        }
+    }
+}
+
 async fn run_export<R: Exportable>(
     mut settings: Settings,
     ui: Ui,
@@ -171,6 +197,26 @@ async fn run_export<R: Exportable>(
             source.job.bookmark = bookmark;
         }
     }
+    // A database is opened (and its tables checked) before anything is
+    // fetched; with --incremental, the table is where each source starts.
+    let mut database = match &settings.output.destination {
+        Destination::Database(db) => {
+            let mut database = Database::open(db, settings.resource, now).await?;
+            if db.incremental {
+                for source in &mut settings.sources {
+                    source.job.resume_from = database
+                        .newest(
+                            source.job.vendor.as_str(),
+                            &source.job.agent,
+                            now + export::FUTURE_TOLERANCE,
+                        )
+                        .await?;
+                }
+            }
+            Some(database)
+        }
+        _ => None,
+    };
     let sandbox = if settings
         .sources
         .iter()
@@ -222,14 +268,21 @@ async fn run_export<R: Exportable>(
         !ui.quiet && std::io::stderr().is_terminal(),
         fetch_stats.clone(),
     );
-    let mut out = OutputFile::open(&settings.output.destination)?;
-    let mut writer = RecordWriter::new(out.writer(), &settings.output.options);
+    let mut out = match &database {
+        Some(_) => None,
+        None => Some(OutputFile::open(&settings.output.destination)?),
+    };
+    let mut writer = match (&mut out, database.take()) {
+        (Some(out), _) => Writer::File(RecordWriter::new(out.writer(), &settings.output.options)),
+        (None, Some(database)) => Writer::Database(database),
+        (None, None) => return Err(Error::internal("no output for the run")),
+    };
     let mut outcomes: Vec<(usize, Result<RunStats>)> = Vec::new();
 
     if settings.sources.len() == 1 {
         let mut seen = SeenIds::default();
         let mut sink = |record: &R| {
-            writer.write(record).map_err(write_error)?;
+            writer.write(record)?;
             progress.record();
             Ok(())
         };
@@ -259,7 +312,7 @@ async fn run_export<R: Exportable>(
     {
         return Err(error);
     }
-    writer.finish::<R>().map_err(write_error)?;
+    let database = writer.finish::<R>()?;
 
     // The new state is written and synced before the output is put in
     // place, so a state that cannot be saved (full disk, no permission)
@@ -302,10 +355,19 @@ async fn run_export<R: Exportable>(
         }
         None => None,
     };
-    out.commit()?;
+    if let Some(out) = out {
+        out.commit()?;
+    }
     if let Some(prepared) = prepared {
         prepared.commit()?;
     }
+    let stored = match database {
+        Some(database) => {
+            let shown = database.shown().to_owned();
+            Some((shown, database.commit().await?))
+        }
+        None => None,
+    };
     progress.finish();
 
     let total = outcomes.iter().filter_map(|(_, r)| r.as_ref().ok()).fold(
@@ -327,8 +389,16 @@ async fn run_export<R: Exportable>(
         .map(|s| s.retries.load(std::sync::atomic::Ordering::Relaxed))
         .sum();
     if !ui.quiet && (ui.verbose > 0 || std::io::stderr().is_terminal()) {
+        let stored = stored
+            .map(|(shown, counts)| {
+                format!(
+                    " to {shown} ({} inserted, {} updated, {} unchanged)",
+                    counts.inserted, counts.updated, counts.unchanged
+                )
+            })
+            .unwrap_or_default();
         eprintln!(
-            "leads: {} {} written, {} pages, {} requests ({} retried), {} duplicates dropped, {} filtered out, {:.1}s",
+            "leads: {} {} written{stored}, {} pages, {} requests ({} retried), {} duplicates dropped, {} filtered out, {:.1}s",
             total.written,
             settings.resource.as_str(),
             total.pages,
@@ -358,7 +428,7 @@ pub const MAX_SOURCES_AT_ONCE: usize = 16;
 async fn run_spooled<R: Exportable>(
     sources: &[Source],
     fetchers: Vec<Arc<Fetcher>>,
-    writer: &mut RecordWriter<&mut crate::output::OutputWriter>,
+    writer: &mut Writer<'_>,
     progress: &Progress,
     keep_going: bool,
 ) -> Result<Vec<(usize, Result<RunStats>)>> {
@@ -437,7 +507,7 @@ async fn run_spooled<R: Exportable>(
                         stats.written = stats.written.saturating_sub(1);
                         continue;
                     }
-                    writer.write(&record).map_err(write_error)?;
+                    writer.write(&record)?;
                 }
                 outcomes.push((index, Ok(stats)));
             }

@@ -146,9 +146,13 @@ pub struct FilterArgs {
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
 
-    /// Wait this long for another run's lock on --state before giving up.
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
-    pub lock_timeout: f64,
+    /// Database outputs: start each source from the newest created_at already stored.
+    #[arg(long)]
+    pub incremental: bool,
+
+    /// Wait this long for another run's lock: on --state (default 0), on a database output (default 60).
+    #[arg(long, value_name = "SECS")]
+    pub lock_timeout: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -158,8 +162,8 @@ pub struct OutputArgs {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 
-    /// Write to PATH atomically instead of stdout ("-" is stdout).
-    #[arg(short, long, value_name = "PATH")]
+    /// Write to PATH atomically instead of stdout ("-" is stdout); FILE.db or postgres://... is a database.
+    #[arg(short, long, value_name = "PATH|URL")]
     pub output: Option<PathBuf>,
 
     /// Add the vendor's original record as `raw` (JSON formats).

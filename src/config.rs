@@ -97,9 +97,14 @@ pub fn resolve(
 ) -> Result<Settings> {
     let source = args.source;
     let filters = resolve_filters(args, now)?;
-    let output = resolve_output(args.output)?;
+    let output = resolve_output(args.output, args.filters, env)?;
     let fetch = resolve_fetch(args.fetch)?;
-    if args.filters.state.is_some() {
+    let incremental = match (&args.filters.state, args.filters.incremental) {
+        (Some(_), _) => Some("--state"),
+        (None, true) => Some("--incremental"),
+        (None, false) => None,
+    };
+    if let Some(incremental) = incremental {
         // The bookmark covers the whole agent: a run that writes only part of
         // it would move the bookmark past records it never wrote.
         let partial = [
@@ -109,9 +114,9 @@ pub fn resolve(
         ];
         if let Some((_, flag)) = partial.iter().find(|(set, _)| *set) {
             return Err(Error::usage(format!(
-                "--state cannot be combined with {flag}: the bookmark would move past records this run did not write"
+                "{incremental} cannot be combined with {flag}: the bookmark would move past records this run did not write"
             ))
-            .with_hint("use --state for whole-agent incremental runs; filter its output instead (e.g. with jq)"));
+            .with_hint("use it for whole-agent incremental runs; filter the output instead (e.g. with jq)"));
         }
     }
     let state = match &args.filters.state {
@@ -129,7 +134,11 @@ pub fn resolve(
             }
             Some(StateSettings {
                 path: path.clone(),
-                lock_timeout: seconds("--lock-timeout", args.filters.lock_timeout, true)?,
+                lock_timeout: seconds(
+                    "--lock-timeout",
+                    args.filters.lock_timeout.unwrap_or(0.0),
+                    true,
+                )?,
             })
         }
         None => None,
@@ -497,11 +506,16 @@ fn build_job(
         window_days: args.fetch.window,
         keep_raw: args.output.raw,
         bookmark: None,
+        resume_from: None,
         now,
     })
 }
 
-fn resolve_output(args: &OutputArgs) -> Result<OutputSettings> {
+fn resolve_output(
+    args: &OutputArgs,
+    filters: &FilterArgs,
+    env: &dyn Environment,
+) -> Result<OutputSettings> {
     let destination = match &args.output {
         Some(path) if path.as_os_str() == "-" => Destination::Stdout,
         Some(path) => Destination::File(path.clone()),
@@ -510,16 +524,92 @@ fn resolve_output(args: &OutputArgs) -> Result<OutputSettings> {
     let format = match (args.format, &destination) {
         (Some(format), _) => format,
         (None, Destination::File(path)) => Format::from_path(path).unwrap_or(Format::Json),
-        (None, Destination::Stdout) => Format::Json,
+        (None, _) => Format::Json,
+    };
+    let options = OutputOptions {
+        format,
+        formula_guard: !args.no_formula_guard,
+        bom: args.bom,
+    };
+    let database = resolve_database(args, format, &destination, env)?;
+    let Some(target) = database else {
+        if filters.incremental {
+            return Err(Error::usage(
+                "--incremental needs a database output: the table is the bookmark",
+            )
+            .with_hint("-o leads.db (SQLite) or -o postgres://...; for files use --state PATH"));
+        }
+        return Ok(OutputSettings {
+            destination,
+            options,
+        });
+    };
+    if filters.state.is_some() {
+        return Err(
+            Error::usage("--state cannot be combined with a database output")
+                .with_hint("use --incremental: each run starts from the newest created_at already in the table"),
+        );
+    }
+    let unused = [
+        (args.bom, "--bom"),
+        (args.no_formula_guard, "--no-formula-guard"),
+    ];
+    if let Some((_, flag)) = unused.iter().find(|(set, _)| *set) {
+        return Err(Error::usage(format!(
+            "{flag} has no effect with a database output"
+        )));
+    }
+    let lock_timeout = match filters.lock_timeout {
+        Some(secs) => seconds("--lock-timeout", secs, true)?,
+        None => crate::db::DEFAULT_LOCK_TIMEOUT,
     };
     Ok(OutputSettings {
-        destination,
-        options: OutputOptions {
-            format,
-            formula_guard: !args.no_formula_guard,
-            bom: args.bom,
-        },
+        destination: Destination::Database(crate::db::DatabaseSettings {
+            target,
+            lock_timeout,
+            incremental: filters.incremental,
+        }),
+        options,
     })
+}
+
+/// The database an output names, if it is one: a `postgres://` URL, or
+/// `--format sqlite` / a `.db`, `.sqlite`, `.sqlite3` file.
+fn resolve_database(
+    args: &OutputArgs,
+    format: Format,
+    destination: &Destination,
+    env: &dyn Environment,
+) -> Result<Option<crate::db::Target>> {
+    let url = args
+        .output
+        .as_deref()
+        .and_then(|p| p.to_str())
+        .filter(|text| crate::db::is_postgres_url(text));
+    if let Some(url) = url {
+        if let Some(format) = args.format.filter(|f| *f != Format::Sqlite) {
+            return Err(Error::usage(format!(
+                "--format {format} cannot be written to PostgreSQL: a postgres:// output is a database"
+            ))
+            .with_hint("drop --format"));
+        }
+        if args.format == Some(Format::Sqlite) {
+            return Err(Error::usage("--format sqlite with a postgres:// output")
+                .with_hint("drop --format"));
+        }
+        return crate::db::postgres::Target::parse(url, env)
+            .map(|t| Some(crate::db::Target::Postgres(t)));
+    }
+    if format != Format::Sqlite {
+        return Ok(None);
+    }
+    match destination {
+        Destination::File(path) => Ok(Some(crate::db::Target::Sqlite(path.clone()))),
+        _ => Err(
+            Error::usage("a SQLite database cannot be written to stdout")
+                .with_hint("give a file: -o leads.db"),
+        ),
+    }
 }
 
 /// A number of seconds from the command line, as a `Duration`; a negative,

@@ -63,6 +63,11 @@ pub struct Job {
     pub window_days: u32,
     pub keep_raw: bool,
     pub bookmark: Option<Bookmark>,
+    /// `--incremental` into a database: the newest `created_at` stored for
+    /// this vendor and agent. The request starts from it exactly as from a
+    /// state bookmark, but nothing is filtered out: the table upserts
+    /// whatever comes back.
+    pub resume_from: Option<DateTime<Utc>>,
     /// "Today" for NeoAgent windows without `--until`.
     pub now: DateTime<Utc>,
 }
@@ -89,7 +94,12 @@ impl Job {
         // Saturating: the bounds may be the extremes chrono can hold.
         let earlier = |t: DateTime<Utc>, by: Duration| t.checked_sub_signed(by).unwrap_or(t);
         let since = self.filters.since.map(|t| earlier(t, margin));
-        let since = match (since, self.bookmark.as_ref().and_then(|b| b.created_at)) {
+        let mark = self
+            .bookmark
+            .as_ref()
+            .and_then(|b| b.created_at)
+            .or(self.resume_from);
+        let since = match (since, mark) {
             (Some(since), Some(mark)) => Some(since.max(earlier(mark, Duration::days(1)))),
             (None, Some(mark)) => Some(earlier(mark, Duration::days(1))),
             (since, None) => since,

@@ -25,6 +25,9 @@ pub enum Format {
     Json,
     Ndjson,
     Csv,
+    /// A SQLite database file (SPEC section 11): not a stream, written by
+    /// `crate::db`.
+    Sqlite,
 }
 
 impl Format {
@@ -37,6 +40,9 @@ impl Format {
             ("ndjson", Format::Ndjson),
             ("jsonl", Format::Ndjson),
             ("json", Format::Json),
+            ("db", Format::Sqlite),
+            ("sqlite", Format::Sqlite),
+            ("sqlite3", Format::Sqlite),
         ]
         .into_iter()
         .find(|(name, _)| ext.eq_ignore_ascii_case(name))
@@ -48,6 +54,7 @@ impl Format {
             Format::Json => "json",
             Format::Ndjson => "ndjson",
             Format::Csv => "csv",
+            Format::Sqlite => "sqlite",
         }
     }
 }
@@ -91,6 +98,9 @@ enum Inner<W: Write> {
     /// tables are not rebuilt per record.
     /// Boxed: it carries its own buffer state, far larger than a `W`.
     Csv(Box<csv::Writer<W>>),
+    /// A database format: databases are written by `crate::db`, never
+    /// through a byte stream; every write is an error.
+    NotAStream,
 }
 
 /// Writes records of one kind, one at a time, in one format.
@@ -116,6 +126,7 @@ impl<W: Write> RecordWriter<W> {
             Format::Json => Inner::Json(out),
             Format::Ndjson => Inner::Ndjson(out),
             Format::Csv => Inner::CsvPending(Some(out)),
+            Format::Sqlite => Inner::NotAStream,
         };
         RecordWriter {
             inner,
@@ -165,6 +176,7 @@ impl<W: Write> RecordWriter<W> {
                 out.write_all(&self.scratch)?;
             }
             Inner::CsvPending(_) => unreachable!("start_csv ran"),
+            Inner::NotAStream => return Err(not_a_stream()),
             Inner::Csv(csv) => {
                 for row in record.csv_rows() {
                     for cell in &row {
@@ -200,6 +212,7 @@ impl<W: Write> RecordWriter<W> {
                 Ok(out)
             }
             Inner::CsvPending(_) => unreachable!("start_csv ran"),
+            Inner::NotAStream => Err(not_a_stream()),
             // into_inner flushes the csv buffer and then `out` itself.
             Inner::Csv(csv) => csv.into_inner().map_err(|e| e.into_error()),
         }
@@ -209,6 +222,10 @@ impl<W: Write> RecordWriter<W> {
     pub fn records_written(&self) -> u64 {
         self.records
     }
+}
+
+fn not_a_stream() -> io::Error {
+    io::Error::other("a database format has no byte-stream writer")
 }
 
 /// The csv crate's own `From` wraps every error as `ErrorKind::Other`, which
@@ -316,6 +333,8 @@ fn is_phone(s: &str) -> bool {
 pub enum Destination {
     Stdout,
     File(PathBuf),
+    /// SQLite or PostgreSQL (SPEC section 11), written by `crate::db`.
+    Database(crate::db::DatabaseSettings),
 }
 
 enum Sink {
@@ -403,6 +422,9 @@ impl OutputFile {
         let (sink, target) = match dest {
             Destination::Stdout => (Sink::Stdout(io::stdout().lock()), Target::Stdout),
             Destination::File(path) => open_file(path)?,
+            Destination::Database(_) => {
+                return Err(Error::internal("a database output is not opened as a file"));
+            }
         };
         Ok(OutputFile {
             writer: OutputWriter {
