@@ -92,7 +92,11 @@ impl Target {
     /// `PG*` variables for what it leaves out.
     pub fn parse(text: &str, env: &dyn Environment) -> Result<Target> {
         let shown = without_userinfo(text);
-        let url = url::Url::parse(text.trim()).map_err(|e| {
+        // libpq allows an empty host (`postgres:///db`, `postgres://u@/db`:
+        // the default socket, or `?host=`); the URL parser does not, so a
+        // placeholder stands in for it.
+        let (with_host, empty_host) = fill_empty_host(text.trim());
+        let url = url::Url::parse(&with_host).map_err(|e| {
             Error::usage(format!("-o {shown}: not a PostgreSQL URL ({e})"))
                 .with_hint("postgres://USER@HOST:PORT/DATABASE?sslmode=require")
         })?;
@@ -124,6 +128,7 @@ impl Target {
         let host_text = param("host")
             .or_else(|| {
                 url.host_str()
+                    .filter(|_| !empty_host)
                     .map(|h| percent_decode(h.trim_start_matches('[').trim_end_matches(']')))
                     .filter(|h| !h.is_empty())
             })
@@ -202,6 +207,26 @@ impl Target {
             .with_hint("add ?sslmode=require (or verify-full) to the URL; the certificate is verified against the system trust store, add sslrootcert=PATH for a private CA"));
         }
         Ok(target)
+    }
+}
+
+const NO_HOST: &str = "leads-empty-host.invalid";
+
+/// The URL with [`NO_HOST`] where its host is empty, and whether it was.
+fn fill_empty_host(text: &str) -> (String, bool) {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return (text.to_owned(), false);
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((userinfo, host_port)) => (format!("{userinfo}@"), host_port),
+        None => (String::new(), authority),
+    };
+    if host_port.is_empty() || host_port.starts_with(':') {
+        (format!("{scheme}://{userinfo}{NO_HOST}{host_port}{tail}"), true)
+    } else {
+        (text.to_owned(), false)
     }
 }
 
@@ -898,6 +923,9 @@ mod tests {
         let t = parse("postgresql:///crm?host=/run/pg&port=6000").unwrap();
         assert_eq!(t.host, Host::Socket("/run/pg".into()));
         assert_eq!((t.port, t.user.as_str()), (6000, "me"));
+        let t = parse("postgres://u@:6001/d").unwrap();
+        assert_eq!((t.port, t.is_loopback()), (6001, true));
+        assert!(matches!(t.host, Host::Socket(_)));
         let t = parse("postgres://u@%2Ftmp%2Fpg/d").unwrap();
         assert_eq!(t.host, Host::Socket("/tmp/pg".into()));
         let t = parse("postgres://u@[::1]/d").unwrap();
