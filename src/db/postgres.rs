@@ -224,7 +224,10 @@ fn fill_empty_host(text: &str) -> (String, bool) {
         None => (String::new(), authority),
     };
     if host_port.is_empty() || host_port.starts_with(':') {
-        (format!("{scheme}://{userinfo}{NO_HOST}{host_port}{tail}"), true)
+        (
+            format!("{scheme}://{userinfo}{NO_HOST}{host_port}{tail}"),
+            true,
+        )
     } else {
         (text.to_owned(), false)
     }

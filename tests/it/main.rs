@@ -8,6 +8,8 @@ mod common;
 mod cli;
 mod config_sources;
 mod conversations;
+mod db_postgres;
+mod db_sqlite;
 mod design;
 mod faults;
 mod hardening_pages;
