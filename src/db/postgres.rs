@@ -369,8 +369,8 @@ fn pgpass_fields(line: &str) -> Vec<String> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
-                if let Some(next) = chars.next() {
-                    fields.last_mut().map(|f| f.push(next));
+                if let (Some(next), Some(field)) = (chars.next(), fields.last_mut()) {
+                    field.push(next);
                 }
             }
             ':' if fields.len() < 5 => fields.push(String::new()),
@@ -383,6 +383,9 @@ fn pgpass_fields(line: &str) -> Vec<String> {
     }
     fields
 }
+
+/// An existing table's columns (name, type) and primary key columns.
+type ExistingTable = (Vec<(String, String)>, Vec<String>);
 
 /// Bytes of COPY text buffered before they are sent.
 const COPY_CHUNK: usize = 4 * 1024 * 1024;
@@ -505,10 +508,7 @@ impl Postgres {
         self.batch("stage rows for", &begin.join("; "))
     }
 
-    fn existing_columns(
-        &self,
-        table: &str,
-    ) -> Result<Option<(Vec<(String, String)>, Vec<String>)>> {
+    fn existing_columns(&self, table: &str) -> Result<Option<ExistingTable>> {
         self.runtime.block_on(async {
             let columns = self
                 .client
@@ -765,9 +765,9 @@ fn replace_json_nul(text: &str) -> String {
     while let Some(at) = rest.find('\\') {
         out.push_str(&rest[..at]);
         let escape = &rest[at..];
-        if escape.starts_with("\\u0000") {
+        if let Some(after) = escape.strip_prefix("\\u0000") {
             out.push_str("\\ufffd");
-            rest = &escape[6..];
+            rest = after;
         } else {
             let len = escape[1..].chars().next().map_or(1, |c| 1 + c.len_utf8());
             out.push_str(&escape[..len]);
@@ -811,8 +811,13 @@ fn connect_error(
         }
         return Error::local_file(format!("cannot open PostgreSQL {shown}: {}", db.message()));
     }
-    let text = e.to_string();
-    if text.contains("password missing") {
+    let mut chain = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        chain.push(inner.to_string());
+        source = inner.source();
+    }
+    if chain.iter().any(|t| t.contains("password missing")) {
         return Error::local_file(format!(
             "PostgreSQL {shown} asks user {} for a password, and none was found",
             target.user
@@ -828,12 +833,7 @@ fn connect_error(
         )
         .with_hint("for a private CA add sslrootcert=PATH (PEM) to the URL, or set SSL_CERT_FILE");
     }
-    let mut detail = text;
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        detail = inner.to_string();
-        source = inner.source();
-    }
+    let detail = chain.pop().unwrap_or_default();
     Error::new(
         ErrorKind::Network,
         format!("cannot reach PostgreSQL {shown}: {detail}"),

@@ -5,14 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use leads::model::Vendor;
 use leads::sandbox::SandboxOptions;
 use rusqlite::Connection;
-use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
+use serde_json::Value;
 
 use crate::common::db::*;
 use crate::common::*;
@@ -203,95 +200,6 @@ async fn conversations_upsert_and_their_messages_are_replaced() {
         .unwrap();
     assert_eq!(orphans, 0);
 }
-
-/// A Chatzuri that serves a fixed list of leads (ignoring date filters, as
-/// the client filters anyway) and records every request's query.
-#[derive(Clone, Default)]
-pub struct ChatzuriLeads {
-    pub leads: Arc<Mutex<Vec<(u32, String)>>>,
-    pub queries: Arc<Mutex<Vec<Vec<(String, String)>>>>,
-}
-
-impl Respond for ChatzuriLeads {
-    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        self.queries.lock().unwrap().push(
-            request
-                .url
-                .query_pairs()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        );
-        let rows: Vec<Value> = self
-            .leads
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(n, at)| json!({"id": n, "created_at": at, "email": format!("lead{n}@example.test")}))
-            .collect();
-        ResponseTemplate::new(202).set_body_json(json!({ "data": rows }))
-    }
-}
-
-impl ChatzuriLeads {
-    pub async fn serve(leads: &[(u32, &str)]) -> (MockServer, ChatzuriLeads) {
-        let vendor = ChatzuriLeads::default();
-        vendor.set(leads);
-        let server = MockServer::start().await;
-        Mock::given(any())
-            .respond_with(vendor.clone())
-            .mount(&server)
-            .await;
-        (server, vendor)
-    }
-
-    pub fn set(&self, leads: &[(u32, &str)]) {
-        *self.leads.lock().unwrap() = leads.iter().map(|(n, at)| (*n, (*at).to_owned())).collect();
-    }
-
-    pub fn start_dates(&self) -> Vec<Option<String>> {
-        self.queries
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|q| {
-                q.iter()
-                    .find(|(k, _)| k == "startDate")
-                    .map(|(_, v)| v.clone())
-            })
-            .collect()
-    }
-
-    pub fn pull(server: &MockServer, agent: &str) -> assert_cmd::Command {
-        let mut cmd = leads();
-        cmd.env("CHATZURI_API_KEY", CHATZURI_KEY)
-            .env("LEADS_NOW", "2025-03-20T00:00:00Z")
-            .args([
-                "pull",
-                "--vendor",
-                "chatzuri",
-                "--agent",
-                agent,
-                "--base-url",
-            ])
-            .arg(server.uri());
-        cmd
-    }
-}
-
-/// The leads served before and during an incremental run: the newest of
-/// `cz-agent` that counts is 2025-03-10T12:00Z (the 2099 one is more than a
-/// day in the future); another agent's newer lead does not count.
-pub const BEFORE: &[(u32, &str)] = &[
-    (1, "2025-03-01T08:00:00Z"),
-    (2, "2025-03-10T12:00:00Z"),
-    (3, "2099-01-01T00:00:00Z"),
-];
-pub const DURING: &[(u32, &str)] = &[
-    (1, "2025-03-01T08:00:00Z"),
-    (2, "2025-03-10T12:00:00Z"),
-    (3, "2099-01-01T00:00:00Z"),
-    (4, "2025-03-12T09:30:00Z"),
-];
 
 #[tokio::test]
 async fn incremental_starts_a_day_before_the_newest_stored_lead_of_that_agent() {
