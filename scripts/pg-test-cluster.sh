@@ -13,6 +13,9 @@
 #   LEADS_TEST_PG       postgres://leads_test@127.0.0.1:PORT/leads_test
 #   LEADS_TEST_PG_PASSWORD  the test role's password (TCP needs it)
 #   LEADS_TEST_PG_SOCKET    the socket directory (trusted, no password)
+#   LEADS_TEST_PG_CA    a CA certificate the server's TLS certificate (for
+#                       localhost and 127.0.0.1) is signed by; TLS is on
+#                       when openssl is there to make them
 #   LEADS_TEST_PG_DIR   the cluster directory, for `stop`
 #   LEADS_REQUIRE_PG=1  so the tests fail, rather than skip, without it
 # `stop DIR` stops the cluster and removes DIR.
@@ -92,6 +95,24 @@ synchronous_commit = off
 full_page_writes = off
 max_connections = 50
 EOF
+  local ca=""
+  if command -v openssl >/dev/null 2>&1; then
+    # A private CA and a server certificate signed by it, so the tests can
+    # show that TLS is verified (trusted with sslrootcert, refused without).
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=leads test CA" \
+      -keyout "$dir/ca.key" -out "$dir/ca.pem" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout "$dir/data/server.key" -out "$dir/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$dir/san.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+      -CAcreateserial -days 2 -extfile "$dir/san.ext" -out "$dir/data/server.crt" >/dev/null 2>&1
+    chmod 600 "$dir/data/server.key"
+    if [ "$(id -u)" = 0 ]; then
+      chown postgres: "$dir/data/server.key" "$dir/data/server.crt"
+    fi
+    echo "ssl = on" >>"$dir/data/postgresql.conf"
+    ca="$dir/ca.pem"
+  fi
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >&2 || {
     cat "$dir/server.log" >&2
     exit 1
@@ -105,6 +126,7 @@ EOF
   echo "export LEADS_TEST_PG='postgres://leads_test@127.0.0.1:$port/leads_test'"
   echo "export LEADS_TEST_PG_PASSWORD='$password'"
   echo "export LEADS_TEST_PG_SOCKET='$dir/socket'"
+  [ -z "$ca" ] || echo "export LEADS_TEST_PG_CA='$ca'"
   echo "export LEADS_TEST_PG_DIR='$dir'"
   echo "export LEADS_REQUIRE_PG=1"
 }

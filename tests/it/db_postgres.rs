@@ -514,3 +514,43 @@ async fn tables_locked_past_the_timeout_are_exit_7_and_nothing_changed() {
     holder.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(dump(&client).await, before);
 }
+
+#[tokio::test]
+async fn tls_is_verified_against_the_trust_store_and_sslrootcert() {
+    let Some(pg) = server() else { return };
+    let Ok(ca) = std::env::var("LEADS_TEST_PG_CA") else {
+        assert!(
+            std::env::var("LEADS_REQUIRE_PG").is_err(),
+            "the test cluster has no TLS certificate (is openssl installed?)"
+        );
+        eprintln!("skipped: the test cluster has no TLS");
+        return;
+    };
+    let (url, client) = fresh(&pg).await;
+    let sandbox = start_sandbox(42, 10, 0).await;
+    let tls_url = format!("{}?sslmode=require", url.replacen(&pg.host, "localhost", 1));
+
+    // The server's certificate is signed by a CA no trust store holds.
+    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
+    into(&pg, &mut cmd, &tls_url);
+    let output = run(cmd).await;
+    assert_exit(&output, 6);
+    assert!(
+        stderr(&output).contains("TLS certificate not trusted"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("sslrootcert"),
+        "{}",
+        stderr(&output)
+    );
+
+    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
+    into(&pg, &mut cmd, &format!("{tls_url}&sslrootcert={ca}"));
+    cmd.arg("-v");
+    let output = run(cmd).await;
+    assert_exit(&output, 0);
+    assert_eq!(counts(&output), (10, 0, 0));
+    assert_eq!(table(&client, false).await.len(), 10);
+}
