@@ -269,6 +269,19 @@ fn check_shape(
     .with_hint("leads keeps its own leads, conversations and messages tables: write to another database (PostgreSQL: or another schema, ?options=-csearch_path%3DNAME), or rename that table"))
 }
 
+impl Counts {
+    /// From what the merge's count query saw: rows staged, of them new, of
+    /// them stored with the same data.
+    fn of_merge(staged: i64, inserted: i64, unchanged: i64) -> Counts {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Counts {
+            inserted: count(inserted),
+            updated: count(staged - inserted - unchanged),
+            unchanged: count(unchanged),
+        }
+    }
+}
+
 /// The part of a database that differs between SQLite and PostgreSQL. Runs
 /// on the writer thread; dropping it without `commit` rolls back.
 trait Backend {

@@ -661,12 +661,7 @@ impl Postgres {
                     self.client.execute(&statement, &[]).await.map_err(fail)?;
                 }
             }
-            let count = |n: i64| u64::try_from(n).unwrap_or(0);
-            Ok(Counts {
-                inserted: count(inserted),
-                updated: count(staged - inserted - unchanged),
-                unchanged: count(unchanged),
-            })
+            Ok(Counts::of_merge(staged, inserted, unchanged))
         })
     }
 }

@@ -347,12 +347,7 @@ impl Sqlite {
                     .map_err(|e| self.error("merge into", e))?;
             }
         }
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        Ok(Counts {
-            inserted: count(inserted),
-            updated: count(staged - inserted - unchanged),
-            unchanged: count(unchanged),
-        })
+        Ok(Counts::of_merge(staged, inserted, unchanged))
     }
 }
 

@@ -85,6 +85,16 @@ fn into(pg: &Pg, cmd: &mut assert_cmd::Command, url: &str) {
         .arg(url);
 }
 
+/// A new database filled by a first run of `leads` Chatzuri leads of seed 42.
+async fn filled(pg: &Pg, leads: usize) -> (String, Client, leads::sandbox::Sandbox) {
+    let (url, client) = fresh(pg).await;
+    let sandbox = start_sandbox(42, leads, 0).await;
+    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
+    into(pg, &mut cmd, &url);
+    assert_exit(&run(cmd).await, 0);
+    (url, client, sandbox)
+}
+
 async fn table(client: &Client, conversations: bool) -> BTreeMap<String, Value> {
     let sql = if conversations {
         "SELECT ((to_jsonb(c) - 'first_seen_at' - 'last_seen_at') || jsonb_build_object('messages', \
@@ -230,44 +240,23 @@ async fn incremental_starts_a_day_before_the_newest_stored_lead_of_that_agent() 
 #[tokio::test]
 async fn a_failed_or_interrupted_run_leaves_every_row_as_it_was() {
     let Some(pg) = server() else { return };
-    let (url, client) = fresh(&pg).await;
-    let good = start_sandbox(42, 300, 0).await;
-    let mut cmd = export(&good, Vendor::Chatzuri, false);
-    into(&pg, &mut cmd, &url);
-    assert_exit(&run(cmd).await, 0);
+    let (url, client, _) = filled(&pg, 300).await;
     let before = dump(&client).await;
 
     // A 503 on page 3, no retries: exit 5.
-    let failing = start_sandbox_with(SandboxOptions {
-        seed: 43,
-        leads: 500,
-        fail_every: Some(3),
-        ..SandboxOptions::default()
-    })
-    .await;
-    let mut cmd = export(&failing, Vendor::Chatzuri, false);
-    cmd.env("LEADS_NOW", LATER_RUN)
-        .args(["--concurrency", "1", "--retries", "0"]);
+    let failing = failing_on_request_3().await;
+    let mut cmd = one_page_at_a_time(&failing);
     into(&pg, &mut cmd, &url);
     assert_exit(&run(cmd).await, 5);
     assert_eq!(failing.stats().requests, 3);
     assert_eq!(dump(&client).await, before, "after the failure on page 3");
 
     for (name, code) in [("INT", 130), ("TERM", 143)] {
-        let slow = start_sandbox_with(SandboxOptions {
-            seed: 44,
-            leads: 1000,
-            latency: std::time::Duration::from_millis(300),
-            ..SandboxOptions::default()
-        })
-        .await;
+        let slow = slow_sandbox().await;
         let mut cmd = export(&slow, Vendor::Chatzuri, false);
         cmd.args(["--concurrency", "1"]);
         into(&pg, &mut cmd, &url);
-        let child = spawn(cmd);
-        wait_for_requests(&slow, 3).await;
-        signal(&child, name);
-        assert_exit(&wait(child).await, code);
+        interrupt(cmd, &slow, name, code).await;
         assert_eq!(dump(&client).await, before, "after SIG{name}");
     }
 }
@@ -467,10 +456,7 @@ async fn tables_of_another_shape_or_a_newer_schema_are_exit_7_and_nothing_change
     );
     assert_eq!(dump(&client).await, before);
 
-    let (url, client) = fresh(&pg).await;
-    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
-    into(&pg, &mut cmd, &url);
-    assert_exit(&run(cmd).await, 0);
+    let (url, client, _) = filled(&pg, 10).await;
     client
         .batch_execute("UPDATE leads_schema SET version = 2")
         .await
@@ -488,11 +474,7 @@ async fn tables_of_another_shape_or_a_newer_schema_are_exit_7_and_nothing_change
 #[tokio::test]
 async fn tables_locked_past_the_timeout_are_exit_7_and_nothing_changed() {
     let Some(pg) = server() else { return };
-    let (url, client) = fresh(&pg).await;
-    let sandbox = start_sandbox(42, 20, 0).await;
-    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
-    into(&pg, &mut cmd, &url);
-    assert_exit(&run(cmd).await, 0);
+    let (url, client, sandbox) = filled(&pg, 20).await;
     let before = dump(&client).await;
 
     let holder = connect(&pg, url.rsplit('/').next().unwrap()).await;

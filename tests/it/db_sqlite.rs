@@ -235,58 +235,44 @@ async fn incremental_starts_a_day_before_the_newest_stored_lead_of_that_agent() 
     assert_no_key(&output);
 }
 
-#[tokio::test]
-async fn a_run_that_fails_on_page_3_leaves_every_row_as_it_was() {
+/// A database filled by a first run of `leads` Chatzuri leads of seed 42.
+async fn filled(
+    leads: usize,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    leads::sandbox::Sandbox,
+) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("leads.db");
-    let good = start_sandbox(42, 500, 0).await;
-    let mut cmd = export(&good, Vendor::Chatzuri, false);
+    let sandbox = start_sandbox(42, leads, 0).await;
+    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
     cmd.arg("-o").arg(&db);
     assert_exit(&run(cmd).await, 0);
-    let before = dump(&db);
+    (dir, db, sandbox)
+}
 
-    let failing = start_sandbox_with(SandboxOptions {
-        seed: 43,
-        leads: 500,
-        fail_every: Some(3),
-        ..SandboxOptions::default()
-    })
-    .await;
-    let mut cmd = export(&failing, Vendor::Chatzuri, false);
-    cmd.env("LEADS_NOW", LATER_RUN)
-        .args(["--concurrency", "1", "--retries", "0", "-o"])
-        .arg(&db);
-    let output = run(cmd).await;
-    assert_exit(&output, 5);
+#[tokio::test]
+async fn a_run_that_fails_on_page_3_leaves_every_row_as_it_was() {
+    let (_dir, db, _) = filled(300).await;
+    let before = dump(&db);
+    let failing = failing_on_request_3().await;
+    let mut cmd = one_page_at_a_time(&failing);
+    cmd.arg("-o").arg(&db);
+    assert_exit(&run(cmd).await, 5);
     assert_eq!(failing.stats().requests, 3, "it failed on page 3");
     assert_eq!(dump(&db), before);
 }
 
 #[tokio::test]
 async fn ctrl_c_and_sigterm_leave_every_row_as_it_was() {
+    let (_dir, db, _) = filled(300).await;
+    let before = dump(&db);
     for (name, code) in [("INT", 130), ("TERM", 143)] {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("leads.db");
-        let good = start_sandbox(42, 300, 0).await;
-        let mut cmd = export(&good, Vendor::Chatzuri, false);
-        cmd.arg("-o").arg(&db);
-        assert_exit(&run(cmd).await, 0);
-        let before = dump(&db);
-
-        let slow = start_sandbox_with(SandboxOptions {
-            seed: 43,
-            leads: 1000,
-            latency: std::time::Duration::from_millis(300),
-            ..SandboxOptions::default()
-        })
-        .await;
+        let slow = slow_sandbox().await;
         let mut cmd = export(&slow, Vendor::Chatzuri, false);
         cmd.args(["--concurrency", "1", "-o"]).arg(&db);
-        let child = spawn(cmd);
-        wait_for_requests(&slow, 3).await;
-        signal(&child, name);
-        let output = wait(child).await;
-        assert_exit(&output, code);
+        interrupt(cmd, &slow, name, code).await;
         assert_eq!(dump(&db), before, "SIG{name}");
     }
 }
@@ -319,12 +305,7 @@ async fn two_concurrent_runs_into_one_file_both_succeed_without_duplicates() {
 
 #[tokio::test]
 async fn a_database_locked_past_the_timeout_is_exit_7_and_nothing_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("leads.db");
-    let sandbox = start_sandbox(42, 50, 0).await;
-    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
-    cmd.arg("-o").arg(&db);
-    assert_exit(&run(cmd).await, 0);
+    let (_dir, db, sandbox) = filled(50).await;
     let before = dump(&db);
 
     let holder = Connection::open(&db).unwrap();
@@ -344,12 +325,7 @@ async fn a_database_locked_past_the_timeout_is_exit_7_and_nothing_changed() {
 
 #[tokio::test]
 async fn a_read_only_database_is_exit_7_and_nothing_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("leads.db");
-    let sandbox = start_sandbox(42, 50, 0).await;
-    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
-    cmd.arg("-o").arg(&db);
-    assert_exit(&run(cmd).await, 0);
+    let (dir, db, sandbox) = filled(50).await;
     let before = dump(&db);
     let bytes = std::fs::read(&db).unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -416,12 +392,7 @@ async fn a_table_of_another_shape_is_exit_7_and_nothing_changed() {
 
 #[tokio::test]
 async fn a_newer_schema_version_is_exit_7_and_nothing_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("leads.db");
-    let sandbox = start_sandbox(42, 10, 0).await;
-    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
-    cmd.arg("-o").arg(&db);
-    assert_exit(&run(cmd).await, 0);
+    let (_dir, db, sandbox) = filled(10).await;
     Connection::open(&db)
         .unwrap()
         .execute_batch("UPDATE leads_schema SET version = 2")

@@ -35,6 +35,46 @@ pub async fn start_sandbox_with(options: SandboxOptions) -> Sandbox {
     Sandbox::start(options).await.expect("the sandbox starts")
 }
 
+/// New data (seed 43) whose third request is a 503.
+pub async fn failing_on_request_3() -> Sandbox {
+    start_sandbox_with(SandboxOptions {
+        seed: 43,
+        leads: 500,
+        fail_every: Some(3),
+        ..SandboxOptions::default()
+    })
+    .await
+}
+
+/// New data (seed 44), ten pages, 300 ms a page: a run to interrupt.
+pub async fn slow_sandbox() -> Sandbox {
+    start_sandbox_with(SandboxOptions {
+        seed: 44,
+        leads: 1000,
+        latency: Duration::from_millis(300),
+        ..SandboxOptions::default()
+    })
+    .await
+}
+
+/// A later run, one page at a time and no retries, so that a fault of the
+/// sandbox's third request fails it on page 3 (exit 5).
+pub fn one_page_at_a_time(sandbox: &Sandbox) -> Command {
+    let mut cmd = export(sandbox, Vendor::Chatzuri, false);
+    cmd.env("LEADS_NOW", LATER_RUN)
+        .args(["--concurrency", "1", "--retries", "0"]);
+    cmd
+}
+
+/// Runs `cmd` in the background, sends it SIG`name` once the sandbox
+/// answered 3 requests, and asserts the exit code.
+pub async fn interrupt(cmd: Command, sandbox: &Sandbox, name: &str, code: i32) {
+    let child = spawn(cmd);
+    wait_for_requests(sandbox, 3).await;
+    signal(&child, name);
+    assert_exit(&wait(child).await, code);
+}
+
 /// `leads pull` (or `conversations`) of the sandbox's demo agent of `vendor`.
 pub fn export(sandbox: &Sandbox, vendor: Vendor, conversations: bool) -> Command {
     let mut cmd = leads();
