@@ -70,7 +70,7 @@ count=$(printf '%s\n' "$names" | wc -l | tr -d ' ')
     echo "- **recovers**: exit 0; the set of records written equals the set the vendor"
     echo "  served in clean answers, none twice; the fault happened as often as scripted"
     echo "  (and \`Retry-After\` was waited out); the state moved to the newest record."
-    echo "- **exit N**: the exit code of SPEC section 5; the output and state files are"
+    echo "- **exit N**: the exit code of docs/SPEC.md section 5; the output and state files are"
     echo "  byte-identical to before; retries were spent as configured (or none, for a"
     echo "  malformed or refused body); no temporary file left behind."
     echo

@@ -15,15 +15,14 @@ use crate::cli::{Cli, Command, SandboxArgs};
 use crate::config::{self, Endpoint, ExportArgs, ProcessEnvironment, Settings, Source};
 use crate::db::Database;
 use crate::error::{Error, ErrorKind, Result};
-use crate::export::{self, Job, RunStats, SeenIds};
+use crate::export::{self, Bookmark, Exportable, RunStats, SeenIds};
 use crate::fetch::Fetcher;
-use crate::model::{Conversation, Lead, Record, Resource, Vendor};
+use crate::model::{Conversation, Lead, Resource, Vendor};
 use crate::output::{Destination, OutputFile, OutputWriter, RecordWriter};
 use crate::progress::Progress;
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::secret::ApiKey;
 use crate::state::{self, StateFile};
-use crate::vendors;
 
 /// How chatty the run is on stderr.
 #[derive(Debug, Clone, Copy)]
@@ -75,46 +74,6 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
     }
 }
 
-/// The two record kinds, each with its export plan.
-pub trait Exportable: Record + crate::db::Stored {
-    fn export(
-        job: &Job,
-        fetcher: Arc<Fetcher>,
-        seen: &mut SeenIds,
-        sink: export::Sink<'_, Self>,
-    ) -> impl Future<Output = Result<RunStats>>;
-}
-
-impl Exportable for Lead {
-    fn export(
-        job: &Job,
-        fetcher: Arc<Fetcher>,
-        seen: &mut SeenIds,
-        sink: export::Sink<'_, Self>,
-    ) -> impl Future<Output = Result<RunStats>> {
-        export::export_leads(job, fetcher, seen, sink)
-    }
-}
-
-impl Exportable for Conversation {
-    fn export(
-        job: &Job,
-        fetcher: Arc<Fetcher>,
-        seen: &mut SeenIds,
-        sink: export::Sink<'_, Self>,
-    ) -> impl Future<Output = Result<RunStats>> {
-        export::export_conversations(job, fetcher, seen, sink)
-    }
-}
-
-fn auth_scheme(vendor: Vendor) -> vendors::AuthScheme {
-    match vendor {
-        Vendor::Chatzuri => vendors::chatzuri::AUTH,
-        Vendor::Neoagent => vendors::neoagent::AUTH,
-        Vendor::Robofy => vendors::robofy::AUTH,
-    }
-}
-
 /// A write failure: a closed stdout is a quiet success, anything else is a
 /// local file error.
 pub fn write_error(e: std::io::Error) -> Error {
@@ -157,11 +116,25 @@ impl Writer<'_> {
     }
 }
 
-async fn run_export<R: Exportable>(
-    mut settings: Settings,
-    ui: Ui,
-    now: DateTime<Utc>,
-) -> Result<()> {
+/// One source's export, from its state bookmark (what was written before
+/// is dropped) or, `from_table`, from where the database's table leaves off
+/// (nothing is dropped: the table upserts).
+async fn export_source<R: Exportable>(
+    job: &export::Job,
+    bookmark: Option<&Bookmark>,
+    from_table: bool,
+    fetcher: Arc<Fetcher>,
+    seen: &mut SeenIds,
+    sink: export::Sink<'_, R>,
+) -> Result<RunStats> {
+    if from_table {
+        export::export_from_table(job, bookmark, fetcher, seen, sink).await
+    } else {
+        export::export(job, bookmark, fetcher, seen, sink).await
+    }
+}
+
+async fn run_export<R: Exportable>(settings: Settings, ui: Ui, now: DateTime<Utc>) -> Result<()> {
     let started = Instant::now();
     // The lock comes first: a second run must not even start fetching.
     let mut state = match &settings.state {
@@ -176,8 +149,9 @@ async fn run_export<R: Exportable>(
         }
         None => None,
     };
+    let mut bookmarks: Vec<Option<Bookmark>> = vec![None; settings.sources.len()];
     if let Some(state) = &state {
-        for source in &mut settings.sources {
+        for (source, slot) in settings.sources.iter().zip(&mut bookmarks) {
             let key = state::bookmark_key(source.job.vendor, &source.job.agent, settings.resource);
             let bookmark = state.bookmark(&key);
             // Saved by an older leads that let a future-dated record become
@@ -194,29 +168,45 @@ async fn run_export<R: Exportable>(
                     "remove the \"{key}\" entry from the state file (that source is then exported from the start once), or check the clock"
                 )));
             }
-            source.job.bookmark = bookmark;
+            *slot = bookmark;
         }
     }
     // A database is opened (and its tables checked) before anything is
     // fetched; with --incremental, the table is where each source starts.
+    let mut from_table = false;
     let mut database = match &settings.output.destination {
         Destination::Database(db) => {
             let mut database = Database::open(db, settings.resource, now).await?;
             if db.incremental {
-                for source in &mut settings.sources {
-                    source.job.resume_from = database
+                from_table = true;
+                for (source, slot) in settings.sources.iter().zip(&mut bookmarks) {
+                    let newest = database
                         .newest(
                             source.job.vendor.as_str(),
                             &source.job.agent,
                             now + export::FUTURE_TOLERANCE,
                         )
                         .await?;
+                    *slot = newest.map(|created_at| Bookmark {
+                        created_at: Some(created_at),
+                        ids: Vec::new(),
+                    });
                 }
             }
             Some(database)
         }
         _ => None,
     };
+    if let Some(source) = settings
+        .sources
+        .iter()
+        .find(|s| matches!(s.endpoint, Endpoint::Sandbox) && !Vendor::ALL.contains(&s.job.vendor))
+    {
+        return Err(Error::usage(format!(
+            "the sandbox does not simulate {} yet",
+            source.job.vendor.display_name()
+        )));
+    }
     let sandbox = if settings
         .sources
         .iter()
@@ -254,7 +244,7 @@ async fn run_export<R: Exportable>(
             &source.job.agent,
             &base_url,
             &key,
-            auth_scheme(source.job.vendor),
+            source.job.vendor.spec().auth,
             settings.fetch.clone(),
             ca_certs,
         )?;
@@ -289,11 +279,21 @@ async fn run_export<R: Exportable>(
         let fetcher = fetchers
             .pop()
             .ok_or_else(|| Error::internal("no fetcher for the source"))?;
-        let stats = R::export(&settings.sources[0].job, fetcher, &mut seen, &mut sink).await?;
+        let stats = export_source(
+            &settings.sources[0].job,
+            bookmarks[0].as_ref(),
+            from_table,
+            fetcher,
+            &mut seen,
+            &mut sink,
+        )
+        .await?;
         outcomes.push((0, Ok(stats)));
     } else {
         outcomes = run_spooled::<R>(
             &settings.sources,
+            &bookmarks,
+            from_table,
             fetchers,
             &mut writer,
             &progress,
@@ -427,51 +427,57 @@ pub const MAX_SOURCES_AT_ONCE: usize = 16;
 /// failing source leaves no trace in the output.
 async fn run_spooled<R: Exportable>(
     sources: &[Source],
+    bookmarks: &[Option<Bookmark>],
+    from_table: bool,
     fetchers: Vec<Arc<Fetcher>>,
     writer: &mut Writer<'_>,
     progress: &Progress,
     keep_going: bool,
 ) -> Result<Vec<(usize, Result<RunStats>)>> {
-    let runs =
-        sources
-            .iter()
-            .zip(fetchers)
-            .enumerate()
-            .map(|(index, (source, fetcher))| async move {
-                let result = async {
-                    let spool = tempfile::tempfile().map_err(|e| {
-                        Error::local_file(format!("cannot create a spool file: {e}"))
-                    })?;
-                    let mut spool = std::io::BufWriter::new(spool);
-                    let mut seen = SeenIds::default();
-                    let mut sink = |record: &R| {
-                        serde_json::to_writer(&mut spool, record).map_err(|e| {
-                            Error::local_file(format!("cannot write a spool file: {e}"))
-                        })?;
-                        spool.write_all(b"\n").map_err(|e| {
-                            Error::local_file(format!("cannot write a spool file: {e}"))
-                        })?;
-                        progress.record();
-                        Ok(())
-                    };
-                    let stats = R::export(&source.job, fetcher, &mut seen, &mut sink).await?;
-                    let spool = spool.into_inner().map_err(|e| {
+    let runs = sources.iter().zip(bookmarks).zip(fetchers).enumerate().map(
+        |(index, ((source, bookmark), fetcher))| async move {
+            let result = async {
+                let spool = tempfile::tempfile()
+                    .map_err(|e| Error::local_file(format!("cannot create a spool file: {e}")))?;
+                let mut spool = std::io::BufWriter::new(spool);
+                let mut seen = SeenIds::default();
+                let mut sink = |record: &R| {
+                    serde_json::to_writer(&mut spool, record).map_err(|e| {
                         Error::local_file(format!("cannot write a spool file: {e}"))
                     })?;
-                    Ok::<_, Error>((stats, spool))
-                }
-                .await;
-                let name = source.name.clone().unwrap_or_default();
-                (
-                    index,
-                    result.map_err(|mut e| {
-                        if !name.is_empty() {
-                            e.message = format!("source {name}: {}", e.message);
-                        }
-                        e
-                    }),
+                    spool.write_all(b"\n").map_err(|e| {
+                        Error::local_file(format!("cannot write a spool file: {e}"))
+                    })?;
+                    progress.record();
+                    Ok(())
+                };
+                let stats = export_source(
+                    &source.job,
+                    bookmark.as_ref(),
+                    from_table,
+                    fetcher,
+                    &mut seen,
+                    &mut sink,
                 )
-            });
+                .await?;
+                let spool = spool
+                    .into_inner()
+                    .map_err(|e| Error::local_file(format!("cannot write a spool file: {e}")))?;
+                Ok::<_, Error>((stats, spool))
+            }
+            .await;
+            let name = source.name.clone().unwrap_or_default();
+            (
+                index,
+                result.map_err(|mut e| {
+                    if !name.is_empty() {
+                        e.message = format!("source {name}: {}", e.message);
+                    }
+                    e
+                }),
+            )
+        },
+    );
     // Bounded: each running source holds a spool file and its connections,
     // and a long `--all` would otherwise run out of file descriptors.
     let results: Vec<_> = futures::StreamExt::collect(futures::StreamExt::buffered(
@@ -550,9 +556,10 @@ async fn serve_sandbox(args: &SandboxArgs) -> Result<()> {
     Ok(())
 }
 
-/// `leads vendors`: what each vendor supports.
+/// `leads vendors`: what each vendor supports, read from the registry.
 pub fn vendors_table() -> String {
-    let rows = [
+    use crate::vendors::plan::{DateFilter, SessionFilter};
+    let mut rows: Vec<[String; 7]> = vec![
         [
             "vendor",
             "resource",
@@ -561,73 +568,61 @@ pub fn vendors_table() -> String {
             "--session",
             "--source",
             "--page-size",
-        ],
-        [
-            "chatzuri",
-            "leads",
-            "page/size, pages in parallel",
-            "server (days) + client",
-            "no",
-            "no",
-            "1-100",
-        ],
-        [
-            "chatzuri",
-            "conversations",
-            "page/size, pages in parallel",
-            "server (days) + client",
-            "no",
-            "yes",
-            "1-100",
-        ],
-        [
-            "neoagent",
-            "leads",
-            "none; date windows in parallel",
-            "server (days) + client",
-            "server (numeric)",
-            "no",
-            "ignored",
-        ],
-        [
-            "neoagent",
-            "conversations",
-            "none; date windows in parallel",
-            "server (days) + client",
-            "client",
-            "no",
-            "ignored",
-        ],
-        [
-            "robofy",
-            "leads",
-            "nextPageToken, sequential",
-            "client only",
-            "server",
-            "no",
-            "ignored",
-        ],
-        [
-            "robofy",
-            "conversations",
-            "sessions by token, messages in parallel",
-            "client only",
-            "server (one session)",
-            "no",
-            "ignored",
-        ],
+        ]
+        .map(str::to_owned),
     ];
+    let mut notes = Vec::new();
+    for vendor in Vendor::all() {
+        let spec = vendor.spec();
+        for resource in [Resource::Leads, Resource::Conversations] {
+            let info = spec.resource(resource);
+            let dates = match info.dates {
+                DateFilter::ServerDays => "server (days) + client",
+                DateFilter::ServerExact => "server (exact) + client",
+                DateFilter::ClientOnly => "client only",
+            };
+            let session = match info.session {
+                SessionFilter::Unsupported => "no",
+                SessionFilter::SessionId {
+                    server: true,
+                    numeric: true,
+                } => "server (numeric)",
+                SessionFilter::SessionId { server: true, .. } => "server",
+                SessionFilter::SessionId { server: false, .. } => "client",
+                SessionFilter::RecordId => "server (one conversation)",
+            };
+            let page_size = info
+                .page_size
+                .map_or_else(|| "ignored".to_owned(), |p| format!("1-{}", p.max));
+            rows.push([
+                spec.name.to_owned(),
+                resource.as_str().to_owned(),
+                info.paging.to_owned(),
+                dates.to_owned(),
+                session.to_owned(),
+                if info.sources.is_some() { "yes" } else { "no" }.to_owned(),
+                page_size,
+            ]);
+        }
+        if let Some(note) = spec.note {
+            notes.push(format!("{}: {note}", spec.name));
+        }
+    }
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
         out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for note in notes {
+        out.push_str(&note);
         out.push('\n');
     }
     out

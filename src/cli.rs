@@ -9,13 +9,74 @@ use clap::{Args, Parser, Subcommand};
 use crate::model::Vendor;
 use crate::output::Format;
 
+/// The vendors' names joined for prose: "A, B and C".
+fn vendor_names(name: fn(Vendor) -> &'static str) -> String {
+    let names: Vec<&str> = Vendor::all().iter().map(|v| name(*v)).collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+fn about() -> String {
+    format!(
+        "Export leads and conversations from {} as JSON, NDJSON or CSV",
+        vendor_names(Vendor::display_name)
+    )
+}
+
+fn after_help() -> String {
+    let keys: Vec<&str> = Vendor::all().iter().map(|v| v.key_env()).collect();
+    format!(
+        "Keys come from {} or --api-key-file.\nTry it with no account: leads pull --vendor chatzuri --agent demo --sandbox",
+        keys.join(", ")
+    )
+}
+
+fn agent_help() -> String {
+    let hints: Vec<String> = Vendor::all()
+        .iter()
+        .map(|v| format!("{}: {}", v.as_str(), v.spec().agent_hint))
+        .collect();
+    format!("The agent to export ({})", hints.join("; "))
+}
+
+fn project_help() -> String {
+    let with: Vec<&str> = Vendor::all()
+        .iter()
+        .filter(|v| v.spec().projects.is_some())
+        .map(|v| v.display_name())
+        .collect();
+    format!("The project the agent belongs to ({})", with.join(", "))
+}
+
+fn base_url_help() -> String {
+    let vars: Vec<&str> = Vendor::all().iter().map(|v| v.base_url_env()).collect();
+    format!("Replace the vendor's base URL [env: {}]", vars.join(", "))
+}
+
+fn source_help() -> String {
+    let with: Vec<String> = Vendor::all()
+        .iter()
+        .filter_map(|v| {
+            let sources = v.spec().conversations.sources?;
+            Some(format!("{}: {}", v.as_str(), sources.join(", ")))
+        })
+        .collect();
+    format!(
+        "Only conversations from this source (repeatable; matched ignoring case). {}",
+        with.join(". ")
+    )
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "leads",
     version,
-    about = "Export leads and conversations from Chatzuri, NeoAgent and Robofy as JSON, NDJSON or CSV",
+    about = about(),
     long_about = None,
-    after_help = "Keys come from CHATZURI_API_KEY, NEOAGENT_API_KEY, ROBOFY_API_KEY or --api-key-file.\nTry it with no account: leads pull --vendor chatzuri --agent demo --sandbox"
+    after_help = after_help()
 )]
 pub struct Cli {
     /// Only errors on stderr.
@@ -36,7 +97,7 @@ pub enum Command {
     Pull(PullArgs),
     /// Export conversations with their messages.
     Conversations(ConversationsArgs),
-    /// Serve a simulated Chatzuri, NeoAgent and Robofy on loopback.
+    /// Serve the simulated vendors on loopback.
     Sandbox(SandboxArgs),
     /// Print what each vendor supports.
     Vendors,
@@ -65,9 +126,7 @@ pub struct ConversationsArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub filters: FilterArgs,
-    /// Chatzuri channel filter (repeatable): API, "Chatzuri site", Instagram,
-    /// Messenger, Slack, Unspecified, WhatsApp, "Widget or Iframe".
-    #[arg(long = "source", value_name = "NAME", help_heading = "Filters")]
+    #[arg(long = "source", value_name = "NAME", help_heading = "Filters", help = source_help())]
     pub channels: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -94,16 +153,13 @@ pub struct SourceArgs {
     #[arg(long, value_enum)]
     pub vendor: Option<Vendor>,
 
-    /// Chatzuri agent id, NeoAgent serial number, Robofy chatbot id (or PROJECT/CHATBOT).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", help = agent_help())]
     pub agent: Option<String>,
 
-    /// Robofy project id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", help = project_help())]
     pub project: Option<String>,
 
-    /// Replace the vendor's base URL [env: CHATZURI_BASE_URL, NEOAGENT_BASE_URL, ROBOFY_BASE_URL].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = base_url_help())]
     pub base_url: Option<String>,
 
     /// Read the key from this file (first line, trimmed) instead of the environment.

@@ -19,7 +19,7 @@ use crate::output::{Destination, Format, OutputOptions};
 use crate::sandbox;
 use crate::secret::{ApiKey, looks_like_key};
 use crate::time::{Bound, parse_when};
-use crate::vendors::chatzuri;
+use crate::vendors::plan::SessionFilter;
 
 /// Where a source's requests go.
 #[derive(Debug, Clone)]
@@ -208,7 +208,14 @@ pub fn resolve(
         resolved
     } else {
         let vendor = source.vendor.ok_or_else(|| {
-            Error::usage("which vendor? --vendor is required").with_hint("--vendor chatzuri|neoagent|robofy --agent ID, or name sources from the config file")
+            Error::usage("which vendor? --vendor is required").with_hint(format!(
+                "--vendor {} --agent ID, or name sources from the config file",
+                Vendor::all()
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            ))
         })?;
         let agent = source
             .agent
@@ -216,7 +223,7 @@ pub fn resolve(
             .map(str::trim)
             .filter(|a| !a.is_empty())
             .ok_or_else(|| {
-                Error::usage("which agent? --agent is required").with_hint(agent_hint(vendor))
+                Error::usage("which agent? --agent is required").with_hint(vendor.spec().agent_hint)
             })?;
         let job = build_job(
             args,
@@ -323,14 +330,6 @@ fn prefix_source(mut error: Error, name: &str) -> Error {
     error
 }
 
-fn agent_hint(vendor: Vendor) -> &'static str {
-    match vendor {
-        Vendor::Chatzuri => "the agent id is in the agent's settings in Chatzuri",
-        Vendor::Neoagent => "NeoAgent calls it the chatbot's serial number",
-        Vendor::Robofy => "the chatbot id, or PROJECT/CHATBOT",
-    }
-}
-
 fn resolve_filters(args: &ExportArgs<'_>, now: DateTime<Utc>) -> Result<Filters> {
     let since = args
         .filters
@@ -369,8 +368,8 @@ fn resolve_filters(args: &ExportArgs<'_>, now: DateTime<Utc>) -> Result<Filters>
     })
 }
 
-/// The per-vendor checks: what the vendor can honour, the Robofy project,
-/// the page size.
+/// The per-vendor checks, read from the vendor's description: what it can
+/// honour, its projects, its page size.
 fn build_job(
     args: &ExportArgs<'_>,
     vendor: Vendor,
@@ -381,42 +380,57 @@ fn build_job(
     now: DateTime<Utc>,
 ) -> Result<Job> {
     let resource = args.resource;
+    let spec = vendor.spec();
+    let info = spec.resource(resource);
+    let name = vendor.display_name();
     let mut agent = agent.trim().to_owned();
     let mut project = project
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(str::to_owned);
 
-    if vendor == Vendor::Robofy {
-        if let Some((in_agent, chatbot)) = agent.split_once('/') {
-            let (in_agent, chatbot) = (in_agent.trim().to_owned(), chatbot.trim().to_owned());
-            if in_agent.is_empty() || chatbot.is_empty() || chatbot.contains('/') {
-                return Err(Error::usage(format!(
-                    "--agent {agent}: expected PROJECT/CHATBOT"
-                )));
+    match spec.projects {
+        Some(projects) => {
+            if let Some((in_agent, chatbot)) = agent.split_once('/') {
+                let (in_agent, chatbot) = (in_agent.trim().to_owned(), chatbot.trim().to_owned());
+                if in_agent.is_empty() || chatbot.is_empty() || chatbot.contains('/') {
+                    return Err(Error::usage(format!(
+                        "--agent {agent}: expected PROJECT/AGENT"
+                    )));
+                }
+                if project.as_ref().is_some_and(|p| *p != in_agent) {
+                    return Err(Error::usage(format!(
+                        "--project {} disagrees with the project in --agent {agent}",
+                        project.unwrap_or_default()
+                    )));
+                }
+                project = Some(in_agent);
+                agent = chatbot;
             }
-            if project.as_ref().is_some_and(|p| *p != in_agent) {
-                return Err(Error::usage(format!(
-                    "--project {} disagrees with the project in --agent {agent}",
-                    project.unwrap_or_default()
-                )));
+            if resource == projects.required_for && project.is_none() {
+                if sandbox {
+                    project = Some(sandbox::DEMO_PROJECT.to_owned());
+                } else {
+                    return Err(Error::usage(format!(
+                        "{name} {} need a project id",
+                        resource.as_str()
+                    ))
+                    .with_hint(projects.hint));
+                }
             }
-            project = Some(in_agent);
-            agent = chatbot;
         }
-        if resource == Resource::Leads && project.is_none() {
-            if sandbox {
-                project = Some(sandbox::DEMO_PROJECT.to_owned());
-            } else {
-                return Err(Error::usage("Robofy leads need a project id")
-                    .with_hint("give --project ID, or --agent PROJECT/CHATBOT (both are in the Robofy dashboard)"));
-            }
+        None if project.is_some() => {
+            let with_projects: Vec<&str> = Vendor::all()
+                .iter()
+                .filter(|v| v.spec().projects.is_some())
+                .map(|v| v.display_name())
+                .collect();
+            return Err(Error::usage(format!(
+                "--project is only for {}; {name} has no projects",
+                with_projects.join(", ")
+            )));
         }
-    } else if project.is_some() {
-        return Err(Error::usage(format!(
-            "--project is only for Robofy; {} has no projects",
-            vendor.display_name()
-        )));
+        None => {}
     }
 
     // `.` and `..` would be read as path navigation, sending the request
@@ -435,63 +449,70 @@ fn build_job(
         }
     }
 
-    if filters.session.is_some() {
-        match (vendor, resource) {
-            (Vendor::Chatzuri, _) => {
-                return Err(Error::usage(
-                    "Chatzuri cannot filter by session: --session is not supported for chatzuri",
-                )
+    if let Some(session) = filters.session.as_deref() {
+        match info.session {
+            SessionFilter::Unsupported => {
+                return Err(Error::usage(format!(
+                    "{name} cannot filter {} by session: --session is not supported for {}",
+                    resource.as_str(),
+                    vendor.as_str()
+                ))
                 .with_hint("filter the output instead, e.g. with jq"));
             }
-            (Vendor::Neoagent, Resource::Leads) => {
-                let session = filters.session.as_deref().unwrap_or_default();
-                if session.parse::<i64>().is_err() {
-                    return Err(Error::usage(format!(
-                        "--session {session}: NeoAgent session ids are numbers"
-                    )));
-                }
+            SessionFilter::SessionId { numeric: true, .. } if session.parse::<i64>().is_err() => {
+                return Err(Error::usage(format!(
+                    "--session {session}: {name} session ids are numbers"
+                )));
             }
             _ => {}
         }
     }
 
     if !filters.channels.is_empty() {
-        if vendor != Vendor::Chatzuri {
+        let Some(known) = info.sources else {
+            let with_sources: Vec<&str> = Vendor::all()
+                .iter()
+                .filter(|v| v.spec().resource(resource).sources.is_some())
+                .map(|v| v.as_str())
+                .collect();
             return Err(Error::usage(format!(
-                "{} cannot filter conversations by channel: --source is only supported for chatzuri",
-                vendor.display_name()
+                "{name} cannot filter {} by source: --source is only supported for {}",
+                resource.as_str(),
+                with_sources.join(", ")
             )));
-        }
+        };
         let mut canonical = Vec::new();
         for channel in &filters.channels {
-            let known = chatzuri::CHANNELS
+            match known
                 .iter()
-                .find(|c| c.eq_ignore_ascii_case(channel.trim()));
-            match known {
-                Some(name) => canonical.push((*name).to_owned()),
+                .find(|c| c.eq_ignore_ascii_case(channel.trim()))
+            {
+                Some(value) => canonical.push((*value).to_owned()),
                 None => {
                     return Err(Error::usage(format!(
-                        "--source {channel:?} is not a Chatzuri channel"
+                        "--source {channel:?} is not a {name} source"
                     ))
-                    .with_hint(format!("one of: {}", chatzuri::CHANNELS.join(", "))));
+                    .with_hint(format!("one of: {}", known.join(", "))));
                 }
             }
         }
         filters.channels = canonical;
     }
 
-    let page_size = match (vendor, args.fetch.page_size) {
-        (Vendor::Chatzuri, Some(size)) if size > chatzuri::MAX_PAGE_SIZE => {
+    let page_size = match (info.page_size, args.fetch.page_size) {
+        (Some(limits), Some(size)) if size > limits.max => {
             return Err(Error::usage(format!(
-                "--page-size {size}: Chatzuri returns at most {} records a page",
-                chatzuri::MAX_PAGE_SIZE
+                "--page-size {size}: {name} returns at most {} {} a page",
+                limits.max,
+                resource.as_str()
             ))
             .with_hint(
                 "a larger size would be cut short by the vendor and end the listing early",
             ));
         }
         (_, Some(size)) => size,
-        (_, None) => chatzuri::MAX_PAGE_SIZE,
+        (Some(limits), None) => limits.default,
+        (None, None) => DEFAULT_PAGE_SIZE,
     };
 
     Ok(Job {
@@ -505,11 +526,12 @@ fn build_job(
         max_pages: args.fetch.max_pages,
         window_days: args.fetch.window,
         keep_raw: args.output.raw,
-        bookmark: None,
-        resume_from: None,
         now,
     })
 }
+
+/// The page size of vendors whose pages have none (it is not sent).
+const DEFAULT_PAGE_SIZE: u32 = 100;
 
 fn resolve_output(
     args: &OutputArgs,

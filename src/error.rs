@@ -1,8 +1,6 @@
 //! Typed errors that carry their exit code, so `main` maps an error to a
 //! process status in exactly one place and every message reads the same way.
 
-use std::fmt;
-
 /// What went wrong, as far as a script reading the exit status cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -50,6 +48,7 @@ impl ErrorKind {
 
 /// One error, one line: `message`, optionally followed by a `hint:` line.
 #[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
@@ -57,12 +56,9 @@ pub struct Error {
     /// The HTTP status that caused it, when there was one (the Chatzuri 405
     /// fallback and the tests look at it).
     pub status: Option<u16>,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
+    /// The vendor's own error code from the body (`SUBSCRIPTION_...`), when
+    /// it sent one: plans pick a fallback by it.
+    pub vendor_code: Option<String>,
 }
 
 impl Error {
@@ -72,6 +68,7 @@ impl Error {
             message: message.into(),
             hint: None,
             status: None,
+            vendor_code: None,
         }
     }
 

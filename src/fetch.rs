@@ -31,8 +31,9 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Exponential back-off with "full jitter": a random delay between half
-    /// and all of `base * 2^attempt`, capped.
+    /// Exponential back-off with "equal jitter": a random delay between
+    /// half and all of `base * 2^attempt`, capped, so retries of pages that
+    /// failed together do not come back together.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exponential = self
             .base
@@ -98,6 +99,8 @@ enum Attempt {
         status: StatusCode,
         retry_after: Option<Duration>,
         body: Bytes,
+        /// The vendor's `x-request-id`, fit to print.
+        request_id: Option<String>,
     },
     Transport(String),
     /// This machine ran out of something (file descriptors): not the
@@ -243,20 +246,28 @@ impl Fetcher {
                     status,
                     retry_after,
                     body,
+                    request_id,
                 }) => {
                     tracing::info!(target: "leads::http", "{} {} -> {} in {:?}", method_name(spec), url, status.as_u16(), elapsed);
                     if !is_retryable_status(status) {
-                        return Err(self.status_error(spec, what, status, &body, attempt));
+                        return Err(self.status_error(
+                            spec,
+                            what,
+                            status,
+                            &body,
+                            request_id.as_deref(),
+                            attempt,
+                        ));
                     }
                     if let Some(wait) = retry_after
                         && wait > MAX_RETRY_AFTER
                     {
                         return Err(self
-                            .status_error(spec, what, status, &body, attempt)
+                            .status_error(spec, what, status, &body, request_id.as_deref(), attempt)
                             .with_hint(retry_later_hint(wait, SystemTime::now())));
                     }
                     let delay = retry_after.unwrap_or_else(|| retry.backoff(attempt));
-                    (delay, FailureSoFar::Status(status, body))
+                    (delay, FailureSoFar::Status(status, body, request_id))
                 }
                 Err(Attempt::Transport(reason)) => {
                     tracing::info!(target: "leads::http", "{} {} -> {} after {:?}", method_name(spec), url, reason, elapsed);
@@ -286,16 +297,13 @@ impl Fetcher {
                         what,
                         self.agent
                     ))
-                    .with_hint(match self.vendor {
-                        Vendor::Neoagent => "NeoAgent does not page: pass --since (and a smaller --window) so each request returns one date window",
-                        _ => "narrow the run with --since/--until",
-                    }));
+                    .with_hint(self.vendor.spec().too_large_hint));
                 }
             };
             if attempt >= retry.retries {
                 return Err(match failure {
-                    FailureSoFar::Status(status, body) => {
-                        self.status_error(spec, what, status, &body, attempt)
+                    FailureSoFar::Status(status, body, request_id) => {
+                        self.status_error(spec, what, status, &body, request_id.as_deref(), attempt)
                     }
                     FailureSoFar::Transport(reason) => {
                         self.network_error(spec, what, &url, &reason, attempt)
@@ -339,10 +347,24 @@ impl Fetcher {
         {
             return Err(Attempt::TooLarge);
         }
-        let retry_after = response
-            .headers()
+        let headers = response.headers();
+        // `Retry-After` first; without it, the reset time of the window a
+        // rate limiter reports (epoch seconds, or milliseconds when the
+        // number is too large to be seconds).
+        let retry_after = headers
             .get(RETRY_AFTER)
-            .and_then(parse_retry_after);
+            .and_then(parse_retry_after)
+            .or_else(|| {
+                (status == StatusCode::TOO_MANY_REQUESTS)
+                    .then(|| headers.get("x-ratelimit-reset"))
+                    .flatten()
+                    .and_then(|v| parse_rate_limit_reset(v, SystemTime::now()))
+            });
+        let request_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|id| excerpt(&self.printable(id.trim())))
+            .filter(|id| !id.is_empty());
         let mut body = BytesMut::with_capacity(
             response
                 .content_length()
@@ -369,6 +391,7 @@ impl Fetcher {
                 status,
                 retry_after,
                 body,
+                request_id,
             })
         }
     }
@@ -379,6 +402,7 @@ impl Fetcher {
         what: &str,
         status: StatusCode,
         body: &[u8],
+        request_id: Option<&str>,
         retries: u32,
     ) -> Error {
         let vendor = self.vendor.display_name();
@@ -403,7 +427,7 @@ impl Fetcher {
                 ErrorKind::Auth,
                 format!("check the key in {} (or --api-key-file) and that it may read agent {agent}", self.vendor.key_env()),
             ),
-            404 => (ErrorKind::NotFound, not_found_hint(self.vendor)),
+            404 => (ErrorKind::NotFound, self.vendor.spec().not_found_hint.to_owned()),
             429 => (ErrorKind::Vendor, "the vendor is rate-limiting this key: lower --concurrency or set --rate, then run again".to_owned()),
             400 => (ErrorKind::Vendor, "the vendor rejected the request as invalid; check --since/--until and the agent id".to_owned()),
             _ => (ErrorKind::Vendor, "the vendor is failing; run again later (-v shows each request)".to_owned()),
@@ -416,9 +440,22 @@ impl Fetcher {
                 spec.endpoint
             ),
         };
-        Error::new(kind, format!("{subject} (HTTP {code}{after}{detail})"))
-            .with_hint(hint)
-            .with_status(code)
+        let vendor_code = crate::vendors::error_code(body);
+        let hint = vendor_code
+            .as_deref()
+            .and_then(|c| (self.vendor.spec().code_hint)(c))
+            .map_or(hint, str::to_owned);
+        let request_id = request_id
+            .map(|id| format!("; request id {id}"))
+            .unwrap_or_default();
+        let mut error = Error::new(
+            kind,
+            format!("{subject} (HTTP {code}{after}{detail}{request_id})"),
+        )
+        .with_hint(hint)
+        .with_status(code);
+        error.vendor_code = vendor_code;
+        error
     }
 
     fn network_error(
@@ -449,14 +486,14 @@ impl Fetcher {
 }
 
 enum FailureSoFar {
-    Status(StatusCode, Bytes),
+    Status(StatusCode, Bytes, Option<String>),
     Transport(String),
 }
 
 impl FailureSoFar {
     fn describe(&self) -> String {
         match self {
-            FailureSoFar::Status(status, _) => format!("HTTP {}", status.as_u16()),
+            FailureSoFar::Status(status, ..) => format!("HTTP {}", status.as_u16()),
             FailureSoFar::Transport(reason) => reason.clone(),
         }
     }
@@ -466,18 +503,6 @@ fn method_name(spec: &RequestSpec) -> &'static str {
     match spec.method {
         HttpMethod::Get => "GET",
         HttpMethod::Post => "POST",
-    }
-}
-
-fn not_found_hint(vendor: Vendor) -> String {
-    match vendor {
-        Vendor::Chatzuri => {
-            "check --agent: the agent id is in the agent's settings in Chatzuri".to_owned()
-        }
-        Vendor::Neoagent => "check --agent: NeoAgent's serial number of the chatbot".to_owned(),
-        Vendor::Robofy => {
-            "check --project and --agent (or PROJECT/CHATBOT) in the Robofy dashboard".to_owned()
-        }
     }
 }
 
@@ -497,6 +522,24 @@ pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
         when.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// `X-RateLimit-Reset` as the wait until that instant: a Unix time in
+/// seconds, or in milliseconds when it is at least 1e11 (1e11 seconds is
+/// the year 5138; 1e11 milliseconds is 1973).
+pub fn parse_rate_limit_reset(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    let number: f64 = text
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let seconds = if number >= 1e11 {
+        number / 1000.0
+    } else {
+        number
+    };
+    let at = SystemTime::UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(seconds).ok()?)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// "Too many open files" (EMFILE, ENFILE) anywhere in the error's chain.

@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod driver;
 pub mod error;
 pub mod export;
 pub mod fetch;

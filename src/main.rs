@@ -176,7 +176,7 @@ fn argument_error(error: clap::Error) -> ExitCode {
         | ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = error.print();
             return if error.kind() == ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                ExitCode::from(2)
+                ExitCode::from(ErrorKind::Usage.exit_code())
             } else {
                 ExitCode::SUCCESS
             };

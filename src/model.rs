@@ -1,4 +1,4 @@
-//! The common model every vendor is mapped into (SPEC section 2). Field order
+//! The common model every vendor is mapped into (docs/SPEC.md section 2). Field order
 //! here is the order of keys in JSON output and of columns in CSV.
 
 use std::borrow::Cow;
@@ -7,7 +7,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-/// The platforms `leads` knows. Adding a vendor starts here.
+/// The platforms `leads` knows; what each one is lives in its module,
+/// found through `crate::vendors::spec`.
 #[derive(
     Debug,
     Clone,
@@ -26,50 +27,41 @@ pub enum Vendor {
     Chatzuri,
     Neoagent,
     Robofy,
+    Chatbase,
 }
 
 impl Vendor {
+    /// The vendors the sandbox simulates (until it simulates every one).
     pub const ALL: [Vendor; 3] = [Vendor::Chatzuri, Vendor::Neoagent, Vendor::Robofy];
 
+    /// Every vendor, in registry order.
+    pub fn all() -> &'static [Vendor] {
+        <Vendor as clap::ValueEnum>::value_variants()
+    }
+
+    pub fn spec(self) -> &'static crate::vendors::plan::VendorSpec {
+        crate::vendors::spec(self)
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Vendor::Chatzuri => "chatzuri",
-            Vendor::Neoagent => "neoagent",
-            Vendor::Robofy => "robofy",
-        }
+        self.spec().name
     }
 
     /// Human spelling for messages.
     pub fn display_name(self) -> &'static str {
-        match self {
-            Vendor::Chatzuri => "Chatzuri",
-            Vendor::Neoagent => "NeoAgent",
-            Vendor::Robofy => "Robofy",
-        }
+        self.spec().display_name
     }
 
     pub fn default_base_url(self) -> &'static str {
-        match self {
-            Vendor::Chatzuri => "https://www.chatzuri.com/api/v1",
-            Vendor::Neoagent => "https://app.neoagent.co",
-            Vendor::Robofy => "https://agents.robofy.ai",
-        }
+        self.spec().default_base_url
     }
 
     pub fn key_env(self) -> &'static str {
-        match self {
-            Vendor::Chatzuri => "CHATZURI_API_KEY",
-            Vendor::Neoagent => "NEOAGENT_API_KEY",
-            Vendor::Robofy => "ROBOFY_API_KEY",
-        }
+        self.spec().key_env
     }
 
     pub fn base_url_env(self) -> &'static str {
-        match self {
-            Vendor::Chatzuri => "CHATZURI_BASE_URL",
-            Vendor::Neoagent => "NEOAGENT_BASE_URL",
-            Vendor::Robofy => "ROBOFY_BASE_URL",
-        }
+        self.spec().base_url_env
     }
 }
 
@@ -223,7 +215,7 @@ fn deserialize_timestamp<'de, D: Deserializer<'de>>(
 /// What the export pipeline needs to know about a record, whatever its kind.
 pub trait Record: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {
     const RESOURCE: Resource;
-    /// The CSV header row (SPEC section 3).
+    /// The CSV header row (docs/SPEC.md section 3).
     const CSV_HEADER: &'static [&'static str];
 
     fn id(&self) -> &str;

@@ -1,4 +1,4 @@
-//! Named sources from the TOML config file (SPEC section 10): which vendor,
+//! Named sources from the TOML config file (docs/SPEC.md section 10): which vendor,
 //! agent and project, and where the key comes from — never the key itself.
 
 use std::io::Read;

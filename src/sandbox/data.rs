@@ -77,6 +77,7 @@ enum Purpose {
 
 fn vendor_salt(vendor: Vendor) -> u64 {
     match vendor {
+        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
         Vendor::Chatzuri => 0x1000,
         Vendor::Neoagent => 0x2000,
         Vendor::Robofy => 0x3000,
@@ -600,6 +601,7 @@ pub fn lead(vendor: Vendor, seed: u64, index: usize, total: usize) -> GeneratedL
         created_us,
     };
     match vendor {
+        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
         Vendor::Chatzuri => {
             lead.id = Some((CHATZURI_ID_BASE + index as u64).to_string());
             lead.owner_user_id = Some(chatzuri_owner(seed));
@@ -727,6 +729,7 @@ impl GeneratedLead {
     /// Appends the vendor's wire record (one element of its list).
     pub fn write_wire(&self, buf: &mut Vec<u8>) {
         match self.vendor {
+            Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
             Vendor::Chatzuri => self.write_chatzuri(buf),
             Vendor::Neoagent => self.write_neoagent(buf),
             Vendor::Robofy => self.write_robofy(buf),
@@ -841,6 +844,7 @@ impl Role {
     /// The role as the vendor writes it.
     pub fn wire(self, vendor: Vendor) -> &'static str {
         match (vendor, self) {
+            (Vendor::Chatbase, _) => unreachable!("the sandbox does not simulate Chatbase yet"),
             (Vendor::Chatzuri, _) => self.model(),
             (Vendor::Neoagent, Role::User) => "User",
             (Vendor::Neoagent, Role::Assistant) => "AI",
@@ -968,6 +972,7 @@ pub fn conversation(
         message_us,
     };
     match vendor {
+        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
         Vendor::Chatzuri => {
             let h = hash(seed, vendor, Purpose::Session, index as u64);
             conversation.id = format!("{:08x}-{:04x}-{index}", h >> 32, h & 0xffff);
@@ -1005,6 +1010,7 @@ impl GeneratedConversation {
     /// messages come from [`Self::write_robofy_messages`]).
     pub fn write_wire(&self, buf: &mut Vec<u8>) {
         match self.vendor {
+            Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
             Vendor::Chatzuri => {
                 buf.extend_from_slice(b"{\"id\":");
                 push_json_str(buf, &self.id);
@@ -1143,6 +1149,7 @@ mod tests {
                 let wire = lead.wire();
                 assert!(wire.is_object(), "{vendor} {index}: {wire}");
                 match vendor {
+                    Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
                     Vendor::Chatzuri => {
                         assert_eq!(wire["id"].as_u64(), Some(10_001 + index as u64));
                         let t = crate::time::parse_vendor_timestamp(

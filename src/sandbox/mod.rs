@@ -37,6 +37,7 @@ pub const DEMO_PROJECT: &str = "1";
 /// vendor's 401.
 pub fn key(vendor: Vendor) -> &'static str {
     match vendor {
+        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
         Vendor::Chatzuri => "sk-sandbox-chatzuri-0123456789",
         Vendor::Neoagent => "sk-sandbox-neoagent-0123456789",
         Vendor::Robofy => "sk-sandbox-robofy-0123456789",
@@ -127,6 +128,7 @@ impl Sandbox {
     /// vendor's documented paths.
     pub fn base_url(&self, vendor: Vendor) -> String {
         let prefix = match vendor {
+            Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
             Vendor::Chatzuri => "/chatzuri/api/v1",
             Vendor::Neoagent => "/neoagent",
             Vendor::Robofy => "/robofy",
@@ -212,6 +214,7 @@ pub fn describe(sandbox: &Sandbox) -> String {
             vendor.key_env()
         );
         match vendor {
+            Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
             Vendor::Chatzuri => {
                 let _ = writeln!(text, "    agent     {DEMO_AGENT}");
             }

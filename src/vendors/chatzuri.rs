@@ -1,4 +1,4 @@
-//! Chatzuri wire format (vendor-apis §1): `get-leads` and `get-conversations`,
+//! Chatzuri wire format (docs/vendor-apis.md §1): `get-leads` and `get-conversations`,
 //! paged by `page`/`size`, Bearer key. The vendor's pages exist in two
 //! revisions (`agentId` vs `chatbotId`, GET vs POST) and Chatzuri mirrors
 //! Chatbase, whose lead list has appeared under three different keys; this
@@ -6,20 +6,106 @@
 
 use serde_json::{Map, Value};
 
+use chrono::Duration;
+
+use super::plan::{
+    DateFilter, Listing, Numbered, PageSize, ResourceSpec, SessionFilter, VendorSpec, no_code_hints,
+};
 use super::{
     AuthScheme, BodyError, HttpMethod, MapContext, Page, Picker, RequestSpec, Stamp, at,
     canonical_json, keep_message_extras, map_message, objects, parse_json, synthetic_id,
 };
-use crate::model::{Conversation, Lead, Vendor, clean_string};
+use crate::error::Result;
+use crate::export::{Bookmark, Job};
+use crate::model::{Conversation, Lead, clean_string};
 use crate::time::DayRange;
 
 mod fast_leads;
 
-pub const AUTH: AuthScheme = AuthScheme::Bearer;
+pub static VENDOR: VendorSpec = VendorSpec {
+    name: "chatzuri",
+    display_name: "Chatzuri",
+    default_base_url: "https://www.chatzuri.com/api/v1",
+    key_env: "CHATZURI_API_KEY",
+    base_url_env: "CHATZURI_BASE_URL",
+    auth: AuthScheme::Bearer,
+    id_prefix: "cz_",
+    agent_hint: "the agent id is in the agent's settings in Chatzuri",
+    not_found_hint: "check --agent: the agent id is in the agent's settings in Chatzuri",
+    code_hint: no_code_hints,
+    too_large_hint: "narrow the run with --since/--until, or lower --page-size",
+    projects: None,
+    note: None,
+    leads: ResourceSpec {
+        endpoint: "GET /get-leads",
+        paging: "page/size, pages in parallel",
+        dates: DateFilter::ServerDays,
+        session: SessionFilter::Unsupported,
+        sources: None,
+        page_size: Some(PAGE_SIZE),
+        plan: leads_plan,
+    },
+    conversations: ResourceSpec {
+        endpoint: "GET /get-conversations",
+        paging: "page/size, pages in parallel",
+        dates: DateFilter::ServerDays,
+        session: SessionFilter::Unsupported,
+        sources: Some(&CHANNELS),
+        page_size: Some(PAGE_SIZE),
+        plan: conversations_plan,
+    },
+};
 
 /// The documented maximum of `size` (get-conversations; get-leads documents
 /// none, so the same bound is used there).
-pub const MAX_PAGE_SIZE: u32 = 100;
+const PAGE_SIZE: PageSize = PageSize {
+    default: 100,
+    max: 100,
+};
+
+/// Chatzuri documents neither the zone of its dates nor whether `endDate`
+/// is inclusive, so it is asked for one more day on each side.
+pub const DAY_MARGIN: Duration = Duration::days(1);
+
+/// Both endpoints page by number, newest first, and exist in a revision
+/// that takes POST (`as_post`).
+fn leads_plan(job: &Job, bookmark: Option<&Bookmark>) -> Result<Listing<Lead>> {
+    let (agent, size, days) = (
+        job.agent.clone(),
+        job.page_size,
+        job.days(bookmark, DAY_MARGIN),
+    );
+    let ctx = job.map_context();
+    let request = move |page: u64| leads_request(&agent, page_number(page), size, &days);
+    let parse = move |body: &[u8]| parse_leads(body, &ctx);
+    Ok(Listing::Numbered(Numbered {
+        head_moves: true,
+        on_405: Some(as_post),
+        ..Numbered::new(request, parse, size)
+    }))
+}
+
+fn conversations_plan(job: &Job, bookmark: Option<&Bookmark>) -> Result<Listing<Conversation>> {
+    let (agent, size, days) = (
+        job.agent.clone(),
+        job.page_size,
+        job.days(bookmark, DAY_MARGIN),
+    );
+    let channels = job.filters.channels.clone();
+    let ctx = job.map_context();
+    let request =
+        move |page: u64| conversations_request(&agent, page_number(page), size, &days, &channels);
+    let parse = move |body: &[u8]| parse_conversations(body, &ctx);
+    Ok(Listing::Numbered(Numbered {
+        head_moves: true,
+        on_405: Some(as_post),
+        ..Numbered::new(request, parse, size)
+    }))
+}
+
+pub(crate) fn page_number(page: u64) -> u32 {
+    u32::try_from(page).unwrap_or(u32::MAX)
+}
 
 /// The channel names Chatzuri documents for `filteredSources` (and its
 /// conversations' `source`).
@@ -165,6 +251,7 @@ fn assemble_lead(
     let created_raw = clean_string(created_value);
     let id = vendor_id.unwrap_or_else(|| {
         lead_synthetic_id(
+            ctx.vendor.spec().id_prefix,
             &ctx.agent_id,
             created_raw.as_deref(),
             email.as_deref(),
@@ -172,7 +259,7 @@ fn assemble_lead(
             name.as_deref(),
         )
     });
-    let mut lead = Lead::new(Vendor::Chatzuri, &ctx.agent_id, id);
+    let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, id);
     lead.created_at = Stamp::of(created_value).apply(&mut fields);
     lead.name = name;
     lead.email = email;
@@ -181,11 +268,12 @@ fn assemble_lead(
     lead
 }
 
-/// The id of a Chatzuri lead that came without one: `"cz_"` + the first 20
+/// The id of a lead that came without one: the vendor's `id_prefix` (`cz_`) + the first 20
 /// hex digits of SHA-256 over, joined by U+001F, the agent id as given,
 /// `created_at` exactly as sent (trimmed), `email`, `phone`, `name` (trimmed;
 /// absent = empty string).
 pub fn lead_synthetic_id(
+    prefix: &str,
     agent: &str,
     created_at_raw: Option<&str>,
     email: Option<&str>,
@@ -199,7 +287,7 @@ pub fn lead_synthetic_id(
         phone.unwrap_or(""),
         name.unwrap_or(""),
     ];
-    synthetic_id("cz_", &parts)
+    synthetic_id(prefix, &parts)
 }
 
 const CONVERSATIONS_SHAPE: &str =
@@ -251,6 +339,7 @@ fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation 
     let mut fields = pick.rest();
     let id = vendor_id.unwrap_or_else(|| {
         conversation_synthetic_id(
+            ctx.vendor.spec().id_prefix,
             &ctx.agent_id,
             clean_string(created_value).as_deref(),
             customer.as_deref(),
@@ -258,7 +347,7 @@ fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation 
             messages_value,
         )
     });
-    let mut conversation = Conversation::new(Vendor::Chatzuri, &ctx.agent_id, id);
+    let mut conversation = Conversation::new(ctx.vendor, &ctx.agent_id, id);
     conversation.created_at = Stamp::of(created_value).apply(&mut fields);
     conversation.customer = customer;
     conversation.source = source;
@@ -281,11 +370,12 @@ fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation 
 }
 
 /// The id of a Chatzuri conversation that came without one (the vendor
-/// documents one, so this is a safety net): `"cz_"` + the first 20 hex
+/// documents one, so this is a safety net): the vendor's `id_prefix` + the first 20 hex
 /// digits of SHA-256 over, joined by U+001F, the agent id, `created_at` as
 /// sent (trimmed), `customer`, `source`, and the `messages` array as compact
 /// JSON with sorted keys (absent = empty string).
 pub fn conversation_synthetic_id(
+    prefix: &str,
     agent: &str,
     created_at_raw: Option<&str>,
     customer: Option<&str>,
@@ -300,7 +390,7 @@ pub fn conversation_synthetic_id(
         source.unwrap_or(""),
         &messages,
     ];
-    synthetic_id("cz_", &parts)
+    synthetic_id(prefix, &parts)
 }
 
 #[cfg(test)]
@@ -310,7 +400,12 @@ mod tests {
 
     use super::*;
     use crate::model::Message;
-    use crate::vendors::testing::{ctx, obj, s, ts};
+    use crate::model::Vendor;
+    use crate::vendors::testing::{ctx_for, obj, s, ts};
+
+    fn ctx(agent: &str, keep_raw: bool) -> MapContext {
+        ctx_for(Vendor::Chatzuri, agent, keep_raw)
+    }
 
     const AGENT: &str = "a1b2c3";
 
@@ -563,6 +658,7 @@ mod tests {
     #[test]
     fn synthetic_lead_id_is_stable_and_discriminating() {
         let a = lead_synthetic_id(
+            "cz_",
             AGENT,
             Some("yesterday"),
             Some("nobody@example.com"),
@@ -573,6 +669,7 @@ mod tests {
         assert_ne!(
             a,
             lead_synthetic_id(
+                "cz_",
                 AGENT,
                 Some("yesterday"),
                 None,
@@ -583,6 +680,7 @@ mod tests {
         assert_ne!(
             a,
             lead_synthetic_id(
+                "cz_",
                 "other",
                 Some("yesterday"),
                 Some("nobody@example.com"),

@@ -1,12 +1,31 @@
-//! The vendors' wire formats, and nothing else. Each vendor module builds the
-//! request for a page cursor and turns a response body into common-model
-//! records plus the next cursor. No I/O happens here, so every module is
-//! unit-tested on the payloads in `fixtures/`; the fetcher (`crate::fetch`)
-//! and the export plans (`crate::export`) own the network.
+//! The vendor registry, and the vendors' wire formats. Each vendor module
+//! describes itself once (a `plan::VendorSpec`: names, key and base-URL
+//! variables, auth, what each resource honours, hints, and its plans) and
+//! otherwise only builds requests and turns response bodies into
+//! common-model records. No I/O happens here, so every module is tested on
+//! the payloads in `fixtures/`; the fetcher (`crate::fetch`) and the paging
+//! driver (`crate::driver`) own the network.
+//!
+//! Adding a vendor: its module, a variant of `Vendor`, and a line in
+//! `spec` below.
 
+pub mod chatbase;
 pub mod chatzuri;
 pub mod neoagent;
+pub mod plan;
 pub mod robofy;
+
+pub use crate::model::Vendor;
+
+/// The registry: each vendor's description.
+pub fn spec(vendor: Vendor) -> &'static plan::VendorSpec {
+    match vendor {
+        Vendor::Chatzuri => &chatzuri::VENDOR,
+        Vendor::Chatbase => &chatbase::VENDOR,
+        Vendor::Neoagent => &neoagent::VENDOR,
+        Vendor::Robofy => &robofy::VENDOR,
+    }
+}
 
 use std::fmt::Write as _;
 
@@ -98,6 +117,8 @@ pub enum BodyError {
 /// and whether the vendor's original record is kept as `raw`.
 #[derive(Debug, Clone)]
 pub struct MapContext {
+    /// The vendor the records are from (a vendor may read another's format).
+    pub vendor: Vendor,
     pub agent_id: String,
     pub keep_raw: bool,
 }
@@ -172,6 +193,16 @@ pub fn excerpt(text: &str) -> String {
         Some((cut, _)) => format!("{}...", &flat[..cut]),
         None => flat.to_owned(),
     }
+}
+
+/// The machine-readable code of a vendor error body (`{error: {code}}`).
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let code = value.get("error")?.get("code")?.as_str()?.trim();
+    (!code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    .then(|| code.to_owned())
 }
 
 /// The human message inside a vendor error body, if it has one:
@@ -488,8 +519,9 @@ pub(crate) mod testing {
         )
     }
 
-    pub fn ctx(agent: &str, keep_raw: bool) -> MapContext {
+    pub fn ctx_for(vendor: super::Vendor, agent: &str, keep_raw: bool) -> MapContext {
         MapContext {
+            vendor,
             agent_id: agent.to_owned(),
             keep_raw,
         }

@@ -1,23 +1,149 @@
-//! NeoAgent wire format (vendor-apis §2): `LeadList` and `ChatContentHistory`,
+//! NeoAgent wire format (docs/vendor-apis.md §2): `LeadList` and `ChatContentHistory`,
 //! POST with JSON bodies, raw key, no paging (the engine splits a range
 //! into date windows). Every answer comes in a `{Data, Version, Success,
 //! Code, Message}` envelope that can say "no" inside an HTTP 200, and lead
 //! records have no id, so one is derived from the record (`lead_id`).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use super::plan::{
+    DateFilter, Listing, Parse, ResourceSpec, SessionFilter, VendorSpec, no_code_hints,
+};
 use super::{
     AuthScheme, BodyError, MapContext, ObjectEntries, Page, Picker, RequestSpec, Stamp,
     canonical_json, get_ci, keep_message_extras, map_message, synthetic_id,
 };
-use crate::error::ErrorKind;
-use crate::model::{Conversation, Lead, Vendor, clean_string};
+use crate::error::{Error, ErrorKind, Result};
+use crate::export::{Bookmark, Job, split_days};
+use crate::model::{Conversation, Lead, clean_string};
 use crate::time::DayRange;
 
-pub const AUTH: AuthScheme = AuthScheme::Raw;
+pub static VENDOR: VendorSpec = VendorSpec {
+    name: "neoagent",
+    display_name: "NeoAgent",
+    default_base_url: "https://app.neoagent.co",
+    key_env: "NEOAGENT_API_KEY",
+    base_url_env: "NEOAGENT_BASE_URL",
+    auth: AuthScheme::Raw,
+    id_prefix: "na_",
+    agent_hint: "NeoAgent calls it the chatbot's serial number",
+    not_found_hint: "check --agent: NeoAgent's serial number of the chatbot",
+    code_hint: no_code_hints,
+    too_large_hint: "NeoAgent does not page: pass --since (and a smaller --window) so each request returns one date window",
+    projects: None,
+    note: None,
+    leads: ResourceSpec {
+        endpoint: "POST /chat/Chatbot/LeadList",
+        paging: "none; date windows in parallel",
+        dates: DateFilter::ServerDays,
+        session: SessionFilter::SessionId {
+            server: true,
+            numeric: true,
+        },
+        sources: None,
+        page_size: None,
+        plan: leads_plan,
+    },
+    conversations: ResourceSpec {
+        endpoint: "POST /chat/Chatbot/ChatContentHistory",
+        paging: "none; date windows in parallel",
+        dates: DateFilter::ServerDays,
+        session: SessionFilter::SessionId {
+            server: false,
+            numeric: false,
+        },
+        sources: None,
+        page_size: None,
+        plan: conversations_plan,
+    },
+};
+
+fn leads_plan(job: &Job, bookmark: Option<&Bookmark>) -> Result<Listing<Lead>> {
+    let session = match &job.filters.session {
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            Error::usage(format!(
+                "--session {text}: NeoAgent session ids are numbers"
+            ))
+        })?),
+        None => None,
+    };
+    let ctx = job.map_context();
+    let parse: Parse<Lead> = Arc::new(move |body: &[u8]| parse_leads(body, &ctx));
+    windows_listing(job, bookmark, parse, |serial, window| {
+        leads_request(serial, window, session)
+    })
+}
+
+fn conversations_plan(job: &Job, bookmark: Option<&Bookmark>) -> Result<Listing<Conversation>> {
+    let ctx = job.map_context();
+    let parse: Parse<Conversation> = Arc::new(move |body: &[u8]| parse_conversations(body, &ctx));
+    windows_listing(job, bookmark, parse, conversations_request)
+}
+
+fn windows_listing<R>(
+    job: &Job,
+    bookmark: Option<&Bookmark>,
+    parse: Parse<R>,
+    request: impl Fn(&str, &DayRange) -> RequestSpec,
+) -> Result<Listing<R>> {
+    // NeoAgent's dates are UTC; its open end is handled by the windows.
+    let windows = windows(job, job.days(bookmark, Duration::zero()))?;
+    let requests = windows
+        .iter()
+        .map(|window| {
+            let what = match (window.start_text(), window.end_text()) {
+                (Some(start), Some(end)) => format!("window {start}..{end}"),
+                (None, Some(end)) => format!("window ..{end}"),
+                _ => "the whole range".to_owned(),
+            };
+            (what, request(&job.agent, window))
+        })
+        .collect();
+    Ok(Listing::Requests { requests, parse })
+}
+
+/// The request plan: without `--since` one request for everything
+/// (bounded above by `--until` if given); with it, windows of `window_days`
+/// that each start on the day the previous one ended, so a vendor that
+/// treats `endTime` as exclusive loses nothing. For the same reason the
+/// last `endTime` is the day after the last day wanted (today, without
+/// `--until`).
+///
+/// Windows are only cut up to today: a far `--until` (`9999-12-31`) is the
+/// end of the last window, not thousands of windows of days to come.
+pub fn windows(job: &Job, days: DayRange) -> Result<Vec<DayRange>> {
+    let after = |day: NaiveDate| day.succ_opt().unwrap_or(day).min(crate::time::LAST_DAY);
+    let Some(start) = days.start else {
+        return Ok(vec![DayRange {
+            start: None,
+            end: days.end.map(after),
+        }]);
+    };
+    let today = job.now.date_naive();
+    let end = days.end.unwrap_or(today);
+    let mut windows = split_days(start, end.min(today.max(start)), job.window_days);
+    if windows.len() as u64 > job.max_pages {
+        return Err(Error::vendor(format!(
+            "the date range {}..{} needs {} windows of {} days for NeoAgent agent {}, more than --max-pages {}; nothing was sent",
+            crate::time::format_day(start),
+            crate::time::format_day(end),
+            windows.len(),
+            job.window_days,
+            job.agent,
+            job.max_pages
+        ))
+        .with_hint("raise --window or --max-pages, or narrow --since/--until"));
+    }
+    if let Some(last) = windows.last_mut() {
+        last.end = last.end.map(|e| after(e.max(end)));
+    }
+    Ok(windows)
+}
 
 const LEADS_PATH: &str = "/chat/Chatbot/LeadList";
 const CONVERSATIONS_PATH: &str = "/chat/Chatbot/ChatContentHistory";
@@ -194,7 +320,7 @@ fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
         phone.as_deref(),
         name.as_deref(),
     );
-    let mut lead = Lead::new(Vendor::Neoagent, &ctx.agent_id, id);
+    let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, id);
     lead.kind = match kind.as_str() {
         "lead" => "lead".into(),
         "appointment" => "appointment".into(),
@@ -296,7 +422,7 @@ fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation 
             messages_value,
         )
     });
-    let mut conversation = Conversation::new(Vendor::Neoagent, &ctx.agent_id, id);
+    let mut conversation = Conversation::new(ctx.vendor, &ctx.agent_id, id);
     conversation.created_at = created_at;
     conversation.session_id = session_id;
     conversation.page_url = page_url;
@@ -359,8 +485,13 @@ mod tests {
 
     use super::*;
     use crate::model::Message;
+    use crate::model::Vendor;
     use crate::vendors::HttpMethod;
-    use crate::vendors::testing::{ctx, obj, s, ts};
+    use crate::vendors::testing::{ctx_for, obj, s, ts};
+
+    fn ctx(agent: &str, keep_raw: bool) -> MapContext {
+        ctx_for(Vendor::Neoagent, agent, keep_raw)
+    }
 
     const SERIAL: &str = "3254a9d0424c4806b9ea3d0763ccfxxx";
 

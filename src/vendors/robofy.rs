@@ -1,21 +1,126 @@
-//! Robofy wire format (vendor-apis §3): List Leads, paged by an opaque
+//! Robofy wire format (docs/vendor-apis.md §3): List Leads, paged by an opaque
 //! `nextPageToken`, and the two Inbox endpoints (sessions, then each
 //! session's messages), Bearer key, `{message, data}` envelope. The Inbox
 //! bodies are undocumented, so their parsers accept every shape the vendor's
 //! conventions and public clients suggest; a lead's name, email and phone
 //! live in the visitor's form (`lead_data`) and are picked out of it here.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
+use super::plan::{
+    Children, DateFilter, Listing, Parents, Projects, ResourceSpec, SessionFilter, Tokens,
+    VendorSpec, no_code_hints,
+};
 use super::{
     AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, at, canonical_json,
     error_detail, free_key, insert_unique, keep_message_extras, map_message, objects, parse_json,
     path_segment, synthetic_id, trimmed,
 };
-use crate::error::ErrorKind;
-use crate::model::{Conversation, Lead, Vendor, carries_data, clean_string};
+use crate::error::{Error, ErrorKind, Result};
+use crate::export::{Bookmark, Job};
+use crate::model::{Conversation, Lead, Resource, carries_data, clean_string};
 
-pub const AUTH: AuthScheme = AuthScheme::Bearer;
+pub static VENDOR: VendorSpec = VendorSpec {
+    name: "robofy",
+    display_name: "Robofy",
+    default_base_url: "https://agents.robofy.ai",
+    key_env: "ROBOFY_API_KEY",
+    base_url_env: "ROBOFY_BASE_URL",
+    auth: AuthScheme::Bearer,
+    id_prefix: "rf_",
+    agent_hint: "the chatbot id, or PROJECT/CHATBOT",
+    not_found_hint: "check --project and --agent (or PROJECT/CHATBOT) in the Robofy dashboard",
+    code_hint: no_code_hints,
+    too_large_hint: "narrow the run with --since/--until",
+    projects: Some(Projects {
+        required_for: Resource::Leads,
+        hint: "give --project ID, or --agent PROJECT/CHATBOT (both are in the Robofy dashboard)",
+    }),
+    note: None,
+    leads: ResourceSpec {
+        endpoint: "GET /v1/ai-agent/leads/{project}/{chatbot}",
+        paging: "nextPageToken, sequential",
+        dates: DateFilter::ClientOnly,
+        session: SessionFilter::SessionId {
+            server: true,
+            numeric: false,
+        },
+        sources: None,
+        page_size: None,
+        plan: leads_plan,
+    },
+    conversations: ResourceSpec {
+        endpoint: "GET /v1/ai-agent/inbox/sessions/{chatbot}, then /inbox/chats/{chatbot}/{session}",
+        paging: "sessions by token, messages in parallel",
+        dates: DateFilter::ClientOnly,
+        session: SessionFilter::SessionId {
+            server: true,
+            numeric: false,
+        },
+        sources: None,
+        page_size: None,
+        plan: conversations_plan,
+    },
+};
+
+fn leads_plan(job: &Job, _bookmark: Option<&Bookmark>) -> Result<Listing<Lead>> {
+    let project = job.project.clone().ok_or_else(|| {
+        Error::usage("Robofy leads need a project: --project ID or --agent PROJECT/CHATBOT")
+    })?;
+    let (agent, session) = (job.agent.clone(), job.filters.session.clone());
+    let parse_session = session.clone();
+    let ctx = job.map_context();
+    Ok(Listing::Tokens(Tokens::new(
+        move |token| leads_request(&project, &agent, token, session.as_deref()),
+        move |body| parse_leads(body, &ctx, parse_session.as_deref()),
+    )))
+}
+
+/// The inbox's sessions, then each session's messages; with `--session`,
+/// that one session without listing the inbox.
+fn conversations_plan(job: &Job, _bookmark: Option<&Bookmark>) -> Result<Listing<Conversation>> {
+    let ctx = Arc::new(job.map_context());
+    let agent = job.agent.clone();
+    let children = {
+        let (agent, ctx) = (agent.clone(), ctx.clone());
+        move |summary: SessionSummary| session_children(&agent, summary, ctx.clone())
+    };
+    let parents = match &job.filters.session {
+        Some(session) => Parents::Given(vec![children(SessionSummary {
+            id: session.clone(),
+            item: Map::new(),
+        })]),
+        None => Parents::Listed(Tokens::new(
+            move |token| sessions_request(&agent, token),
+            move |body| {
+                parse_sessions(body).map(|page| Page {
+                    records: page.records.into_iter().map(&children).collect(),
+                    returned: page.returned,
+                    next_token: page.next_token,
+                })
+            },
+        )),
+    };
+    Ok(Listing::FanOut { parents })
+}
+
+fn session_children(
+    agent: &str,
+    summary: SessionSummary,
+    ctx: Arc<MapContext>,
+) -> Children<Conversation> {
+    let (agent, session) = (agent.to_owned(), summary.id.clone());
+    Children {
+        what: format!("session {}", summary.id),
+        listing: Tokens::new(
+            move |token| messages_request(&agent, &session, token),
+            parse_messages,
+        ),
+        assemble: Box::new(move |messages| conversation(&summary, messages, &ctx)),
+    }
+}
 
 /// Adds a query parameter only when there is a value: the vendor's own
 /// sample sends the literal `undefined` for absent ones, which must never
@@ -158,7 +263,7 @@ fn map_lead(row: &Map<String, Value>, ctx: &MapContext, session: Option<&str>) -
             row.get("lead_data"),
         )
     });
-    let mut lead = Lead::new(Vendor::Robofy, &ctx.agent_id, id);
+    let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, id);
     lead.created_at = Stamp::of(created_value).apply(&mut fields);
     lead.name = form.name;
     lead.email = form.email;
@@ -229,7 +334,7 @@ fn claim(entries: &mut [Entry<'_>], matches: impl Fn(&Entry<'_>) -> bool) -> Opt
     clean_string(Some(entry.value))
 }
 
-/// Picks name, email and phone out of the visitor's form (vendor-apis §4.1):
+/// Picks name, email and phone out of the visitor's form (docs/vendor-apis.md §4.1):
 /// `field_type` decides first (`email`; `phone`/`tel`/`mobile`), then
 /// `field_name` ignoring case (`email`/`e-mail`; `phone`, `mobile`,
 /// `telephone`, `tel`, `whatsapp`; `name`, `full_name`, `full name`). Only
@@ -423,7 +528,7 @@ pub fn conversation(
     }
     keep_message_extras(&mut fields, extras);
 
-    let mut conversation = Conversation::new(Vendor::Robofy, &ctx.agent_id, summary.id.clone());
+    let mut conversation = Conversation::new(ctx.vendor, &ctx.agent_id, summary.id.clone());
     conversation.created_at = match Stamp::of(created_value) {
         Stamp::Absent => mapped.iter().find_map(|m| m.created_at),
         stamp => stamp.apply(&mut fields),
@@ -444,8 +549,13 @@ pub fn conversation(
 mod tests {
     use super::*;
     use crate::model::Message;
+    use crate::model::Vendor;
     use crate::vendors::HttpMethod;
-    use crate::vendors::testing::{ctx, obj, s, ts};
+    use crate::vendors::testing::{ctx_for, obj, s, ts};
+
+    fn ctx(agent: &str, keep_raw: bool) -> MapContext {
+        ctx_for(Vendor::Robofy, agent, keep_raw)
+    }
 
     const BOT: &str = "bot-1";
 

@@ -229,7 +229,7 @@ async fn ctrl_c_while_waiting_for_the_state_lock_exits_130_at_once() {
     drop(lock);
 }
 
-/// SPEC section 1: the one-line summary goes to stderr with -v (stderr is
+/// docs/SPEC.md section 1: the one-line summary goes to stderr with -v (stderr is
 /// not a terminal here), never to stdout, and not without -v.
 #[tokio::test]
 async fn summary_line_counts_what_the_run_did_with_v_only() {

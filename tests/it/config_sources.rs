@@ -1,4 +1,4 @@
-//! Named sources from a TOML config file (SPEC section 10, issue 6): pulled
+//! Named sources from a TOML config file (docs/SPEC.md section 10, issue 6): pulled
 //! by name or with `--all` into one attributable stream, keys never inline,
 //! usage errors that help, `--keep-going`, and `--state` advancing only for
 //! the sources that succeeded.

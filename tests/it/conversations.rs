@@ -1,4 +1,4 @@
-//! `leads conversations` (issue 4, SPEC sections 1-4): request shapes and
+//! `leads conversations` (issue 4, docs/SPEC.md section 1-4): request shapes and
 //! paging per vendor against wiremock servers on loopback, the Chatzuri 405
 //! fallback, unsupported filters, the CSV layout, and every vendor through
 //! the sandbox with the generator's exact conversation and message counts.
@@ -15,8 +15,8 @@ use wiremock::matchers::{body_partial_json, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::common::{
-    CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads, ndjson, run, stderr,
-    stdout,
+    CHATBASE_KEY, CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads,
+    ndjson, run, stderr, stdout,
 };
 
 const CONVERSATION_HEADER: [&str; 11] = [
@@ -49,6 +49,7 @@ fn conversations(vendor: Vendor, agent: &str, base_url: &str) -> Command {
         Vendor::Chatzuri => CHATZURI_KEY,
         Vendor::Neoagent => NEOAGENT_KEY,
         Vendor::Robofy => ROBOFY_KEY,
+        Vendor::Chatbase => CHATBASE_KEY,
     };
     cmd.env(vendor.key_env(), key);
     cmd

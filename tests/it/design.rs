@@ -1,4 +1,4 @@
-//! Design guards for SPEC sections 3, 4 and 9 (issue 5): not benchmarks and
+//! Design guards for docs/SPEC.md section 3, 4 and 9 (issue 5): not benchmarks and
 //! not timed, but the properties the performance rests on, checked against
 //! an in-process sandbox whose small latency makes requests overlap.
 //!
@@ -277,7 +277,7 @@ fn count_lines(path: &Path) -> usize {
     file.lines().count()
 }
 
-/// SPEC 3: memory stays flat in the number of records. 200,000 leads (a
+/// docs/SPEC.md section 3: memory stays flat in the number of records. 200,000 leads (a
 /// debug build writes them in a few seconds; the benchmark does 1,000,000 in
 /// release mode) to NDJSON and to JSON must stay under 80 MB, far below what
 /// holding them would take (the NDJSON alone is ~70 MB, the records in

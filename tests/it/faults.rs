@@ -10,7 +10,7 @@
 //! - A recoverable fault: exit 0, the set of records written equals the set
 //!   the server served in clean answers, with no duplicate, the state moved
 //!   to the newest record written, and no temporary file left.
-//! - An unrecoverable fault: the exit code of SPEC section 5, the output and
+//! - An unrecoverable fault: the exit code of docs/SPEC.md section 5, the output and
 //!   state files byte-identical to before, and no temporary file left.
 //!
 //! The scripted vendor answers through wiremock, or, for faults wiremock
@@ -33,6 +33,7 @@ use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 use crate::common::*;
 
 const CZ_AGENT: &str = "cz-agent";
+const CB_AGENT: &str = "5QHA6VB-DIAbBhxwqxfdi";
 const NA_SERIAL: &str = "3254a9d0424c4806b9ea3d0763ccf000";
 const RF_PROJECT: &str = "42";
 const RF_BOT: &str = "rf-bot";
@@ -45,6 +46,14 @@ enum V {
     Chatzuri,
     Neoagent,
     Robofy,
+    Chatbase,
+}
+
+impl V {
+    /// Paged by number (`page`/`size`), ending on a short page.
+    fn numbered(self) -> bool {
+        matches!(self, V::Chatzuri | V::Chatbase)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +85,9 @@ enum Fault {
     RetryAfterDate,
     /// 429 with `Retry-After: 3600`: above the 120 s ceiling, fails at once.
     RetryAfterTooLong,
+    /// 429 once without `Retry-After`, with `X-RateLimit-Reset` about a
+    /// second ahead in epoch milliseconds (Chatbase's rate-limit headers).
+    RateLimitReset,
     /// Headers and half the body, then a TCP reset; `n` times.
     Reset(usize),
     /// A `Content-Length` larger than the body, then the connection closes; `n` times.
@@ -128,7 +140,7 @@ impl Fault {
     fn count(self) -> usize {
         match self {
             Fault::Status(_, n) | Fault::Reset(n) | Fault::ShortBody(n) | Fault::Slow(n) => n,
-            Fault::RetryAfterSeconds | Fault::RetryAfterDate => 1,
+            Fault::RetryAfterSeconds | Fault::RetryAfterDate | Fault::RateLimitReset => 1,
             Fault::RetryAfterTooLong | Fault::Truncated | Fault::Html | Fault::NeoFailure => {
                 FOREVER
             }
@@ -177,6 +189,15 @@ impl Rec {
                 "SessionID": 30000 + n,
                 "URI": "www.example.test",
                 "Count": 1
+            }),
+            V::Chatbase => json!({
+                "id": format!("lead_{n:04}"),
+                "name": format!("Lead {n}"),
+                "email": self.email(),
+                "phone": "",
+                "created_at": format!("2025-01-{d:02}T10:{n:02}:00Z"),
+                "chatbot_id": CB_AGENT,
+                "account_id": "acc_71b0c2"
             }),
             V::Robofy => json!({
                 "id": format!("rf-{n}"),
@@ -275,7 +296,7 @@ impl Script {
             vec![Rec { n: 3, day: 2 }, Rec { n: 4, day: 2 }],
             vec![Rec { n: 5, day: 3 }],
         ];
-        if vendor != V::Chatzuri {
+        if !vendor.numbered() {
             pages[2].push(Rec { n: 6, day: 3 });
         }
         let mut listing: Vec<Rec> = pages.iter().flatten().copied().collect();
@@ -287,9 +308,10 @@ impl Script {
             } else {
                 pages[0][0]
             };
-            match vendor {
-                V::Chatzuri => listing.insert(target * PAGE_SIZE, copy),
-                _ => pages[target].push(copy),
+            if vendor.numbered() {
+                listing.insert(target * PAGE_SIZE, copy);
+            } else {
+                pages[target].push(copy);
             }
         }
         Arc::new(Script {
@@ -308,7 +330,7 @@ impl Script {
 
     fn page_index(&self, req: &Req) -> Option<usize> {
         match self.vendor {
-            V::Chatzuri => {
+            V::Chatzuri | V::Chatbase => {
                 let page: usize = req.query("page")?.parse().ok()?;
                 if self.fault == Fault::PageIgnored {
                     Some(0)
@@ -338,11 +360,17 @@ impl Script {
             V::Chatzuri => format!("Bearer {CHATZURI_KEY}"),
             V::Neoagent => NEOAGENT_KEY.to_owned(),
             V::Robofy => format!("Bearer {ROBOFY_KEY}"),
+            V::Chatbase => format!("Bearer {CHATBASE_KEY}"),
         };
         let path_ok = match self.vendor {
             V::Chatzuri => req.path == "/get-leads" && req.query("agentId") == Some(CZ_AGENT),
             V::Neoagent => req.path == "/chat/Chatbot/LeadList",
             V::Robofy => req.path == format!("/v1/ai-agent/leads/{RF_PROJECT}/{RF_BOT}"),
+            V::Chatbase => {
+                req.path == "/api/v1/get-leads"
+                    && req.query("chatbotId") == Some(CB_AGENT)
+                    && req.query("agentId").is_none()
+            }
         };
         path_ok && req.authorization.as_deref() == Some(expected.as_str())
     }
@@ -392,6 +420,22 @@ impl Script {
                         content_type: "application/json",
                         headers: vec![("Retry-After", header)],
                         body: b"{\"message\":\"slow down\"}".to_vec(),
+                        delay: Duration::ZERO,
+                    }
+                }
+                Fault::RateLimitReset => {
+                    let at = SystemTime::now() + Duration::from_secs(1);
+                    let millis = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis();
+                    state.retry_at = Some(at);
+                    Reply::Http {
+                        status: 429,
+                        content_type: "application/json",
+                        headers: vec![
+                            ("X-RateLimit-Limit", "1000".to_owned()),
+                            ("X-RateLimit-Remaining", "0".to_owned()),
+                            ("X-RateLimit-Reset", millis.to_string()),
+                        ],
+                        body: br#"{"error":{"code":"RATE_LIMIT_TOO_MANY_REQUESTS","message":"Too many requests, please try again later"}}"#.to_vec(),
                         delay: Duration::ZERO,
                     }
                 }
@@ -451,7 +495,7 @@ impl Script {
     /// The records of a page and, for Robofy, its next token.
     fn page(&self, state: &State, index: usize) -> (Vec<Rec>, Option<String>) {
         match self.vendor {
-            V::Chatzuri => {
+            V::Chatzuri | V::Chatbase => {
                 let start = (index * PAGE_SIZE).min(state.listing.len());
                 let end = (start + PAGE_SIZE).min(state.listing.len());
                 (state.listing[start..end].to_vec(), None)
@@ -473,6 +517,8 @@ impl Script {
         let rows: Vec<Value> = records.iter().map(|r| r.render(self.vendor)).collect();
         let value = match self.vendor {
             V::Chatzuri => json!({ "data": rows }),
+            // The nested shape seen live (docs/vendor-apis.md §6.4).
+            V::Chatbase => json!({ "collectedCustomers": { "data": rows } }),
             V::Neoagent => {
                 json!({"Data": rows, "Version": "1.0.0", "Success": true, "Code": 200, "Message": ""})
             }
@@ -679,6 +725,7 @@ fn bookmark_key(vendor: V) -> String {
         V::Chatzuri => format!("chatzuri/{CZ_AGENT}/leads"),
         V::Neoagent => format!("neoagent/{NA_SERIAL}/leads"),
         V::Robofy => format!("robofy/{RF_BOT}/leads"),
+        V::Chatbase => format!("chatbase/{CB_AGENT}/leads"),
     }
 }
 
@@ -751,6 +798,18 @@ fn command(vendor: V, base: &str, files: &Files, fault: Fault) -> Command {
                 "1",
             ]);
         }
+        V::Chatbase => {
+            cmd.env("CHATBASE_API_KEY", CHATBASE_KEY);
+            cmd.args([
+                "pull",
+                "--vendor",
+                "chatbase",
+                "--agent",
+                CB_AGENT,
+                "--page-size",
+                "2",
+            ]);
+        }
         V::Robofy => {
             cmd.env("ROBOFY_API_KEY", ROBOFY_KEY);
             cmd.args([
@@ -769,9 +828,14 @@ fn command(vendor: V, base: &str, files: &Files, fault: Fault) -> Command {
     };
     // A head insert is about sequential paging: page 2 asked after page 1 was served.
     let concurrency = if fault == Fault::HeadInsert { "1" } else { "4" };
+    // One base URL for both of Chatbase's API versions, as its docs give them.
+    let base = match vendor {
+        V::Chatbase => format!("{base}/api"),
+        _ => base.to_owned(),
+    };
     cmd.args([
         "--base-url",
-        base,
+        &base,
         "--format",
         "ndjson",
         "--retries",
@@ -848,7 +912,7 @@ async fn check(vendor: V, fault: Fault, pos: Pos) {
             // With pages in flight together, Chatzuri fetches page 1 once
             // more at the end to prove the head of the listing did not move.
             let head_check =
-                usize::from(vendor == V::Chatzuri && fault != Fault::HeadInsert && target == 0);
+                usize::from(vendor.numbered() && fault != Fault::HeadInsert && target == 0);
             assert_eq!(
                 hits.len(),
                 fault.count() + 1 + head_check,
@@ -862,7 +926,7 @@ async fn check(vendor: V, fault: Fault, pos: Pos) {
                         "Retry-After: 1 not obeyed: retried after {gap:?}"
                     );
                 }
-                Fault::RetryAfterDate => {
+                Fault::RetryAfterDate | Fault::RateLimitReset => {
                     let at = state.retry_at.unwrap();
                     assert!(
                         hits[1] + Duration::from_millis(20) >= at,
@@ -1081,6 +1145,47 @@ fault_case!(
     Fault::Duplicate
 );
 
+fault_case!(chatbase_500_burst_recovers, Chatbase, Fault::Status(500, 2));
+fault_case!(chatbase_502_burst_recovers, Chatbase, Fault::Status(502, 2));
+fault_case!(chatbase_503_burst_recovers, Chatbase, Fault::Status(503, 3));
+fault_case!(chatbase_504_burst_recovers, Chatbase, Fault::Status(504, 1));
+fault_case!(
+    chatbase_429_retry_after_seconds_recovers,
+    Chatbase,
+    Fault::RetryAfterSeconds
+);
+fault_case!(
+    chatbase_429_rate_limit_reset_in_milliseconds_recovers,
+    Chatbase,
+    Fault::RateLimitReset
+);
+fault_case!(
+    chatbase_connection_reset_mid_body_recovers,
+    Chatbase,
+    Fault::Reset(2)
+);
+fault_case!(
+    chatbase_body_shorter_than_content_length_recovers,
+    Chatbase,
+    Fault::ShortBody(1)
+);
+fault_case!(
+    chatbase_slower_than_timeout_recovers,
+    Chatbase,
+    Fault::Slow(1)
+);
+fault_case!(
+    chatbase_same_record_on_two_pages_recovers,
+    Chatbase,
+    Fault::Duplicate
+);
+fault_case!(
+    chatbase_record_inserted_at_head_while_paging_recovers,
+    Chatbase,
+    Fault::HeadInsert,
+    [first: First, middle: Middle]
+);
+
 // Unrecoverable: the run fails with the documented exit code and leaves
 // the output and state files as they were.
 fault_case!(
@@ -1136,6 +1241,23 @@ fault_case!(robofy_truncated_json_exit_5, Robofy, Fault::Truncated);
 fault_case!(robofy_html_with_status_200_exit_5, Robofy, Fault::Html);
 fault_case!(robofy_token_cycle_exit_5, Robofy, Fault::TokenCycle, [middle: Middle, last: Last]);
 
+fault_case!(
+    chatbase_503_retries_exhausted_exit_5,
+    Chatbase,
+    Fault::Status(503, FOREVER)
+);
+fault_case!(chatbase_429_retries_exhausted_exit_5, Chatbase, Fault::Status(429, FOREVER), [middle: Middle]);
+fault_case!(chatbase_429_retry_after_over_120s_exit_5, Chatbase, Fault::RetryAfterTooLong, [last: Last]);
+fault_case!(
+    chatbase_connection_reset_every_time_exit_6,
+    Chatbase,
+    Fault::Reset(FOREVER)
+);
+fault_case!(chatbase_always_slower_than_timeout_exit_6, Chatbase, Fault::Slow(FOREVER), [first: First]);
+fault_case!(chatbase_truncated_json_exit_5, Chatbase, Fault::Truncated);
+fault_case!(chatbase_html_with_status_200_exit_5, Chatbase, Fault::Html);
+fault_case!(chatbase_server_ignores_page_loop_exit_5, Chatbase, Fault::PageIgnored, [middle: Middle]);
+
 /// Numbered pages fetched concurrently from a newest-first listing: a
 /// record inserted at the head between the answers to page 2 and page 1
 /// pushes the last record of page 1 onto page 2, which was already
@@ -1144,4 +1266,9 @@ fault_case!(robofy_token_cycle_exit_5, Robofy, Fault::TokenCycle, [middle: Middl
 #[tokio::test]
 async fn chatzuri_record_inserted_at_head_with_pages_in_flight_recovers() {
     check(V::Chatzuri, Fault::HeadInsertRace, Pos::First).await;
+}
+
+#[tokio::test]
+async fn chatbase_record_inserted_at_head_with_pages_in_flight_recovers() {
+    check(V::Chatbase, Fault::HeadInsertRace, Pos::First).await;
 }

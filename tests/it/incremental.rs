@@ -1,4 +1,4 @@
-//! Incremental runs with `--state` (SPEC section 7, issue 6): each run
+//! Incremental runs with `--state` (docs/SPEC.md section 7, issue 6): each run
 //! writes only what the previous good run did not, a failed run leaves the
 //! state as it was, and one state file serves one run at a time.
 //!

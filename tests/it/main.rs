@@ -5,6 +5,8 @@
 #[allow(dead_code)]
 mod common;
 
+mod architecture;
+mod chatbase;
 mod cli;
 mod config_sources;
 mod conversations;
@@ -12,6 +14,7 @@ mod db_postgres;
 mod db_sqlite;
 mod design;
 mod faults;
+mod golden;
 mod hardening_pages;
 mod hardening_secrets;
 mod hardening_state;

@@ -1,7 +1,7 @@
 //! `leads pull` against real HTTP servers on loopback (wiremock, and a few
 //! hand-written TCP servers for broken connections): pagination, what each
 //! vendor receives, exit codes and messages, retries, the `-o` file, CSV,
-//! the formula guard, key secrecy, broken pipe and Ctrl-C (SPEC 1–6).
+//! the formula guard, key secrecy, broken pipe and Ctrl-C (docs/SPEC.md section 1–6).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -1104,7 +1104,7 @@ async fn limit_stops_without_fetching_pages_it_cannot_need() {
 }
 
 // ===========================================================================
-// Exit codes and messages (SPEC 5)
+// Exit codes and messages (docs/SPEC.md section 5)
 // ===========================================================================
 
 #[tokio::test]
@@ -2273,7 +2273,7 @@ async fn csv_formula_guard_prefixes_dangerous_cells_only() {
 }
 
 // ===========================================================================
-// The key is never printed (SPEC 6)
+// The key is never printed (docs/SPEC.md section 6)
 // ===========================================================================
 
 /// Runs `cmd` and asserts the key is nowhere in what it wrote.

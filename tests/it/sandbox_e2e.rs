@@ -1,5 +1,5 @@
 //! End-to-end runs of the binary against the built-in vendor simulator
-//! (issue 3, SPEC section 8). The sandbox runs in-process on the test's
+//! (issue 3, docs/SPEC.md section 8). The sandbox runs in-process on the test's
 //! runtime; its generator (`leads::sandbox::data`) is the oracle for what
 //! every run must write.
 
@@ -99,6 +99,7 @@ fn expected_lead(vendor: Vendor, lead: &GeneratedLead) -> Value {
         _ => lead.id.clone().expect("the generator gives an id"),
     };
     let fields = match vendor {
+        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
         Vendor::Chatzuri => json!({
             "chatbot_owner_user_id": lead.owner_user_id,
             "chatbot_id": DEMO_AGENT,
@@ -161,6 +162,7 @@ fn expected_conversation(vendor: Vendor, c: &GeneratedConversation) -> Value {
         })
         .collect();
     let fields = match vendor {
+        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
         Vendor::Chatzuri => json!({ "chatbot_id": DEMO_AGENT }),
         Vendor::Neoagent => json!({}),
         Vendor::Robofy => {
@@ -570,6 +572,7 @@ async fn every_nth_request_503_is_retried_and_every_vendor_still_writes_each_lea
         let mut cmd = pull(&sandbox, vendor);
         cmd.args(["--format", "ndjson", "--concurrency", "1"]);
         let pages = match vendor {
+            Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
             // 20 a page: 13 full pages and an empty one.
             Vendor::Chatzuri => {
                 cmd.args(["--page-size", "20"]);

@@ -265,6 +265,7 @@ mod tests {
 
     fn ctx() -> MapContext {
         MapContext {
+            vendor: crate::model::Vendor::Chatzuri,
             agent_id: "agent-7".to_owned(),
             keep_raw: false,
         }

@@ -13,6 +13,7 @@ pub mod db;
 pub const CHATZURI_KEY: &str = "cz-test-key-5f2a9c1e77d04b3b";
 pub const NEOAGENT_KEY: &str = "na-test-key-0b9d8e7f6a5c4d3e";
 pub const ROBOFY_KEY: &str = "rf-test-key-9a8b7c6d5e4f3a2b";
+pub const CHATBASE_KEY: &str = "cb-test-key-4e3d2c1b0a9f8e7d";
 
 /// The binary, with no inherited keys, base URLs, proxies, config or log
 /// settings, and with retry back-off shortened to a millisecond.
@@ -22,9 +23,11 @@ pub fn leads() -> Command {
         "CHATZURI_API_KEY",
         "NEOAGENT_API_KEY",
         "ROBOFY_API_KEY",
+        "CHATBASE_API_KEY",
         "CHATZURI_BASE_URL",
         "NEOAGENT_BASE_URL",
         "ROBOFY_BASE_URL",
+        "CHATBASE_BASE_URL",
         "RUST_LOG",
         "LEADS_CONFIG",
         "LEADS_NOW",
@@ -80,7 +83,7 @@ pub fn assert_no_key(output: &Output) {
 
 /// The same scan over any bytes (an output file, a state file, a report).
 pub fn assert_no_key_in(what: &str, bytes: &[u8]) {
-    for key in [CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY] {
+    for key in [CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, CHATBASE_KEY] {
         assert_no_secret_in(what, bytes, key);
     }
 }

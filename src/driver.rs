@@ -1,0 +1,678 @@
+//! The paging driver: walks any listing a vendor describes
+//! (`vendors::plan::Listing`) and owns every fetch of an export. It has one
+//! implementation of what all listings share: requests in flight ahead of
+//! the writer (each a task, so waiting on the network overlaps parsing and
+//! writing),
+//! output order, `--max-pages`, loop detection, `--limit`, and
+//! cancellation: every task is held in an `AbortOnDropHandle`, so dropping
+//! a walk (a failure elsewhere, Ctrl-C) aborts whatever it has in flight.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::export::{Bookmark, FUTURE_TOLERANCE, Job, RunStats, SeenIds, Sink};
+use crate::fetch::Fetcher;
+use crate::model::Record;
+use crate::vendors::plan::{Children, Listing, Numbered, Parents, Parse, Tokens};
+use crate::vendors::{self, BodyError, Page, RequestSpec};
+
+/// Walks `listing` to its end (or `--limit`), handing each record that
+/// passes the filters, the bookmark and the de-duplication to `sink`.
+pub async fn walk<R: Record>(
+    job: &Job,
+    bookmark: Option<&Bookmark>,
+    listing: Listing<R>,
+    fetcher: Arc<Fetcher>,
+    seen: &mut SeenIds,
+    sink: Sink<'_, R>,
+) -> Result<RunStats> {
+    let mut walk = Walk::new(listing, job, &fetcher);
+    let mut stats = RunStats::default();
+    loop {
+        let wanted = job
+            .filters
+            .limit
+            .map(|limit| limit.saturating_sub(stats.written));
+        if wanted == Some(0) {
+            break;
+        }
+        let Some(page) = walk.next(wanted).await? else {
+            break;
+        };
+        stats.pages += 1;
+        for record in page.records {
+            if record.created_at().is_none() && record.fields().contains_key("created_at_raw") {
+                if stats.unparsed_times == 0 {
+                    tracing::warn!(
+                        "{} sent a created_at that is not a timestamp (record {}); written as null, the original is in fields.created_at_raw",
+                        job.vendor.display_name(),
+                        record.id()
+                    );
+                }
+                stats.unparsed_times += 1;
+            }
+            if !job.accepts(&record, bookmark) {
+                stats.filtered += 1;
+                continue;
+            }
+            if !seen.insert(record.vendor(), record.agent_id(), record.id()) {
+                stats.duplicates += 1;
+                continue;
+            }
+            sink(&record)?;
+            stats.written += 1;
+            // A record from the future (a typo'd year, a timestamp in the
+            // wrong unit) would become the bookmark, and every later run
+            // would skip everything older than it: such records are written
+            // but never move the bookmark.
+            if record
+                .created_at()
+                .is_some_and(|t| t > job.now + FUTURE_TOLERANCE)
+            {
+                stats.future_dated += 1;
+            } else {
+                note_newest(&mut stats.newest, &record);
+            }
+            if job
+                .filters
+                .limit
+                .is_some_and(|limit| stats.written >= limit)
+            {
+                return Ok(stats);
+            }
+        }
+    }
+    Ok(stats)
+}
+
+fn note_newest<R: Record>(newest: &mut Option<Bookmark>, record: &R) {
+    let Some(created) = record.created_at() else {
+        return;
+    };
+    match newest {
+        Some(mark) if mark.created_at == Some(created) => mark.ids.push(record.id().to_owned()),
+        Some(mark) if mark.created_at.is_some_and(|t| t > created) => {}
+        _ => {
+            *newest = Some(Bookmark {
+                created_at: Some(created),
+                ids: vec![record.id().to_owned()],
+            })
+        }
+    }
+}
+
+/// What every walk shares: the source's fetcher and the run's bounds.
+#[derive(Clone)]
+struct Context {
+    fetcher: Arc<Fetcher>,
+    concurrency: usize,
+    max_pages: u64,
+}
+
+type Task<T> = AbortOnDropHandle<Result<T>>;
+
+fn spawn<T: Send + 'static>(future: impl Future<Output = Result<T>> + Send + 'static) -> Task<T> {
+    AbortOnDropHandle::new(tokio::spawn(future))
+}
+
+async fn join<T>(task: Task<T>) -> Result<T> {
+    task.await
+        .map_err(|e| Error::internal(format!("a fetch task failed: {e}")))?
+}
+
+/// The POST form a listing switches to for good after a 405.
+#[derive(Clone)]
+struct PostFallback {
+    to_post: fn(&RequestSpec) -> RequestSpec,
+    in_use: Arc<AtomicBool>,
+}
+
+/// Sends one request (as POST if the listing switched) and parses the body,
+/// in a task of its own.
+fn spawn_page<T: Send + 'static>(
+    fetcher: Arc<Fetcher>,
+    get: RequestSpec,
+    what: String,
+    parse: Parse<T>,
+    post: Option<PostFallback>,
+) -> Task<Page<T>> {
+    spawn(async move {
+        let (spec, body) = fetch(&fetcher, get, &what, post.as_ref()).await?;
+        parse(&body).map_err(|e| body_error(&fetcher, &spec, &what, e, &body))
+    })
+}
+
+/// The one place a listing's request is sent: a 405 is answered by
+/// resending the same parameters as POST when the vendor describes such a
+/// form, which every later page then uses.
+async fn fetch(
+    fetcher: &Fetcher,
+    get: RequestSpec,
+    what: &str,
+    post: Option<&PostFallback>,
+) -> Result<(RequestSpec, Bytes)> {
+    let Some(post) = post else {
+        let body = fetcher.fetch(&get, what).await?;
+        return Ok((get, body));
+    };
+    let as_post = (post.to_post)(&get);
+    if post.in_use.load(Ordering::Relaxed) {
+        let body = fetcher.fetch(&as_post, what).await?;
+        return Ok((as_post, body));
+    }
+    match fetcher.fetch(&get, what).await {
+        Ok(body) => Ok((get, body)),
+        Err(e) if e.status == Some(405) && as_post != get => {
+            tracing::info!(
+                "{} answered 405 to GET {}; sending it as POST",
+                fetcher.vendor().display_name(),
+                get.endpoint
+            );
+            let body = fetcher.fetch(&as_post, what).await?;
+            post.in_use.store(true, Ordering::Relaxed);
+            Ok((as_post, body))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A body that is not what the vendor documents: name vendor, endpoint and
+/// page, with an excerpt; or the vendor's own refusal inside a 2xx.
+pub fn body_error(
+    fetcher: &Fetcher,
+    spec: &RequestSpec,
+    what: &str,
+    error: BodyError,
+    body: &[u8],
+) -> Error {
+    let vendor = fetcher.vendor().display_name();
+    let agent = fetcher.agent();
+    match error {
+        BodyError::Malformed(expected) => Error::vendor(format!(
+            "{vendor} sent an unexpected body for {} {what} of agent {agent}: expected {}; got: {}",
+            spec.endpoint,
+            fetcher.printable(&expected),
+            fetcher.excerpt(body)
+        ))
+        .with_hint("run again later; if it persists, report it with the output of -vv"),
+        BodyError::Refused {
+            kind,
+            code,
+            message,
+        } => {
+            let code = code.map(|c| format!("Code {c}: ")).unwrap_or_default();
+            let hint = match kind {
+                ErrorKind::Auth => format!(
+                    "check the key in {} (or --api-key-file)",
+                    fetcher.vendor().key_env()
+                ),
+                ErrorKind::NotFound => "check --agent".to_owned(),
+                _ => "the vendor reported a failure; run again later".to_owned(),
+            };
+            let message = vendors::excerpt(&fetcher.printable(&message));
+            Error::new(
+                kind,
+                format!(
+                    "{vendor} refused {} {what} for agent {agent} ({code}{message})",
+                    spec.endpoint
+                ),
+            )
+            .with_hint(hint)
+        }
+    }
+}
+
+fn max_pages_error(fetcher: &Fetcher, max_pages: u64) -> Error {
+    Error::vendor(format!(
+        "stopped after {max_pages} pages of {} agent {}: the listing did not end (--max-pages)",
+        fetcher.vendor().display_name(),
+        fetcher.agent()
+    ))
+    .with_hint(
+        "raise --max-pages if the listing really is that long, or narrow it with --since/--until",
+    )
+}
+
+/// A listing being walked.
+enum Walk<R> {
+    Numbered(NumberedWalk<R>),
+    Requests(RequestsWalk<R>),
+    Tokens(TokenWalk<R>),
+    FanOut(FanOutWalk<R>),
+    Fallback(Box<FallbackWalk<R>>),
+}
+
+impl<R: Record> Walk<R> {
+    fn new(listing: Listing<R>, job: &Job, fetcher: &Arc<Fetcher>) -> Walk<R> {
+        let context = Context {
+            fetcher: fetcher.clone(),
+            concurrency: job.concurrency.max(1),
+            max_pages: job.max_pages,
+        };
+        match listing {
+            Listing::Numbered(numbered) => {
+                Walk::Numbered(NumberedWalk::new(numbered, context, job))
+            }
+            Listing::Requests { requests, parse } => Walk::Requests(RequestsWalk {
+                context,
+                parse,
+                requests: requests.into(),
+                in_flight: VecDeque::new(),
+            }),
+            Listing::Tokens(tokens) => Walk::Tokens(TokenWalk::new(tokens, context, true)),
+            Listing::FanOut { parents } => Walk::FanOut(FanOutWalk::new(parents, context)),
+            Listing::Fallback {
+                first,
+                when,
+                warning,
+                then,
+            } => Walk::Fallback(Box::new(FallbackWalk {
+                current: Walk::new(*first, job, fetcher),
+                fallback: Some((when, warning, *then)),
+                job: job.clone(),
+                fetcher: fetcher.clone(),
+                yielded: false,
+            })),
+        }
+    }
+
+    /// The next page; `wanted` is how many more records the run can still
+    /// write (`--limit`), so a walk does not fetch pages it cannot need.
+    fn next(&mut self, wanted: Option<u64>) -> BoxFuture<'_, Result<Option<Page<R>>>> {
+        match self {
+            Walk::Numbered(walk) => Box::pin(walk.next(wanted)),
+            Walk::Requests(walk) => Box::pin(walk.next(wanted)),
+            Walk::Tokens(walk) => Box::pin(walk.next(wanted)),
+            Walk::FanOut(walk) => Box::pin(walk.next(wanted)),
+            Walk::Fallback(walk) => Box::pin(walk.next(wanted)),
+        }
+    }
+}
+
+/// Numbered pages, up to `concurrency` in flight, yielded in page order.
+struct NumberedWalk<R> {
+    context: Context,
+    request: Arc<dyn Fn(u64) -> RequestSpec + Send + Sync>,
+    parse: Parse<R>,
+    post: Option<PostFallback>,
+    page_size: u64,
+    concurrency: usize,
+    next_to_request: u64,
+    last_yielded: u64,
+    ended: bool,
+    in_flight: VecDeque<(u64, Task<Page<R>>)>,
+    previous_page_ids: Option<Vec<String>>,
+    /// Page 1's ids as first fetched, to see at the end whether the head of
+    /// the listing moved while later pages were in flight. A set: a vendor
+    /// that ignores `size` can make page 1 huge, and a pairwise comparison
+    /// would then be quadratic.
+    first_page_ids: Option<HashSet<String>>,
+    /// Whether the end-of-listing check of page 1 was done (or is moot).
+    head_checked: bool,
+}
+
+impl<R: Record> NumberedWalk<R> {
+    fn new(numbered: Numbered<R>, context: Context, job: &Job) -> Self {
+        NumberedWalk {
+            request: numbered.request,
+            parse: numbered.parse,
+            post: numbered.on_405.map(|to_post| PostFallback {
+                to_post,
+                in_use: Arc::new(AtomicBool::new(false)),
+            }),
+            page_size: numbered.page_size,
+            concurrency: context.concurrency,
+            next_to_request: 1,
+            last_yielded: 0,
+            ended: false,
+            in_flight: VecDeque::new(),
+            previous_page_ids: None,
+            first_page_ids: None,
+            head_checked: !numbered.head_moves
+                || context.concurrency <= 1
+                || job.filters.limit.is_some(),
+            context,
+        }
+    }
+
+    fn spawn(&self, page: u64) -> Task<Page<R>> {
+        spawn_page(
+            self.context.fetcher.clone(),
+            (self.request)(page),
+            format!("page {page}"),
+            self.parse.clone(),
+            self.post.clone(),
+        )
+    }
+
+    /// Called when the listing ended. Pages in flight together are answered
+    /// in any order: if a record was inserted at the head of a newest-first
+    /// listing after page k+1 was answered but before page k was, the record
+    /// pushed from page k onto page k+1 was never seen. Page 1 is therefore
+    /// fetched alone before the others, and once more at the end: if its ids
+    /// are unchanged, nothing moved while the other pages were in flight. If
+    /// they changed, the listing is walked again one page at a time, where a
+    /// shift can only repeat a record (dropped as a duplicate), never hide
+    /// one. The price is one request and two round trips per run.
+    async fn check_head(&mut self) -> Result<()> {
+        self.head_checked = true;
+        if self.last_yielded <= 1 {
+            return Ok(());
+        }
+        let page = join(self.spawn(1)).await?;
+        let first = self.first_page_ids.take().unwrap_or_default();
+        let moved = page.records.iter().any(|r| !first.contains(r.id()));
+        if moved {
+            tracing::info!(
+                "{} listing changed while it was paged; walking it again one page at a time so no shifted record is missed",
+                self.context.fetcher.vendor().display_name()
+            );
+            self.concurrency = 1;
+            self.next_to_request = 1;
+            self.last_yielded = 0;
+            self.ended = false;
+            self.previous_page_ids = None;
+        }
+        Ok(())
+    }
+
+    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
+        let max_pages = self.context.max_pages;
+        if self.ended && self.in_flight.is_empty() && !self.head_checked && wanted.is_none() {
+            self.check_head().await?;
+        }
+        if !self.ended {
+            let needed_up_to = match wanted {
+                Some(wanted) => self.last_yielded + wanted.div_ceil(self.page_size).max(1),
+                None => u64::MAX,
+            };
+            let mut last = needed_up_to.min(max_pages);
+            if !self.head_checked && self.last_yielded == 0 {
+                // Page 1 alone first: the end-of-listing check compares
+                // against it, so every other page must be answered after it.
+                last = 1;
+            }
+            while self.in_flight.len() < self.concurrency && self.next_to_request <= last {
+                let page = self.next_to_request;
+                self.in_flight.push_back((page, self.spawn(page)));
+                self.next_to_request += 1;
+            }
+        }
+        let Some((number, task)) = self.in_flight.pop_front() else {
+            if !self.ended && self.last_yielded >= max_pages {
+                return Err(max_pages_error(&self.context.fetcher, max_pages));
+            }
+            return Ok(None);
+        };
+        let page = join(task).await?;
+        self.last_yielded = number;
+        if number == 1 && !self.head_checked {
+            self.first_page_ids = Some(page.records.iter().map(|r| r.id().to_owned()).collect());
+        }
+        if (page.returned as u64) < self.page_size {
+            self.ended = true;
+            self.in_flight.clear();
+        } else {
+            // A server that ignores `page` would hand out page 1 forever.
+            let ids: Vec<String> = page.records.iter().map(|r| r.id().to_owned()).collect();
+            if !ids.is_empty() && self.previous_page_ids.as_ref() == Some(&ids) {
+                let fetcher = &self.context.fetcher;
+                return Err(Error::vendor(format!(
+                    "{} returned the same records for page {} as for page {} of agent {}: it seems to ignore paging",
+                    fetcher.vendor().display_name(),
+                    number,
+                    number - 1,
+                    fetcher.agent()
+                )));
+            }
+            self.previous_page_ids = Some(ids);
+            if number >= max_pages {
+                return Err(max_pages_error(&self.context.fetcher, max_pages));
+            }
+        }
+        Ok(Some(page))
+    }
+}
+
+/// A fixed list of requests, several in flight, in list order. Bodies only
+/// are fetched ahead: a body is parsed when the writer reaches it, so a
+/// request fetched ahead costs its body, not body and records.
+struct RequestsWalk<R> {
+    context: Context,
+    parse: Parse<R>,
+    requests: VecDeque<(String, RequestSpec)>,
+    in_flight: VecDeque<(RequestSpec, String, Task<Bytes>)>,
+}
+
+impl<R: Record> RequestsWalk<R> {
+    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
+        // With a limit, one request at a time: any one may hold enough.
+        let room = if wanted.is_some() {
+            1
+        } else {
+            self.context.concurrency
+        };
+        while self.in_flight.len() < room {
+            let Some((what, spec)) = self.requests.pop_front() else {
+                break;
+            };
+            let fetcher = self.context.fetcher.clone();
+            let (task_spec, task_what) = (spec.clone(), what.clone());
+            let task = spawn(async move { fetcher.fetch(&task_spec, &task_what).await });
+            self.in_flight.push_back((spec, what, task));
+        }
+        let Some((spec, what, task)) = self.in_flight.pop_front() else {
+            return Ok(None);
+        };
+        let body = join(task).await?;
+        (self.parse)(&body)
+            .map(Some)
+            .map_err(|e| body_error(&self.context.fetcher, &spec, &what, e, &body))
+    }
+}
+
+/// A token chain: sequential by nature; the next request is sent before
+/// the current page is handed over (`prefetch`), and every token seen is
+/// remembered so a cycle (A, B, A) is caught.
+struct TokenWalk<T> {
+    context: Context,
+    tokens: Tokens<T>,
+    pages: u64,
+    seen_tokens: HashSet<String>,
+    pending: Option<Task<Page<T>>>,
+    /// A token whose page was not requested yet (the limit was reached, or
+    /// prefetching is off).
+    deferred: Option<String>,
+    started: bool,
+    /// Off where the chain shares `--concurrency` with other requests (the
+    /// parents of a fan-out).
+    prefetch: bool,
+}
+
+impl<T: Send + 'static> TokenWalk<T> {
+    fn new(tokens: Tokens<T>, context: Context, prefetch: bool) -> Self {
+        TokenWalk {
+            context,
+            tokens,
+            pages: 0,
+            seen_tokens: HashSet::new(),
+            pending: None,
+            deferred: None,
+            started: false,
+            prefetch,
+        }
+    }
+
+    fn spawn(&mut self, token: Option<&str>) {
+        let spec = (self.tokens.request)(token);
+        let what = format!("{} {}", self.tokens.what, self.pages + 1);
+        self.pending = Some(spawn_page(
+            self.context.fetcher.clone(),
+            spec,
+            what,
+            self.tokens.parse.clone(),
+            None,
+        ));
+    }
+
+    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<T>>> {
+        if self.pending.is_none() {
+            if !self.started {
+                self.started = true;
+                self.spawn(None);
+            } else if let Some(token) = self.deferred.take() {
+                self.spawn(Some(&token));
+            } else {
+                return Ok(None);
+            }
+        }
+        let Some(task) = self.pending.take() else {
+            return Ok(None);
+        };
+        let page = join(task).await?;
+        self.pages += 1;
+        if let Some(token) = &page.next_token {
+            let fetcher = &self.context.fetcher;
+            if !self.seen_tokens.insert(token.clone()) {
+                return Err(Error::vendor(format!(
+                    "{} pagination loop for agent {}: {} {} handed out a token already used ({}); stopped",
+                    fetcher.vendor().display_name(),
+                    fetcher.agent(),
+                    self.tokens.what,
+                    self.pages,
+                    fetcher.excerpt(token.as_bytes())
+                ))
+                .with_hint("the vendor's paging is broken; nothing was written twice. Run again later"));
+            }
+            if self.pages >= self.context.max_pages {
+                return Err(max_pages_error(fetcher, self.context.max_pages));
+            }
+            if !self.prefetch || wanted.is_some_and(|w| page.returned as u64 >= w) {
+                self.deferred = Some(token.clone());
+            } else {
+                let token = token.clone();
+                self.spawn(Some(&token));
+            }
+        }
+        Ok(Some(page))
+    }
+}
+
+/// Parents by tokens (or given), then each parent's children, up to
+/// `concurrency` parents at a time, each assembled into one record, in
+/// parent order.
+struct FanOutWalk<R> {
+    context: Context,
+    listing: Option<TokenWalk<Children<R>>>,
+    queue: VecDeque<Children<R>>,
+    in_flight: VecDeque<Task<R>>,
+}
+
+impl<R: Send + 'static> FanOutWalk<R> {
+    fn new(parents: Parents<R>, context: Context) -> Self {
+        let (listing, queue) = match parents {
+            // The listing is only asked for its next page while fewer than
+            // `concurrency` child requests are in flight, so requests in
+            // flight never exceed `--concurrency`.
+            Parents::Listed(tokens) => (
+                Some(TokenWalk::new(tokens, context.clone(), false)),
+                VecDeque::new(),
+            ),
+            Parents::Given(children) => (None, children.into()),
+        };
+        FanOutWalk {
+            context,
+            listing,
+            queue,
+            in_flight: VecDeque::new(),
+        }
+    }
+
+    fn spawn(&self, children: Children<R>) -> Task<R> {
+        let context = self.context.clone();
+        spawn(async move {
+            let mut tokens = children.listing;
+            tokens.what = format!("{} {}", children.what, tokens.what);
+            let mut walk = TokenWalk::new(tokens, context, true);
+            let mut items = Vec::new();
+            while let Some(page) = walk.next(None).await? {
+                items.extend(page.records);
+            }
+            Ok((children.assemble)(items))
+        })
+    }
+
+    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
+        let concurrency = self.context.concurrency;
+        let room = wanted.map_or(concurrency, |w| {
+            usize::try_from(w)
+                .unwrap_or(usize::MAX)
+                .clamp(1, concurrency)
+        });
+        while self.in_flight.len() < room {
+            if let Some(children) = self.queue.pop_front() {
+                let task = self.spawn(children);
+                self.in_flight.push_back(task);
+                continue;
+            }
+            let Some(listing) = self.listing.as_mut() else {
+                break;
+            };
+            match listing.next(None).await? {
+                Some(page) => self.queue.extend(page.records),
+                None => {
+                    self.listing = None;
+                    break;
+                }
+            }
+        }
+        match self.in_flight.pop_front() {
+            Some(task) => Ok(Some(Page {
+                records: vec![join(task).await?],
+                returned: 1,
+                next_token: None,
+            })),
+            None => Ok(None),
+        }
+    }
+}
+
+/// When to switch, the warning to print, and the listing to switch to.
+type Fallback<R> = (fn(&Error) -> bool, String, Listing<R>);
+
+/// One listing, or another when the first fails a known way before it
+/// yielded anything (a plan without access to the newer API).
+struct FallbackWalk<R> {
+    current: Walk<R>,
+    fallback: Option<Fallback<R>>,
+    job: Job,
+    fetcher: Arc<Fetcher>,
+    yielded: bool,
+}
+
+impl<R: Record> FallbackWalk<R> {
+    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
+        match self.current.next(wanted).await {
+            Err(e)
+                if !self.yielded && self.fallback.as_ref().is_some_and(|(when, ..)| when(&e)) =>
+            {
+                let Some((_, warning, then)) = self.fallback.take() else {
+                    return Err(e);
+                };
+                tracing::warn!("{warning}");
+                self.current = Walk::new(then, &self.job, &self.fetcher);
+                self.current.next(wanted).await
+            }
+            result => {
+                self.yielded = true;
+                result
+            }
+        }
+    }
+}
