@@ -387,8 +387,14 @@ fn pgpass_fields(line: &str) -> Vec<String> {
 /// An existing table's columns (name, type) and primary key columns.
 type ExistingTable = (Vec<(String, String)>, Vec<String>);
 
-/// Bytes of COPY text buffered before they are sent.
-const COPY_CHUNK: usize = 4 * 1024 * 1024;
+/// Bytes of COPY text buffered before they are sent: big enough that a
+/// million leads cost a few hundred round trips, small enough that the
+/// buffer and the driver's copies of it stay a few MB.
+const COPY_CHUNK: usize = 1024 * 1024;
+
+fn copy_buffer() -> Vec<u8> {
+    Vec::with_capacity(COPY_CHUNK + 64 * 1024)
+}
 
 pub struct Postgres {
     runtime: tokio::runtime::Runtime,
@@ -460,7 +466,7 @@ impl Postgres {
             now,
             shown,
             lock_timeout: settings.lock_timeout,
-            records: Vec::new(),
+            records: copy_buffer(),
             messages: Vec::new(),
         };
         db.prepare()?;
@@ -610,7 +616,7 @@ impl Postgres {
             ""
         };
         if all || self.records.len() >= COPY_CHUNK {
-            let data = std::mem::take(&mut self.records);
+            let data = std::mem::replace(&mut self.records, copy_buffer());
             self.copy(self.table, extra, data)?;
         }
         if all || self.messages.len() >= COPY_CHUNK {
