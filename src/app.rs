@@ -9,15 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, SandboxArgs};
-use crate::config::{self, Endpoint, ExportArgs, ProcessEnvironment, Settings, Source};
+use crate::config::{Endpoint, Settings, Source};
 use crate::db::Database;
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{self, Bookmark, Exportable, RunStats, SeenIds};
 use crate::fetch::Fetcher;
-use crate::model::{Conversation, Lead, Resource, Vendor};
+use crate::model::{Resource, Vendor};
 use crate::output::{Destination, OutputFile, OutputWriter, RecordWriter};
 use crate::progress::Progress;
 use crate::sandbox::{self, Sandbox, SandboxOptions};
@@ -31,49 +29,6 @@ pub struct Ui {
     pub verbose: u8,
 }
 
-pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
-    let ui = Ui {
-        quiet: cli.quiet,
-        verbose: cli.verbose,
-    };
-    match cli.command {
-        Command::Pull(args) => {
-            let export = ExportArgs {
-                resource: Resource::Leads,
-                source: &args.source,
-                filters: &args.filters,
-                channels: &[],
-                output: &args.output,
-                fetch: &args.fetch,
-            };
-            let settings = config::resolve(&export, &ProcessEnvironment, now)?;
-            run_export::<Lead>(settings, ui, now).await
-        }
-        Command::Conversations(args) => {
-            let export = ExportArgs {
-                resource: Resource::Conversations,
-                source: &args.source,
-                filters: &args.filters,
-                channels: &args.channels,
-                output: &args.output,
-                fetch: &args.fetch,
-            };
-            let settings = config::resolve(&export, &ProcessEnvironment, now)?;
-            run_export::<Conversation>(settings, ui, now).await
-        }
-        Command::Sandbox(args) => serve_sandbox(&args).await,
-        Command::Vendors => {
-            print_stdout(&vendors_table())?;
-            Ok(())
-        }
-        Command::Completions { shell } => {
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "leads", &mut out);
-            out.flush().map_err(write_error)
-        }
-    }
-}
-
 /// A write failure: a closed stdout is a quiet success, anything else is a
 /// local file error.
 pub fn write_error(e: std::io::Error) -> Error {
@@ -84,7 +39,7 @@ pub fn write_error(e: std::io::Error) -> Error {
     }
 }
 
-fn print_stdout(text: &str) -> Result<()> {
+pub fn print_stdout(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
@@ -134,7 +89,11 @@ async fn export_source<R: Exportable>(
     }
 }
 
-async fn run_export<R: Exportable>(settings: Settings, ui: Ui, now: DateTime<Utc>) -> Result<()> {
+pub async fn run_export<R: Exportable>(
+    settings: Settings,
+    ui: Ui,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let started = Instant::now();
     // The lock comes first: a second run must not even start fetching.
     let mut state = match &settings.state {
@@ -197,11 +156,9 @@ async fn run_export<R: Exportable>(settings: Settings, ui: Ui, now: DateTime<Utc
         }
         _ => None,
     };
-    if let Some(source) = settings
-        .sources
-        .iter()
-        .find(|s| matches!(s.endpoint, Endpoint::Sandbox) && !Vendor::ALL.contains(&s.job.vendor))
-    {
+    if let Some(source) = settings.sources.iter().find(|s| {
+        matches!(s.endpoint, Endpoint::Sandbox) && sandbox::key(s.job.vendor.as_str()).is_none()
+    }) {
         return Err(Error::usage(format!(
             "the sandbox does not simulate {} yet",
             source.job.vendor.display_name()
@@ -231,9 +188,13 @@ async fn run_export<R: Exportable>(settings: Settings, ui: Ui, now: DateTime<Utc
                 _,
             ) => (base_url.clone(), key.clone(), ca_certs.as_slice()),
             (Endpoint::Sandbox, Some(sandbox)) => {
-                let url = url::Url::parse(&sandbox.base_url(source.job.vendor))
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                let key = ApiKey::new(sandbox::key(source.job.vendor))
+                let url = url::Url::parse(
+                    &sandbox
+                        .base_url(source.job.vendor.as_str())
+                        .unwrap_or_default(),
+                )
+                .map_err(|e| Error::internal(e.to_string()))?;
+                let key = ApiKey::new(sandbox::key(source.job.vendor.as_str()).unwrap_or_default())
                     .ok_or_else(|| Error::internal("empty sandbox key"))?;
                 (url, key, &[][..])
             }
@@ -531,20 +492,16 @@ async fn run_spooled<R: Exportable>(
     Ok(outcomes)
 }
 
-async fn serve_sandbox(args: &SandboxArgs) -> Result<()> {
-    let options = SandboxOptions {
-        port: args.port,
-        seed: args.seed,
-        leads: args.leads,
-        conversations: args.conversations,
-        latency: std::time::Duration::from_millis(args.latency_ms),
-        fail_every: args.fail_every,
-        rate_limit: args.rate_limit,
-    };
+/// `leads sandbox`: serves until Ctrl-C.
+pub async fn serve_sandbox(options: SandboxOptions) -> Result<()> {
+    if !sandbox::AVAILABLE {
+        return Err(Error::usage("this build has no sandbox"));
+    }
+    let port = options.port;
     let sandbox = Sandbox::start(options).await.map_err(|e| {
         Error::new(
             ErrorKind::LocalFile,
-            format!("cannot listen on 127.0.0.1:{}: {e}", args.port),
+            format!("cannot listen on 127.0.0.1:{port}: {e}"),
         )
         .with_hint("pick another --port, or --port 0 for a free one")
     })?;

@@ -5,15 +5,23 @@
 
 pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod driver;
 pub mod error;
 pub mod export;
 pub mod fetch;
+pub mod keys;
 pub mod model;
 pub mod output;
 pub mod progress;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+/// Built without the `sandbox` feature: the simulator's interface, with no
+/// simulator behind it.
+#[cfg(not(feature = "sandbox"))]
+#[path = "sandbox_absent.rs"]
 pub mod sandbox;
 pub mod secret;
 pub mod sources;

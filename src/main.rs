@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             }
         };
         tokio::select! {
-            outcome = leads::app::run(cli, now) => outcome,
+            outcome = leads::commands::run(cli, now) => outcome,
             // Dropping the run drops its open output and any prepared
             // state, which deletes their temporary files and leaves an
             // existing -o file and the state untouched.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{Environment, read_key_file};
 use crate::error::{Error, Result};
+use crate::keys::{Environment, read_key_file, warn_if_readable_by_others};
 use crate::model::Vendor;
 use crate::secret::{ApiKey, looks_like_key};
 
@@ -221,29 +221,6 @@ fn is_variable_name(name: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
-
-/// `what` ("config file", "key file") names the file in the warning. Only a
-/// regular file is checked: a pipe (`<(pass show x)`) or a device has no
-/// owner's intent to report.
-#[cfg(unix)]
-pub(crate) fn warn_if_readable_by_others(path: &Path, what: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.is_file()
-    {
-        let mode = meta.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                "{what} {} is readable by group or others (mode {:o}); chmod 600 it",
-                path.display(),
-                mode & 0o777
-            );
-        }
-    }
-}
-
-#[cfg(not(unix))]
-pub(crate) fn warn_if_readable_by_others(_path: &Path, _what: &str) {}
 
 #[cfg(test)]
 mod tests {

@@ -37,9 +37,11 @@
 //! lets the server answer date filters with a binary search.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::model::Vendor;
+use super::SimVendor;
+use super::chatbase::AbsentAs;
 
 /// 2025-01-01T00:00:00Z.
 pub const WINDOW_START: i64 = 1_735_689_600;
@@ -75,16 +77,16 @@ enum Purpose {
     Rotation = 7,
 }
 
-fn vendor_salt(vendor: Vendor) -> u64 {
+fn vendor_salt(vendor: SimVendor) -> u64 {
     match vendor {
-        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
-        Vendor::Chatzuri => 0x1000,
-        Vendor::Neoagent => 0x2000,
-        Vendor::Robofy => 0x3000,
+        SimVendor::Chatzuri => 0x1000,
+        SimVendor::Neoagent => 0x2000,
+        SimVendor::Robofy => 0x3000,
+        SimVendor::Chatbase => 0x4000,
     }
 }
 
-fn hash(seed: u64, vendor: Vendor, purpose: Purpose, index: u64) -> u64 {
+fn hash(seed: u64, vendor: SimVendor, purpose: Purpose, index: u64) -> u64 {
     let salt = vendor_salt(vendor) | purpose as u64;
     mix(mix(seed ^ mix(salt)) ^ index)
 }
@@ -92,11 +94,11 @@ fn hash(seed: u64, vendor: Vendor, purpose: Purpose, index: u64) -> u64 {
 // ---------------------------------------------------------------- time
 
 /// Whether a vendor's timestamps carry microseconds or whole seconds.
-fn has_micros(vendor: Vendor) -> bool {
-    vendor == Vendor::Neoagent
+fn has_micros(vendor: SimVendor) -> bool {
+    vendor == SimVendor::Neoagent
 }
 
-fn spread_us(seed: u64, vendor: Vendor, purpose: Purpose, index: usize, total: usize) -> i64 {
+fn spread_us(seed: u64, vendor: SimVendor, purpose: Purpose, index: usize, total: usize) -> i64 {
     let total = total.max(1) as u128;
     let span = ((WINDOW_END - WINDOW_START) * MICROS) as u128;
     let base = span * index as u128 / total;
@@ -113,12 +115,12 @@ fn spread_us(seed: u64, vendor: Vendor, purpose: Purpose, index: usize, total: u
 
 /// The lead's `created_at` in microseconds since the epoch, exactly as the
 /// wire shows it (whole seconds except for NeoAgent).
-pub fn lead_time_us(vendor: Vendor, seed: u64, index: usize, total: usize) -> i64 {
+pub fn lead_time_us(vendor: SimVendor, seed: u64, index: usize, total: usize) -> i64 {
     spread_us(seed, vendor, Purpose::LeadTime, index, total)
 }
 
 /// The conversation's `created_at` in microseconds, as on the wire.
-pub fn conversation_time_us(vendor: Vendor, seed: u64, index: usize, total: usize) -> i64 {
+pub fn conversation_time_us(vendor: SimVendor, seed: u64, index: usize, total: usize) -> i64 {
     spread_us(seed, vendor, Purpose::ConversationTime, index, total)
 }
 
@@ -255,13 +257,6 @@ fn push_u64(buf: &mut Vec<u8>, value: u64) {
     buf.extend_from_slice(&digits[i..]);
 }
 
-/// How a vendor writes a value it does not have.
-#[derive(Clone, Copy)]
-enum Absent {
-    Empty,
-    Null,
-}
-
 fn push_opt(buf: &mut Vec<u8>, value: Option<&str>, absent: Absent, padded: bool) {
     match (value, absent) {
         (Some(v), _) if padded => {
@@ -273,6 +268,13 @@ fn push_opt(buf: &mut Vec<u8>, value: Option<&str>, absent: Absent, padded: bool
         (None, Absent::Empty) => buf.extend_from_slice(b"\"\""),
         (None, Absent::Null) => buf.extend_from_slice(b"null"),
     }
+}
+
+/// How a vendor writes a value it does not have.
+#[derive(Clone, Copy)]
+enum Absent {
+    Empty,
+    Null,
 }
 
 // ---------------------------------------------------------------- pools
@@ -435,7 +437,16 @@ const REFERRALS: &[&str] = &["Google", "A friend", "LinkedIn", "Other: a podcast
 
 /// Chatzuri `filteredSources` names; conversations cycle through a
 /// seed-rotated pattern of them so a filtered page is computable in O(1).
-pub const CHATZURI_SOURCES: &[&str] = &crate::vendors::chatzuri::CHANNELS;
+pub const CHATZURI_SOURCES: &[&str] = &[
+    "API",
+    "Chatzuri site",
+    "Instagram",
+    "Messenger",
+    "Slack",
+    "Unspecified",
+    "WhatsApp",
+    "Widget or Iframe",
+];
 const SOURCE_PATTERN: [usize; 16] = [7, 7, 6, 0, 7, 1, 2, 7, 3, 6, 4, 7, 5, 0, 7, 6];
 
 const USER_LINES: &[&str] = &[
@@ -488,7 +499,7 @@ pub struct LeadField {
 /// needed to render the vendor's wire record (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneratedLead {
-    pub vendor: Vendor,
+    pub vendor: SimVendor,
     pub index: usize,
     /// The vendor's id as a string; `None` for NeoAgent, which sends none.
     pub id: Option<String>,
@@ -519,6 +530,9 @@ pub struct GeneratedLead {
     pub padded: bool,
     /// Chatzuri writes absent values as `null` rather than `""`.
     pub null_for_absent: bool,
+    /// How Chatbase writes this lead's absent values: `""`, `null`, or no
+    /// key at all (an absent `account_id` is always left out).
+    chatbase_absent: AbsentAs,
     created_us: i64,
 }
 
@@ -538,7 +552,13 @@ fn percent(rng: &mut fastrand::Rng, p: u8) -> bool {
 /// The Robofy session id of a session slot: UUID-shaped, with the slot in
 /// its last group so the server can map it back without storage.
 pub fn robofy_session_id(seed: u64, slot: usize) -> String {
-    let h = hash(seed, Vendor::Robofy, Purpose::Session, slot as u64);
+    slot_uuid(SimVendor::Robofy, seed, slot)
+}
+
+/// A UUID-shaped id with `slot` in its last group, so the server can map
+/// it back without storage.
+fn slot_uuid(vendor: SimVendor, seed: u64, slot: usize) -> String {
+    let h = hash(seed, vendor, Purpose::Session, slot as u64);
     let g = mix(h);
     format!(
         "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
@@ -553,24 +573,47 @@ pub fn robofy_session_id(seed: u64, slot: usize) -> String {
 
 /// The slot of a Robofy session id made by [`robofy_session_id`].
 pub fn robofy_session_slot(seed: u64, text: &str) -> Option<usize> {
+    uuid_slot(SimVendor::Robofy, seed, text)
+}
+
+fn uuid_slot(vendor: SimVendor, seed: u64, text: &str) -> Option<usize> {
     let last = text.rsplit('-').next()?;
     if last.len() != 12 {
         return None;
     }
     let slot = usize::try_from(u64::from_str_radix(last, 16).ok()?).ok()?;
-    (robofy_session_id(seed, slot) == text).then_some(slot)
+    (slot_uuid(vendor, seed, slot) == text).then_some(slot)
+}
+
+/// The id of Chatbase conversation `index` (UUID-shaped, as the vendor's).
+pub fn chatbase_conversation_id(seed: u64, index: usize) -> String {
+    slot_uuid(SimVendor::Chatbase, seed, index)
+}
+
+/// The index of a Chatbase conversation id made by
+/// [`chatbase_conversation_id`].
+pub fn chatbase_conversation_index(seed: u64, text: &str) -> Option<usize> {
+    uuid_slot(SimVendor::Chatbase, seed, text)
+}
+
+/// The Chatbase `account_id` of the demo workspace.
+pub fn chatbase_account(seed: u64) -> String {
+    format!(
+        "acc_{:08x}",
+        hash(seed, SimVendor::Chatbase, Purpose::Owner, 0) >> 32
+    )
 }
 
 /// The Chatzuri `chatbot_owner_user_id` of the demo agent.
 pub fn chatzuri_owner(seed: u64) -> String {
     format!(
         "usr_{:016x}",
-        hash(seed, Vendor::Chatzuri, Purpose::Owner, 0)
+        hash(seed, SimVendor::Chatzuri, Purpose::Owner, 0)
     )
 }
 
 /// Generates lead `index` of `total` for `vendor` and `seed`.
-pub fn lead(vendor: Vendor, seed: u64, index: usize, total: usize) -> GeneratedLead {
+pub fn lead(vendor: SimVendor, seed: u64, index: usize, total: usize) -> GeneratedLead {
     let mut rng = fastrand::Rng::with_seed(hash(seed, vendor, Purpose::Lead, index as u64));
     let created_us = lead_time_us(vendor, seed, index, total);
     let person = &PEOPLE[rng.usize(..PEOPLE.len())];
@@ -598,16 +641,16 @@ pub fn lead(vendor: Vendor, seed: u64, index: usize, total: usize) -> GeneratedL
         lead_data: Vec::new(),
         padded,
         null_for_absent: false,
+        chatbase_absent: AbsentAs::Empty,
         created_us,
     };
     match vendor {
-        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
-        Vendor::Chatzuri => {
+        SimVendor::Chatzuri => {
             lead.id = Some((CHATZURI_ID_BASE + index as u64).to_string());
             lead.owner_user_id = Some(chatzuri_owner(seed));
             lead.null_for_absent = rng.bool();
         }
-        Vendor::Neoagent => {
+        SimVendor::Neoagent => {
             let appointment = percent(&mut rng, 25);
             lead.kind = if appointment { "appointment" } else { "lead" };
             let pool = if appointment {
@@ -621,7 +664,17 @@ pub fn lead(vendor: Vendor, seed: u64, index: usize, total: usize) -> GeneratedL
             let pair_end = (index / 2) * 2 + 1;
             lead.count = Some(if pair_end < total { 2 } else { 1 });
         }
-        Vendor::Robofy => {
+        SimVendor::Chatbase => {
+            let h = hash(seed, vendor, Purpose::Session, index as u64);
+            lead.id = Some(format!("lead_{:06x}{index:x}", h >> 40));
+            lead.owner_user_id = (!percent(&mut rng, 10)).then(|| chatbase_account(seed));
+            lead.chatbase_absent = match rng.u8(..3) {
+                0 => AbsentAs::Empty,
+                1 => AbsentAs::Null,
+                _ => AbsentAs::Omitted,
+            };
+        }
+        SimVendor::Robofy => {
             lead.id = Some(format!("lead_{}", 10_001 + index));
             lead.session_id = Some(robofy_session_id(seed, index / 2));
             lead.page_url = opt(pick(&mut rng, URIS));
@@ -721,6 +774,11 @@ impl GeneratedLead {
             .filter(|f| f.maps_to.is_none() && !f.field_value.trim().is_empty())
     }
 
+    /// How Chatbase writes this lead's absent `name`, `email`, `phone`.
+    pub(crate) fn chatbase_absent(&self) -> AbsentAs {
+        self.chatbase_absent
+    }
+
     /// The NeoAgent `SessionID` as a number.
     pub fn neoagent_session(&self) -> Option<u64> {
         self.session_id.as_deref()?.parse().ok()
@@ -729,10 +787,10 @@ impl GeneratedLead {
     /// Appends the vendor's wire record (one element of its list).
     pub fn write_wire(&self, buf: &mut Vec<u8>) {
         match self.vendor {
-            Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
-            Vendor::Chatzuri => self.write_chatzuri(buf),
-            Vendor::Neoagent => self.write_neoagent(buf),
-            Vendor::Robofy => self.write_robofy(buf),
+            SimVendor::Chatzuri => self.write_chatzuri(buf),
+            SimVendor::Neoagent => self.write_neoagent(buf),
+            SimVendor::Robofy => self.write_robofy(buf),
+            SimVendor::Chatbase => super::chatbase::write_lead(self, super::DEMO_AGENT, buf),
         }
     }
 
@@ -743,12 +801,12 @@ impl GeneratedLead {
         serde_json::from_slice(&buf).unwrap_or(Value::Null)
     }
 
+    /// Chatzuri's lead, written by hand: it is the page of the 1M-lead
+    /// benchmark, and serde (through [`ChatzuriLeadWire`], which stays the
+    /// definition, equal by a test) costs about a third more server CPU
+    /// there.
     fn write_chatzuri(&self, buf: &mut Vec<u8>) {
-        let absent = if self.null_for_absent {
-            Absent::Null
-        } else {
-            Absent::Empty
-        };
+        let absent = self.chatzuri_absent();
         buf.extend_from_slice(b"{\"id\":");
         push_u64(buf, CHATZURI_ID_BASE + self.index as u64);
         buf.extend_from_slice(b",\"created_at\":");
@@ -766,61 +824,240 @@ impl GeneratedLead {
         buf.push(b'}');
     }
 
-    fn write_neoagent(&self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(b"{\"Type\":");
-        buf.extend_from_slice(if self.kind == "appointment" {
-            b"\"Appointment\""
+    fn chatzuri_absent(&self) -> Absent {
+        if self.null_for_absent {
+            Absent::Null
         } else {
-            b"\"Lead\""
-        });
-        buf.extend_from_slice(b",\"Name\":");
-        push_opt(buf, self.name.as_deref(), Absent::Empty, self.padded);
-        buf.extend_from_slice(b",\"Email\":");
-        push_opt(buf, self.email.as_deref(), Absent::Empty, self.padded);
-        buf.extend_from_slice(b",\"PhoneNumber\":");
-        push_opt(buf, self.phone.as_deref(), Absent::Empty, false);
-        buf.extend_from_slice(b",\"CreateTime\":");
-        write_time(buf, self.created_us, TimeStyle::PacificMicros);
-        buf.extend_from_slice(b",\"Content\":");
-        push_opt(buf, self.message.as_deref(), Absent::Empty, false);
-        buf.extend_from_slice(b",\"SessionID\":");
-        push_u64(buf, self.neoagent_session().unwrap_or_default());
-        buf.extend_from_slice(b",\"URI\":");
-        push_opt(buf, self.page_url.as_deref(), Absent::Empty, false);
-        buf.extend_from_slice(b",\"Count\":");
-        push_u64(buf, u64::from(self.count.unwrap_or_default()));
-        buf.push(b'}');
+            Absent::Empty
+        }
+    }
+
+    /// Chatzuri's lead through serde: what [`Self::write_chatzuri`] must
+    /// equal.
+    #[cfg(test)]
+    fn write_chatzuri_serde(&self, buf: &mut Vec<u8>) {
+        let absent = self.chatzuri_absent();
+        let text = |value, padded| WireText::of(value, absent, padded);
+        write_json(
+            buf,
+            &ChatzuriLeadWire {
+                id: CHATZURI_ID_BASE + self.index as u64,
+                created_at: WireTime(self.created_us, TimeStyle::RfcSeconds),
+                chatbot_owner_user_id: text(&self.owner_user_id, false),
+                chatbot_id: super::DEMO_AGENT,
+                phone: text(&self.phone, false),
+                email: text(&self.email, self.padded),
+                name: text(&self.name, self.padded),
+            },
+        );
+    }
+
+    fn write_neoagent(&self, buf: &mut Vec<u8>) {
+        let text = |value, padded| WireText::of(value, Absent::Empty, padded);
+        write_json(
+            buf,
+            &NeoagentLeadWire {
+                kind: if self.kind == "appointment" {
+                    "Appointment"
+                } else {
+                    "Lead"
+                },
+                name: text(&self.name, self.padded),
+                email: text(&self.email, self.padded),
+                phone_number: text(&self.phone, false),
+                create_time: WireTime(self.created_us, TimeStyle::PacificMicros),
+                content: text(&self.message, false),
+                session_id: self.neoagent_session().unwrap_or_default(),
+                uri: text(&self.page_url, false),
+                count: self.count.unwrap_or_default(),
+            },
+        );
     }
 
     fn write_robofy(&self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(b"{\"id\":");
-        push_opt(buf, self.id.as_deref(), Absent::Empty, false);
-        buf.extend_from_slice(b",\"created_at\":");
-        write_time(buf, self.created_us, TimeStyle::Naive);
-        buf.extend_from_slice(b",\"source\":");
-        push_opt(buf, self.source.as_deref(), Absent::Empty, false);
-        buf.extend_from_slice(b",\"page_url\":");
-        push_opt(buf, self.page_url.as_deref(), Absent::Empty, false);
-        buf.extend_from_slice(b",\"ip_address\":");
-        push_opt(buf, self.ip_address.as_deref(), Absent::Empty, false);
-        buf.extend_from_slice(b",\"lead_data\":[");
-        for (i, field) in self.lead_data.iter().enumerate() {
-            if i > 0 {
-                buf.push(b',');
-            }
-            buf.extend_from_slice(b"{\"field_name\":");
-            push_json_str(buf, field.field_name);
-            buf.extend_from_slice(b",\"field_type\":");
-            push_json_str(buf, field.field_type);
-            buf.extend_from_slice(b",\"field_value\":");
-            let padded = self.padded
-                && matches!(field.maps_to, Some("name" | "email"))
-                && !field.field_value.is_empty();
-            push_opt(buf, Some(&field.field_value), Absent::Empty, padded);
-            buf.push(b'}');
-        }
-        buf.extend_from_slice(b"]}");
+        let text = |value| WireText::of(value, Absent::Empty, false);
+        write_json(
+            buf,
+            &RobofyLeadWire {
+                id: text(&self.id),
+                created_at: WireTime(self.created_us, TimeStyle::Naive),
+                source: text(&self.source),
+                page_url: text(&self.page_url),
+                ip_address: text(&self.ip_address),
+                lead_data: self
+                    .lead_data
+                    .iter()
+                    .map(|field| RobofyFieldWire {
+                        field_name: field.field_name,
+                        field_type: field.field_type,
+                        field_value: WireText::new(
+                            Some(&field.field_value),
+                            Absent::Empty,
+                            self.padded
+                                && matches!(field.maps_to, Some("name" | "email"))
+                                && !field.field_value.is_empty(),
+                        ),
+                    })
+                    .collect(),
+            },
+        );
     }
+}
+
+// ---------------------------------------------------------------- wire
+
+/// Appends `value` as JSON; the wire types here always serialize.
+fn write_json(buf: &mut Vec<u8>, value: &impl Serialize) {
+    let _ = serde_json::to_writer(buf, value);
+}
+
+/// A time on the wire, in a vendor's style.
+struct WireTime(i64, TimeStyle);
+
+impl Serialize for WireTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut text = Vec::with_capacity(40);
+        write_time(&mut text, self.0, self.1);
+        let inner = text
+            .get(1..text.len().saturating_sub(1))
+            .unwrap_or_default();
+        serializer.serialize_str(std::str::from_utf8(inner).unwrap_or_default())
+    }
+}
+
+/// A text value on the wire: padded with spaces a client must trim, or
+/// absent in the vendor's way (`""` or `null`).
+struct WireText<'a> {
+    value: Option<&'a str>,
+    absent: Absent,
+    padded: bool,
+}
+
+impl<'a> WireText<'a> {
+    fn of(value: &'a Option<String>, absent: Absent, padded: bool) -> WireText<'a> {
+        WireText::new(value.as_deref(), absent, padded)
+    }
+
+    fn new(value: Option<&'a str>, absent: Absent, padded: bool) -> WireText<'a> {
+        WireText {
+            value,
+            absent,
+            padded,
+        }
+    }
+}
+
+impl Serialize for WireText<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match (self.value, self.absent) {
+            (Some(v), _) if self.padded => serializer.serialize_str(&format!("  {v} ")),
+            (Some(v), _) => serializer.serialize_str(v),
+            (None, Absent::Empty) => serializer.serialize_str(""),
+            (None, Absent::Null) => serializer.serialize_none(),
+        }
+    }
+}
+
+/// Chatzuri's lead as serde writes it; the server uses the equal
+/// hand-written [`GeneratedLead::write_chatzuri`].
+#[cfg(test)]
+#[derive(Serialize)]
+struct ChatzuriLeadWire<'a> {
+    id: u64,
+    created_at: WireTime,
+    chatbot_owner_user_id: WireText<'a>,
+    chatbot_id: &'a str,
+    phone: WireText<'a>,
+    email: WireText<'a>,
+    name: WireText<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NeoagentLeadWire<'a> {
+    #[serde(rename = "Type")]
+    kind: &'a str,
+    name: WireText<'a>,
+    email: WireText<'a>,
+    phone_number: WireText<'a>,
+    create_time: WireTime,
+    content: WireText<'a>,
+    #[serde(rename = "SessionID")]
+    session_id: u64,
+    #[serde(rename = "URI")]
+    uri: WireText<'a>,
+    count: u32,
+}
+
+#[derive(Serialize)]
+struct RobofyLeadWire<'a> {
+    id: WireText<'a>,
+    created_at: WireTime,
+    source: WireText<'a>,
+    page_url: WireText<'a>,
+    ip_address: WireText<'a>,
+    lead_data: Vec<RobofyFieldWire<'a>>,
+}
+
+#[derive(Serialize)]
+struct RobofyFieldWire<'a> {
+    field_name: &'a str,
+    field_type: &'a str,
+    field_value: WireText<'a>,
+}
+
+#[derive(Serialize)]
+struct ChatzuriConversationWire<'a> {
+    id: &'a str,
+    created_at: WireTime,
+    messages: Vec<ChatzuriMessageWire<'a>>,
+    chatbot_id: &'a str,
+    customer: WireText<'a>,
+    source: WireText<'a>,
+}
+
+#[derive(Serialize)]
+struct ChatzuriMessageWire<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NeoagentConversationWire<'a> {
+    #[serde(rename = "SessionID")]
+    session_id: u64,
+    create_time: WireTime,
+    #[serde(rename = "URI")]
+    uri: WireText<'a>,
+    messages: Vec<NeoagentMessageWire<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NeoagentMessageWire<'a> {
+    #[serde(rename = "Type")]
+    kind: &'a str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct RobofySessionWire<'a> {
+    session_id: &'a str,
+    created_at: WireTime,
+    last_message_time: WireTime,
+    last_message: WireText<'a>,
+    user_profile_name: WireText<'a>,
+    website_url: WireText<'a>,
+    last_message_direction: &'a str,
+}
+
+#[derive(Serialize)]
+struct RobofyMessageWire<'a> {
+    id: String,
+    direction: &'a str,
+    message: &'a str,
+    created_at: WireTime,
 }
 
 // ---------------------------------------------------------------- conversations
@@ -842,14 +1079,14 @@ impl Role {
     }
 
     /// The role as the vendor writes it.
-    pub fn wire(self, vendor: Vendor) -> &'static str {
+    pub fn wire(self, vendor: SimVendor) -> &'static str {
         match (vendor, self) {
-            (Vendor::Chatbase, _) => unreachable!("the sandbox does not simulate Chatbase yet"),
-            (Vendor::Chatzuri, _) => self.model(),
-            (Vendor::Neoagent, Role::User) => "User",
-            (Vendor::Neoagent, Role::Assistant) => "AI",
-            (Vendor::Robofy, Role::User) => "inbound",
-            (Vendor::Robofy, Role::Assistant) => "outbound",
+            (SimVendor::Chatzuri, _) => self.model(),
+            (SimVendor::Neoagent, Role::User) => "User",
+            (SimVendor::Neoagent, Role::Assistant) => "AI",
+            (SimVendor::Robofy, Role::User) => "inbound",
+            (SimVendor::Robofy, Role::Assistant) => "outbound",
+            (SimVendor::Chatbase, _) => self.model(),
         }
     }
 }
@@ -857,15 +1094,57 @@ impl Role {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneratedMessage {
     pub role: Role,
+    /// The message text. Chatbase: its `text` parts joined with `\n`, empty
+    /// when it has none (a tool-only message, whose model content is null:
+    /// see [`GeneratedMessage::model_content`]).
     pub content: String,
-    /// Robofy only; the other vendors send no message times.
+    /// Robofy, and Chatbase v2 (whole seconds; `None` where the message
+    /// carries no `createdAt`); the other vendors send no message times.
     pub created_at: Option<DateTime<Utc>>,
+    /// Chatbase: the message id.
+    pub id: Option<String>,
+    /// Chatbase: the message's `parts`, in wire order (text and tool parts).
+    pub parts: Vec<GeneratedPart>,
+    /// Chatbase assistant messages: `feedback` (`positive`/`negative`, or
+    /// `None` for the wire's `null`).
+    pub feedback: Option<&'static str>,
+    /// Chatbase assistant messages: `metadata.score`.
+    pub score: Option<f64>,
+}
+
+impl GeneratedMessage {
+    /// The content the common model holds: `None` for an empty text.
+    pub fn model_content(&self) -> Option<&str> {
+        Some(self.content.as_str()).filter(|c| !c.is_empty())
+    }
+}
+
+/// One entry of a Chatbase message's `parts`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum GeneratedPart {
+    Text {
+        text: String,
+    },
+    ToolCall {
+        tool_call_id: String,
+        tool_name: &'static str,
+    },
+    ToolResult {
+        tool_call_id: String,
+        tool_name: &'static str,
+        output: Value,
+    },
 }
 
 /// A generated conversation (see the module docs for the wire mapping).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneratedConversation {
-    pub vendor: Vendor,
+    pub vendor: SimVendor,
     pub index: usize,
     /// Chatzuri `id`; NeoAgent `SessionID` (stringified); Robofy `session_id`.
     pub id: String,
@@ -878,13 +1157,19 @@ pub struct GeneratedConversation {
     pub session_id: Option<String>,
     /// NeoAgent `URI`; Robofy `website_url`.
     pub page_url: Option<String>,
+    /// Chatbase `title`.
+    pub title: Option<String>,
+    /// Chatbase `status` (`ongoing`, `ended`, `taken_over`, `paused`).
+    pub status: Option<&'static str>,
+    /// Chatbase `updatedAt`: the time of the last message.
+    pub updated_at: Option<DateTime<Utc>>,
     pub messages: Vec<GeneratedMessage>,
     created_us: i64,
     message_us: Vec<i64>,
 }
 
 /// How many messages conversation `index` has; every fifth one is long.
-pub fn message_count(vendor: Vendor, seed: u64, index: usize) -> usize {
+pub fn message_count(vendor: SimVendor, seed: u64, index: usize) -> usize {
     let h = hash(seed, vendor, Purpose::Conversation, index as u64);
     if index % 5 == 2 {
         30 + (h % 16) as usize
@@ -894,7 +1179,7 @@ pub fn message_count(vendor: Vendor, seed: u64, index: usize) -> usize {
 }
 
 fn chatzuri_rotation(seed: u64) -> usize {
-    (hash(seed, Vendor::Chatzuri, Purpose::Rotation, 0) % 16) as usize
+    (hash(seed, SimVendor::Chatzuri, Purpose::Rotation, 0) % 16) as usize
 }
 
 /// The Chatzuri `source` of conversation `index`.
@@ -923,7 +1208,7 @@ pub fn chatzuri_nth_with_source(
 
 /// Generates conversation `index` of `total` for `vendor` and `seed`.
 pub fn conversation(
-    vendor: Vendor,
+    vendor: SimVendor,
     seed: u64,
     index: usize,
     total: usize,
@@ -949,11 +1234,15 @@ pub fn conversation(
             ASSISTANT_LINES
         };
         let content = pick(&mut rng, pool).to_owned();
-        let created_at = (vendor == Vendor::Robofy).then(|| to_datetime(at));
+        let created_at = (vendor == SimVendor::Robofy).then(|| to_datetime(at));
         messages.push(GeneratedMessage {
             role,
             content,
             created_at,
+            id: None,
+            parts: Vec::new(),
+            feedback: None,
+            score: None,
         });
         message_us.push(at);
         at += i64::from(rng.u32(3..180)) * MICROS;
@@ -967,13 +1256,15 @@ pub fn conversation(
         customer: None,
         session_id: None,
         page_url: None,
+        title: None,
+        status: None,
+        updated_at: None,
         messages,
         created_us,
         message_us,
     };
     match vendor {
-        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
-        Vendor::Chatzuri => {
+        SimVendor::Chatzuri => {
             let h = hash(seed, vendor, Purpose::Session, index as u64);
             conversation.id = format!("{:08x}-{:04x}-{index}", h >> 32, h & 0xffff);
             conversation.source = Some(chatzuri_source(seed, index).to_owned());
@@ -989,124 +1280,249 @@ pub fn conversation(
                 )),
             };
         }
-        Vendor::Neoagent => {
+        SimVendor::Neoagent => {
             conversation.id = (NEOAGENT_SESSION_BASE + index as u64).to_string();
             conversation.session_id = Some(conversation.id.clone());
             conversation.page_url = opt(pick(&mut rng, URIS));
         }
-        Vendor::Robofy => {
+        SimVendor::Robofy => {
             conversation.id = robofy_session_id(seed, index);
             conversation.session_id = Some(conversation.id.clone());
             conversation.customer = (!percent(&mut rng, 15)).then(|| person.name.to_owned());
             conversation.page_url = opt(pick(&mut rng, URIS));
         }
+        SimVendor::Chatbase => chatbase_details(&mut conversation, seed, person),
     }
     conversation
 }
 
-impl GeneratedConversation {
-    /// Appends the vendor's wire record: Chatzuri's conversation, NeoAgent's
-    /// session with its messages, or Robofy's inbox session list item (its
-    /// messages come from [`Self::write_robofy_messages`]).
-    pub fn write_wire(&self, buf: &mut Vec<u8>) {
-        match self.vendor {
-            Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
-            Vendor::Chatzuri => {
-                buf.extend_from_slice(b"{\"id\":");
-                push_json_str(buf, &self.id);
-                buf.extend_from_slice(b",\"created_at\":");
-                write_time(buf, self.created_us, TimeStyle::RfcSeconds);
-                buf.extend_from_slice(b",\"messages\":");
-                self.write_plain_messages(buf, b"role", b"content");
-                buf.extend_from_slice(b",\"chatbot_id\":");
-                push_json_str(buf, super::DEMO_AGENT);
-                buf.extend_from_slice(b",\"customer\":");
-                push_opt(buf, self.customer.as_deref(), Absent::Empty, false);
-                buf.extend_from_slice(b",\"source\":");
-                push_opt(buf, self.source.as_deref(), Absent::Empty, false);
-                buf.push(b'}');
-            }
-            Vendor::Neoagent => {
-                buf.extend_from_slice(b"{\"SessionID\":");
-                buf.extend_from_slice(self.id.as_bytes());
-                buf.extend_from_slice(b",\"CreateTime\":");
-                write_time(buf, self.created_us, TimeStyle::RfcMicros);
-                buf.extend_from_slice(b",\"URI\":");
-                push_opt(buf, self.page_url.as_deref(), Absent::Empty, false);
-                buf.extend_from_slice(b",\"Messages\":");
-                self.write_plain_messages(buf, b"Type", b"Content");
-                buf.push(b'}');
-            }
-            Vendor::Robofy => {
-                buf.extend_from_slice(b"{\"session_id\":");
-                push_json_str(buf, &self.id);
-                buf.extend_from_slice(b",\"created_at\":");
-                write_time(buf, self.created_us, TimeStyle::Naive);
-                buf.extend_from_slice(b",\"last_message_time\":");
-                write_time(
-                    buf,
-                    self.message_us.last().copied().unwrap_or(self.created_us),
-                    TimeStyle::Naive,
-                );
-                buf.extend_from_slice(b",\"last_message\":");
-                push_opt(
-                    buf,
-                    self.messages.last().map(|m| m.content.as_str()),
-                    Absent::Empty,
-                    false,
-                );
-                buf.extend_from_slice(b",\"user_profile_name\":");
-                push_opt(buf, self.customer.as_deref(), Absent::Empty, false);
-                buf.extend_from_slice(b",\"website_url\":");
-                push_opt(buf, self.page_url.as_deref(), Absent::Empty, false);
-                buf.extend_from_slice(b",\"last_message_direction\":");
-                let direction = self
-                    .messages
-                    .last()
-                    .map_or("outbound", |m| m.role.wire(Vendor::Robofy));
-                push_json_str(buf, direction);
-                buf.push(b'}');
-            }
-        }
+/// Chatbase `source` names (the v2 enum; `None` is the wire's `null`).
+pub const CHATBASE_SOURCES: &[&str] = &[
+    "API",
+    "WhatsApp",
+    "Messenger",
+    "Instagram",
+    "Slack",
+    "Widget or Iframe",
+    "Chatbase site",
+    "Playground",
+    "Email",
+    "Unspecified",
+];
+/// Indices into [`CHATBASE_SOURCES`]; `NO_SOURCE` is `null`.
+const CHATBASE_SOURCE_PATTERN: [usize; 16] =
+    [5, 5, 1, 0, 5, 2, NO_SOURCE, 5, 3, 1, 4, 5, 6, 7, 8, 9];
+const NO_SOURCE: usize = usize::MAX;
+const CHATBASE_STATUSES: &[&str] = &["ongoing", "ended", "taken_over", "paused"];
+const TITLES: &[&str] = &[
+    "Shipping to Canada",
+    "Pricing question",
+    "Refund for order #1042",
+    "Demande de devis",
+    "配送について",
+    "\"Urgent\": call back",
+];
+const TOOLS: &[&str] = &["lookup_shipping", "search_docs", "create_ticket"];
+
+fn chatbase_rotation(seed: u64) -> usize {
+    (hash(seed, SimVendor::Chatbase, Purpose::Rotation, 0) % 16) as usize
+}
+
+/// The Chatbase `source` of conversation `index` (`None`: `null`).
+pub fn chatbase_source(seed: u64, index: usize) -> Option<&'static str> {
+    CHATBASE_SOURCES
+        .get(CHATBASE_SOURCE_PATTERN[(index + chatbase_rotation(seed)) % 16])
+        .copied()
+}
+
+/// Counts and finds, in O(1), the Chatbase conversations whose source is
+/// one of a set: the sources repeat with period 16.
+pub struct ChatbaseSourceSet {
+    /// Residues `r` in `0..16` (ascending) whose index `16 q + r` matches.
+    residues: Vec<usize>,
+}
+
+impl ChatbaseSourceSet {
+    pub fn new(seed: u64, sources: &[&str]) -> ChatbaseSourceSet {
+        let residues = (0..16)
+            .filter(|&r| chatbase_source(seed, r).is_some_and(|s| sources.contains(&s)))
+            .collect();
+        ChatbaseSourceSet { residues }
     }
 
-    fn write_plain_messages(&self, buf: &mut Vec<u8>, role_key: &[u8], content_key: &[u8]) {
-        buf.push(b'[');
-        for (i, message) in self.messages.iter().enumerate() {
-            if i > 0 {
-                buf.push(b',');
-            }
-            buf.extend_from_slice(b"{\"");
-            buf.extend_from_slice(role_key);
-            buf.extend_from_slice(b"\":");
-            push_json_str(buf, message.role.wire(self.vendor));
-            buf.extend_from_slice(b",\"");
-            buf.extend_from_slice(content_key);
-            buf.extend_from_slice(b"\":");
-            push_json_str(buf, &message.content);
-            buf.push(b'}');
+    /// How many indices in `0..n` match.
+    pub fn count_below(&self, n: usize) -> usize {
+        (n / 16) * self.residues.len() + self.residues.iter().filter(|&&r| r < n % 16).count()
+    }
+
+    /// The `j`-th (from 0) matching index.
+    pub fn nth(&self, j: usize) -> Option<usize> {
+        let per = self.residues.len();
+        (per > 0).then(|| 16 * (j / per) + self.residues[j % per])
+    }
+}
+
+fn chatbase_details(conversation: &mut GeneratedConversation, seed: u64, person: &Person) {
+    let index = conversation.index;
+    // Its own stream, so the shared fields above match the other vendors'.
+    let mut rng = fastrand::Rng::with_seed(hash(
+        seed,
+        SimVendor::Chatbase,
+        Purpose::Owner,
+        index as u64 + 1,
+    ));
+    conversation.id = chatbase_conversation_id(seed, index);
+    conversation.source = chatbase_source(seed, index).map(str::to_owned);
+    conversation.customer = match rng.u8(..10) {
+        0..=3 => None,
+        4..=6 => Some(format!("user_{}", 4000 + index)),
+        _ => Some(person.handle.to_owned()),
+    };
+    conversation.title = (!percent(&mut rng, 25)).then(|| pick(&mut rng, TITLES).to_owned());
+    conversation.status = Some(pick(&mut rng, CHATBASE_STATUSES));
+    let last = conversation.message_us.last().copied();
+    conversation.updated_at = Some(to_datetime(last.unwrap_or(conversation.created_us)));
+    for (k, (message, &at)) in conversation
+        .messages
+        .iter_mut()
+        .zip(&conversation.message_us)
+        .enumerate()
+    {
+        message.id = Some(format!("msg_{index:x}_{}", k + 1));
+        message.created_at = (!percent(&mut rng, 4)).then(|| to_datetime(at));
+        if message.role == Role::User {
+            message.parts = vec![GeneratedPart::Text {
+                text: message.content.clone(),
+            }];
+            continue;
         }
-        buf.push(b']');
+        message.feedback = match rng.u8(..10) {
+            0..=1 => Some("positive"),
+            2 => Some("negative"),
+            _ => None,
+        };
+        message.score = (!percent(&mut rng, 20)).then(|| f64::from(rng.u8(..=100)) / 100.0);
+        let tool = pick(&mut rng, TOOLS);
+        let call = format!("call_{}", k + 1);
+        let tool_parts = [
+            GeneratedPart::ToolCall {
+                tool_call_id: call.clone(),
+                tool_name: tool,
+            },
+            GeneratedPart::ToolResult {
+                tool_call_id: call,
+                tool_name: tool,
+                output: serde_json::json!({"ok": true, "days": "5-8"}),
+            },
+        ];
+        let text = GeneratedPart::Text {
+            text: message.content.clone(),
+        };
+        message.parts = match rng.u8(..100) {
+            // A bare tool call: no text part at all.
+            0..=11 => {
+                message.content.clear();
+                tool_parts.to_vec()
+            }
+            12..=23 => tool_parts.into_iter().chain([text]).collect(),
+            24..=31 => {
+                let more = pick(&mut rng, ASSISTANT_LINES);
+                message.content = format!("{}\n{more}", message.content);
+                vec![
+                    text,
+                    GeneratedPart::Text {
+                        text: more.to_owned(),
+                    },
+                ]
+            }
+            _ => vec![text],
+        };
+    }
+}
+
+impl GeneratedConversation {
+    /// Appends the vendor's wire record: Chatzuri's conversation, NeoAgent's
+    /// session with its messages, Robofy's inbox session list item (its
+    /// messages come from [`Self::write_robofy_messages`]), or Chatbase's v2
+    /// export item.
+    pub fn write_wire(&self, buf: &mut Vec<u8>) {
+        let text = |value| WireText::of(value, Absent::Empty, false);
+        match self.vendor {
+            SimVendor::Chatbase => super::chatbase::write_conversation(self, buf),
+            SimVendor::Chatzuri => write_json(
+                buf,
+                &ChatzuriConversationWire {
+                    id: &self.id,
+                    created_at: WireTime(self.created_us, TimeStyle::RfcSeconds),
+                    messages: self
+                        .messages
+                        .iter()
+                        .map(|m| ChatzuriMessageWire {
+                            role: m.role.wire(self.vendor),
+                            content: &m.content,
+                        })
+                        .collect(),
+                    chatbot_id: super::DEMO_AGENT,
+                    customer: text(&self.customer),
+                    source: text(&self.source),
+                },
+            ),
+            SimVendor::Neoagent => write_json(
+                buf,
+                &NeoagentConversationWire {
+                    session_id: self.id.parse().unwrap_or_default(),
+                    create_time: WireTime(self.created_us, TimeStyle::RfcMicros),
+                    uri: text(&self.page_url),
+                    messages: self
+                        .messages
+                        .iter()
+                        .map(|m| NeoagentMessageWire {
+                            kind: m.role.wire(self.vendor),
+                            content: &m.content,
+                        })
+                        .collect(),
+                },
+            ),
+            SimVendor::Robofy => write_json(
+                buf,
+                &RobofySessionWire {
+                    session_id: &self.id,
+                    created_at: WireTime(self.created_us, TimeStyle::Naive),
+                    last_message_time: WireTime(
+                        self.message_us.last().copied().unwrap_or(self.created_us),
+                        TimeStyle::Naive,
+                    ),
+                    last_message: WireText::new(
+                        self.messages.last().map(|m| m.content.as_str()),
+                        Absent::Empty,
+                        false,
+                    ),
+                    user_profile_name: text(&self.customer),
+                    website_url: text(&self.page_url),
+                    last_message_direction: self
+                        .messages
+                        .last()
+                        .map_or("outbound", |m| m.role.wire(SimVendor::Robofy)),
+                },
+            ),
+        }
     }
 
     /// Appends the Robofy `messages` array of this session's chat.
     pub fn write_robofy_messages(&self, buf: &mut Vec<u8>) {
-        buf.push(b'[');
-        for (i, (message, &at)) in self.messages.iter().zip(&self.message_us).enumerate() {
-            if i > 0 {
-                buf.push(b',');
-            }
-            buf.extend_from_slice(b"{\"id\":\"m-");
-            push_u64(buf, i as u64 + 1);
-            buf.extend_from_slice(b"\",\"direction\":");
-            push_json_str(buf, message.role.wire(Vendor::Robofy));
-            buf.extend_from_slice(b",\"message\":");
-            push_json_str(buf, &message.content);
-            buf.extend_from_slice(b",\"created_at\":");
-            write_time(buf, at, TimeStyle::Naive);
-            buf.push(b'}');
-        }
-        buf.push(b']');
+        let messages: Vec<RobofyMessageWire<'_>> = self
+            .messages
+            .iter()
+            .zip(&self.message_us)
+            .enumerate()
+            .map(|(i, (message, &at))| RobofyMessageWire {
+                id: format!("m-{}", i + 1),
+                direction: message.role.wire(SimVendor::Robofy),
+                message: &message.content,
+                created_at: WireTime(at, TimeStyle::Naive),
+            })
+            .collect();
+        write_json(buf, &messages);
     }
 
     /// The vendor's wire record as a JSON value (Robofy: the session item).
@@ -1120,6 +1536,25 @@ impl GeneratedConversation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The instant a wire time names, read with chrono alone (the client's
+    /// parser is not the oracle's judge): RFC 3339, or Robofy's naive UTC.
+    fn instant(text: &str) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+                    .map(|t| t.and_utc())
+            })
+            .ok()
+    }
+
+    /// A wire string as the model holds it: trimmed, `None` when blank or
+    /// not a string.
+    fn cleaned(value: Option<&Value>) -> Option<String> {
+        let t = value?.as_str()?.trim();
+        (!t.is_empty()).then(|| t.to_owned())
+    }
 
     #[test]
     fn json_escaping_round_trips() {
@@ -1137,54 +1572,61 @@ mod tests {
             assert_eq!(back, text);
         }
         let mut buf = Vec::new();
-        push_opt(&mut buf, Some("a\"b"), Absent::Empty, true);
+        write_json(&mut buf, &WireText::new(Some("a\"b"), Absent::Empty, true));
         assert_eq!(serde_json::from_slice::<String>(&buf).unwrap(), "  a\"b ");
+        for (absent, wire) in [(Absent::Empty, "\"\""), (Absent::Null, "null")] {
+            let mut buf = Vec::new();
+            write_json(&mut buf, &WireText::new(None, absent, true));
+            assert_eq!(buf, wire.as_bytes());
+        }
     }
 
     #[test]
     fn wire_records_parse_and_carry_the_oracle_values() {
-        for vendor in Vendor::ALL {
+        for vendor in SimVendor::ALL {
             for index in 0..300 {
                 let lead = lead(vendor, 7, index, 300);
                 let wire = lead.wire();
                 assert!(wire.is_object(), "{vendor} {index}: {wire}");
                 match vendor {
-                    Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
-                    Vendor::Chatzuri => {
+                    SimVendor::Chatzuri => {
                         assert_eq!(wire["id"].as_u64(), Some(10_001 + index as u64));
-                        let t = crate::time::parse_vendor_timestamp(
-                            wire["created_at"].as_str().unwrap(),
-                        );
+                        let t = instant(wire["created_at"].as_str().unwrap());
                         assert_eq!(t, Some(lead.created_at));
-                        assert_eq!(crate::model::clean_string(wire.get("name")), lead.name);
-                        assert_eq!(crate::model::clean_string(wire.get("email")), lead.email);
-                        assert_eq!(crate::model::clean_string(wire.get("phone")), lead.phone);
+                        assert_eq!(cleaned(wire.get("name")), lead.name);
+                        assert_eq!(cleaned(wire.get("email")), lead.email);
+                        assert_eq!(cleaned(wire.get("phone")), lead.phone);
                     }
-                    Vendor::Neoagent => {
+                    SimVendor::Neoagent => {
                         let text = wire["CreateTime"].as_str().unwrap();
                         assert!(text.ends_with("-08:00") && text.len() == 32, "{text}");
-                        let t = crate::time::parse_vendor_timestamp(text);
+                        let t = instant(text);
                         assert_eq!(t, Some(lead.created_at));
-                        assert_eq!(
-                            crate::model::clean_string(wire.get("Content")),
-                            lead.message
-                        );
+                        assert_eq!(cleaned(wire.get("Content")), lead.message);
                         assert_eq!(
                             wire["SessionID"].to_string(),
                             lead.session_id.clone().unwrap()
                         );
                     }
-                    Vendor::Robofy => {
+                    SimVendor::Robofy => {
                         let text = wire["created_at"].as_str().unwrap();
                         assert_eq!(text.len(), 19);
-                        assert_eq!(
-                            crate::time::parse_vendor_timestamp(text),
-                            Some(lead.created_at)
-                        );
+                        assert_eq!(instant(text), Some(lead.created_at));
                         assert_eq!(
                             wire["lead_data"].as_array().unwrap().len(),
                             lead.lead_data.len()
                         );
+                    }
+                    SimVendor::Chatbase => {
+                        assert_eq!(wire["id"].as_str(), lead.id.as_deref());
+                        let at = wire["created_at"].as_str().unwrap();
+                        assert!(at.ends_with('Z') && at.len() == 20, "{at}");
+                        assert_eq!(instant(at), Some(lead.created_at));
+                        assert_eq!(cleaned(wire.get("name")), lead.name);
+                        assert_eq!(cleaned(wire.get("email")), lead.email);
+                        assert_eq!(cleaned(wire.get("phone")), lead.phone);
+                        assert_eq!(wire["chatbot_id"], "demo");
+                        assert_eq!(wire["account_id"].as_str(), lead.owner_user_id.as_deref());
                     }
                 }
             }
@@ -1192,15 +1634,31 @@ mod tests {
     }
 
     #[test]
+    fn chatzuri_lead_fast_path_writes_the_serde_bytes() {
+        for seed in [1, 42] {
+            for index in 0..2000 {
+                let lead = lead(SimVendor::Chatzuri, seed, index, 2000);
+                let (mut fast, mut derived) = (Vec::new(), Vec::new());
+                lead.write_chatzuri(&mut fast);
+                lead.write_chatzuri_serde(&mut derived);
+                assert_eq!(
+                    String::from_utf8(fast).unwrap(),
+                    String::from_utf8(derived).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn times_ascend_and_ids_are_unique() {
-        for vendor in Vendor::ALL {
+        for vendor in SimVendor::ALL {
             let leads: Vec<_> = (0..1000).map(|i| lead(vendor, 1, i, 1000)).collect();
             assert!(leads.windows(2).all(|w| w[0].created_at <= w[1].created_at));
             let first = leads[0].created_at.timestamp();
             let last = leads[999].created_at.timestamp();
             assert!(first >= WINDOW_START && last < WINDOW_END);
             let ids: std::collections::HashSet<_> = leads.iter().map(|l| l.id.clone()).collect();
-            if vendor != Vendor::Neoagent {
+            if vendor != SimVendor::Neoagent {
                 assert_eq!(ids.len(), 1000);
             }
         }
@@ -1209,25 +1667,25 @@ mod tests {
     #[test]
     fn generator_is_deterministic_and_seeded() {
         assert_eq!(
-            lead(Vendor::Robofy, 3, 17, 50),
-            lead(Vendor::Robofy, 3, 17, 50)
+            lead(SimVendor::Robofy, 3, 17, 50),
+            lead(SimVendor::Robofy, 3, 17, 50)
         );
         assert_eq!(
-            conversation(Vendor::Neoagent, 3, 5, 50),
-            conversation(Vendor::Neoagent, 3, 5, 50)
+            conversation(SimVendor::Neoagent, 3, 5, 50),
+            conversation(SimVendor::Neoagent, 3, 5, 50)
         );
         let a: Vec<_> = (0..20)
-            .map(|i| lead(Vendor::Chatzuri, 1, i, 20).name)
+            .map(|i| lead(SimVendor::Chatzuri, 1, i, 20).name)
             .collect();
         let b: Vec<_> = (0..20)
-            .map(|i| lead(Vendor::Chatzuri, 2, i, 20).name)
+            .map(|i| lead(SimVendor::Chatzuri, 2, i, 20).name)
             .collect();
         assert_ne!(a, b);
     }
 
     #[test]
     fn data_has_the_awkward_values() {
-        let leads: Vec<_> = Vendor::ALL
+        let leads: Vec<_> = SimVendor::ALL
             .iter()
             .flat_map(|&v| (0..250).map(move |i| lead(v, 42, i, 250)))
             .collect();
@@ -1256,7 +1714,7 @@ mod tests {
                 .any(|l| l.custom_fields().any(|f| f.field_name == "company"))
         );
         let long = (0..40)
-            .map(|i| conversation(Vendor::Robofy, 42, i, 40))
+            .map(|i| conversation(SimVendor::Robofy, 42, i, 40))
             .filter(|c| c.messages.len() >= 30);
         assert!(long.count() >= 5);
     }

@@ -18,62 +18,124 @@
 //! /get-conversations` with 405 so tests can exercise the client's POST
 //! fallback without any option.
 
+mod chatbase;
+mod chatzuri;
 pub mod data;
+mod neoagent;
+mod options;
+mod robofy;
 mod server;
+
+pub use chatbase::{
+    CHATBASE_EXPORT_MAX_LIMIT, CHATBASE_V1_DEFAULT_SIZE, CHATBASE_V1_MAX_SIZE,
+    v1_conversation_wire as chatbase_v1_conversation_wire,
+};
+pub use chatzuri::{CHATZURI_DEFAULT_SIZE, CHATZURI_MAX_SIZE};
+pub use options::SandboxOptions;
+pub use robofy::{ROBOFY_LEADS_PER_PAGE, ROBOFY_SESSIONS_PER_PAGE};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::Vendor;
+/// Whether this build has the simulator (the `sandbox` feature).
+pub const AVAILABLE: bool = true;
 
-/// The agent (Chatzuri), serial number (NeoAgent) and chatbot (Robofy) id
-/// that has data; any other id gets the vendor's 404.
+/// The agent (Chatzuri, Chatbase), serial number (NeoAgent) and chatbot
+/// (Robofy) id that has data; any other id gets the vendor's 404.
 pub const DEMO_AGENT: &str = "demo";
 /// The Robofy project id that exists; another gets 404 `PROJECT_NOT_FOUND`.
 pub const DEMO_PROJECT: &str = "1";
+/// A Chatbase agent on a plan without API v2: the same data as
+/// [`DEMO_AGENT`] on v1, and 403 `SUBSCRIPTION_API_RESTRICTED_PLAN` on the
+/// v2 export, so a client's v1 fallback can be exercised.
+pub const CHATBASE_V1_ONLY_AGENT: &str = "v1-only";
 
-/// The fixed key each simulated vendor accepts; anything else gets that
-/// vendor's 401.
-pub fn key(vendor: Vendor) -> &'static str {
-    match vendor {
-        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
-        Vendor::Chatzuri => "sk-sandbox-chatzuri-0123456789",
-        Vendor::Neoagent => "sk-sandbox-neoagent-0123456789",
-        Vendor::Robofy => "sk-sandbox-robofy-0123456789",
-    }
+/// The simulated vendors. The simulator is an independent oracle: it has its
+/// own names for the vendors and shares no code with the client; the client
+/// reaches it by vendor name ([`Sandbox::base_url`], [`key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimVendor {
+    Chatzuri,
+    Neoagent,
+    Robofy,
+    Chatbase,
 }
 
-/// How the sandbox behaves. Every vendor serves `leads` leads and
-/// `conversations` conversations of its own, generated from `seed`.
-#[derive(Debug, Clone)]
-pub struct SandboxOptions {
-    /// 0 picks a free port.
-    pub port: u16,
-    pub seed: u64,
-    pub leads: usize,
-    pub conversations: usize,
-    /// Slept before every response.
-    pub latency: Duration,
-    /// Every Nth request (counted over all vendors, from 1) gets a 503.
-    pub fail_every: Option<u64>,
-    /// More than N requests in the current one-second window get 429 with
-    /// `Retry-After: 1`.
-    pub rate_limit: Option<u32>,
-}
+impl SimVendor {
+    pub const ALL: [SimVendor; 4] = [
+        SimVendor::Chatzuri,
+        SimVendor::Neoagent,
+        SimVendor::Robofy,
+        SimVendor::Chatbase,
+    ];
 
-impl Default for SandboxOptions {
-    fn default() -> Self {
-        SandboxOptions {
-            port: 0,
-            seed: 42,
-            leads: 250,
-            conversations: 40,
-            latency: Duration::ZERO,
-            fail_every: None,
-            rate_limit: None,
+    /// The vendor's name on the command line (`--vendor NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SimVendor::Chatzuri => "chatzuri",
+            SimVendor::Neoagent => "neoagent",
+            SimVendor::Robofy => "robofy",
+            SimVendor::Chatbase => "chatbase",
         }
     }
+
+    pub fn from_name(name: &str) -> Option<SimVendor> {
+        SimVendor::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            SimVendor::Chatzuri => "Chatzuri",
+            SimVendor::Neoagent => "NeoAgent",
+            SimVendor::Robofy => "Robofy",
+            SimVendor::Chatbase => "Chatbase",
+        }
+    }
+
+    /// The variable the `leads` client reads the vendor's key from, for the
+    /// start-up text.
+    pub fn key_env(self) -> &'static str {
+        match self {
+            SimVendor::Chatzuri => "CHATZURI_API_KEY",
+            SimVendor::Neoagent => "NEOAGENT_API_KEY",
+            SimVendor::Robofy => "ROBOFY_API_KEY",
+            SimVendor::Chatbase => "CHATBASE_API_KEY",
+        }
+    }
+
+    /// The fixed key this vendor accepts; anything else gets its 401.
+    pub fn key(self) -> &'static str {
+        match self {
+            SimVendor::Chatzuri => "sk-sandbox-chatzuri-0123456789",
+            SimVendor::Neoagent => "sk-sandbox-neoagent-0123456789",
+            SimVendor::Robofy => "sk-sandbox-robofy-0123456789",
+            SimVendor::Chatbase => "sk-sandbox-chatbase-0123456789",
+        }
+    }
+
+    /// Where the vendor is mounted; its base URL is the server's address
+    /// followed by this.
+    fn prefix(self) -> &'static str {
+        match self {
+            SimVendor::Chatzuri => "/chatzuri/api/v1",
+            SimVendor::Neoagent => "/neoagent",
+            SimVendor::Robofy => "/robofy",
+            SimVendor::Chatbase => "/chatbase/api",
+        }
+    }
+}
+
+impl std::fmt::Display for SimVendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The fixed key the simulated vendor named `vendor_name` accepts; `None`
+/// for a vendor the simulator does not serve.
+pub fn key(vendor_name: &str) -> Option<&'static str> {
+    SimVendor::from_name(vendor_name).map(SimVendor::key)
 }
 
 /// What the server has done so far.
@@ -124,16 +186,16 @@ impl Sandbox {
         &self.shared.options
     }
 
-    /// The base URL a client configures for `vendor`; the client appends the
-    /// vendor's documented paths.
-    pub fn base_url(&self, vendor: Vendor) -> String {
-        let prefix = match vendor {
-            Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
-            Vendor::Chatzuri => "/chatzuri/api/v1",
-            Vendor::Neoagent => "/neoagent",
-            Vendor::Robofy => "/robofy",
-        };
-        format!("http://{}{prefix}", self.addr)
+    /// The base URL a client configures for the vendor named `vendor_name`
+    /// (the client appends the vendor's documented paths); `None` for a
+    /// vendor the simulator does not serve.
+    pub fn base_url(&self, vendor_name: &str) -> Option<String> {
+        SimVendor::from_name(vendor_name).map(|v| self.url(v))
+    }
+
+    /// The base URL of `vendor`.
+    pub fn url(&self, vendor: SimVendor) -> String {
+        format!("http://{}{}", self.addr, vendor.prefix())
     }
 
     /// A Chatzuri base URL whose `get-conversations` refuses GET with 405
@@ -203,34 +265,39 @@ pub fn describe(sandbox: &Sandbox) -> String {
     if !faults.is_empty() {
         let _ = writeln!(text, "faults: {}", faults.join(", "));
     }
-    for vendor in Vendor::ALL {
+    for vendor in SimVendor::ALL {
         let _ = writeln!(text);
         let _ = writeln!(text, "  {}", vendor.display_name());
-        let _ = writeln!(text, "    base URL  {}", sandbox.base_url(vendor));
+        let _ = writeln!(text, "    base URL  {}", sandbox.url(vendor));
         let _ = writeln!(
             text,
             "    key       {}  (set {})",
-            key(vendor),
+            vendor.key(),
             vendor.key_env()
         );
         match vendor {
-            Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
-            Vendor::Chatzuri => {
+            SimVendor::Chatzuri => {
                 let _ = writeln!(text, "    agent     {DEMO_AGENT}");
             }
-            Vendor::Neoagent => {
+            SimVendor::Neoagent => {
                 let _ = writeln!(text, "    serial    {DEMO_AGENT}");
             }
-            Vendor::Robofy => {
+            SimVendor::Robofy => {
                 let _ = writeln!(text, "    project   {DEMO_PROJECT}");
                 let _ = writeln!(text, "    chatbot   {DEMO_AGENT}");
+            }
+            SimVendor::Chatbase => {
+                let _ = writeln!(
+                    text,
+                    "    agent     {DEMO_AGENT}  ({CHATBASE_V1_ONLY_AGENT}: a plan without API v2)"
+                );
             }
         }
     }
     let _ = writeln!(text);
     let _ = writeln!(text, "Try, from another terminal:");
-    for vendor in Vendor::ALL {
-        let project = if vendor == Vendor::Robofy {
+    for vendor in SimVendor::ALL {
+        let project = if vendor == SimVendor::Robofy {
             format!(" --project {DEMO_PROJECT}")
         } else {
             String::new()
@@ -239,9 +306,9 @@ pub fn describe(sandbox: &Sandbox) -> String {
             text,
             "  {}={} leads pull --vendor {}{project} --agent {DEMO_AGENT} --base-url {}",
             vendor.key_env(),
-            key(vendor),
-            vendor.as_str(),
-            sandbox.base_url(vendor)
+            vendor.key(),
+            vendor.name(),
+            sandbox.url(vendor)
         );
     }
     let _ = writeln!(
@@ -253,3 +320,6 @@ pub fn describe(sandbox: &Sandbox) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod chatbase_tests;

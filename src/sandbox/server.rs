@@ -1,11 +1,9 @@
-//! The sandbox's HTTP side: one fallback handler that routes by path prefix
-//! to the three simulated vendors, applies the fault knobs and the vendor's
-//! auth check to every request, and renders pages straight into byte
-//! buffers from the generator. Routing is done by hand rather than with
-//! axum's extractors so that every malformed request is answered in the
-//! vendor's own error form, never axum's.
+//! The sandbox's HTTP side: an axum [`Router`] with one nested router per
+//! simulated vendor (`chatzuri`, `neoagent`, `robofy`, `chatbase`), each
+//! behind a gate that applies the fault knobs and the vendor's auth check to
+//! every request. Extractor rejections, unknown paths and wrong methods are
+//! all answered in the vendor's own error form, never axum's.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,30 +11,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
-use base64::Engine;
+use axum_extra::TypedHeader;
+use axum_extra::headers::Authorization;
+use axum_extra::headers::authorization::Bearer;
+use axum_extra::typed_header::TypedHeaderRejection;
 use chrono::NaiveDate;
-use serde_json::Value;
+use serde::Serialize;
 
-use super::data::{self, push_json_str};
-use super::{DEMO_AGENT, DEMO_PROJECT, SandboxOptions, SandboxStats, key};
-use crate::model::Vendor;
-
-/// Chatzuri's documented maximum `size` (get-conversations; used for leads too).
-pub const CHATZURI_MAX_SIZE: usize = 100;
-/// Chatzuri's documented default `size`.
-pub const CHATZURI_DEFAULT_SIZE: usize = 10;
-/// Robofy has no page-size parameter; this is what one page holds.
-pub const ROBOFY_LEADS_PER_PAGE: usize = 100;
-pub const ROBOFY_SESSIONS_PER_PAGE: usize = 25;
-/// Records per chunk of a streamed NeoAgent body.
-const STREAM_CHUNK: usize = 512;
-/// Request bodies are small JSON objects; anything bigger is refused.
-const MAX_REQUEST_BODY: usize = 1 << 20;
+use super::data;
+use super::{SandboxOptions, SandboxStats, SimVendor};
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
 
@@ -51,6 +40,8 @@ pub(crate) struct Shared {
     /// (one-second window since start, requests seen in it)
     window: Mutex<(u64, u32)>,
 }
+
+pub(crate) type AppState = Arc<Shared>;
 
 impl Shared {
     pub(crate) fn new(options: SandboxOptions) -> Shared {
@@ -73,16 +64,29 @@ impl Shared {
         }
     }
 
-    /// Counts this request in the current one-second window; false when it
-    /// is over the limit.
-    fn admit(&self, limit: u32) -> bool {
-        let second = self.started.elapsed().as_secs();
+    /// Counts this request in the current one-second window; returns the
+    /// count so far (this one included) and the window's end, in
+    /// milliseconds since the sandbox started.
+    pub(crate) fn count_in_window(&self) -> (u32, u128) {
+        let elapsed = self.started.elapsed();
+        let second = elapsed.as_secs();
         let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
         if window.0 != second {
             *window = (second, 0);
         }
         window.1 = window.1.saturating_add(1);
-        window.1 <= limit
+        (window.1, u128::from(second + 1) * 1000)
+    }
+
+    /// The Unix time, in seconds, at `ms_since_start` milliseconds after the
+    /// sandbox started.
+    pub(crate) fn unix_seconds_at(&self, ms_since_start: u128) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let at = now + ms_since_start.saturating_sub(self.started.elapsed().as_millis());
+        u64::try_from(at.div_ceil(1000)).unwrap_or(u64::MAX)
     }
 }
 
@@ -103,12 +107,54 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// The number of a request, counted from 1 over all vendors; put in the
+/// request's extensions by [`count_and_delay`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestNumber(pub(crate) u64);
+
+pub(crate) fn router(shared: AppState) -> Router {
+    let gated = |router: Router<AppState>, api: Api| {
+        router.layer(middleware::from_fn_with_state(
+            Gate {
+                shared: Arc::clone(&shared),
+                api,
+            },
+            gate,
+        ))
+    };
+    Router::new()
+        .nest(
+            "/chatzuri/api/v1",
+            gated(super::chatzuri::router(false), Api::Chatzuri),
+        )
+        .nest(
+            "/chatzuri-post-only/api/v1",
+            gated(super::chatzuri::router(true), Api::Chatzuri),
+        )
+        .nest("/neoagent", gated(super::neoagent::router(), Api::Neoagent))
+        .nest("/robofy", gated(super::robofy::router(), Api::Robofy))
+        .nest(
+            "/chatbase/api/v1",
+            gated(super::chatbase::v1_router(), Api::ChatbaseV1),
+        )
+        .nest(
+            "/chatbase/api/v2",
+            gated(super::chatbase::v2_router(), Api::ChatbaseV2),
+        )
+        .fallback(unknown_vendor)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            count_and_delay,
+        ))
+        .with_state(shared)
+}
+
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
+    shared: AppState,
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
-    let router = Router::new().fallback(dispatch).with_state(shared);
+    let router = router(shared);
     // Streamed bodies are written in several pieces; Nagle's algorithm
     // would hold the tail back for a delayed ACK.
     let listener = listener.tap_io(|tcp| {
@@ -122,62 +168,132 @@ pub(crate) async fn serve(
     }
 }
 
-/// Which simulated API a path belongs to.
+async fn unknown_vendor() -> Response {
+    let text = "no such vendor: use /chatzuri/api/v1, /neoagent, /robofy or /chatbase/api\n";
+    (StatusCode::NOT_FOUND, text).into_response()
+}
+
+/// Counts every request (unknown paths too), numbers it, and applies the
+/// latency knob.
+async fn count_and_delay(
+    State(shared): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let _in_flight = InFlight::enter(&shared);
+    let number = shared.next_request.fetch_add(1, Ordering::SeqCst) + 1;
+    request.extensions_mut().insert(RequestNumber(number));
+    let latency = shared.options.latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    next.run(request).await
+}
+
+/// Which simulated API (and so which error form) a request belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Api {
-    Chatzuri { post_only: bool },
+pub(crate) enum Api {
+    Chatzuri,
     Neoagent,
     Robofy,
+    ChatbaseV1,
+    ChatbaseV2,
 }
 
 impl Api {
-    fn split(path: &str) -> Option<(Api, &str)> {
-        let prefixes = [
-            ("/chatzuri/api/v1", Api::Chatzuri { post_only: false }),
-            (
-                "/chatzuri-post-only/api/v1",
-                Api::Chatzuri { post_only: true },
+    fn vendor(self) -> SimVendor {
+        match self {
+            Api::Chatzuri => SimVendor::Chatzuri,
+            Api::Neoagent => SimVendor::Neoagent,
+            Api::Robofy => SimVendor::Robofy,
+            Api::ChatbaseV1 | Api::ChatbaseV2 => SimVendor::Chatbase,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Gate {
+    shared: AppState,
+    api: Api,
+}
+
+/// Rate limit, outage and auth, in that order, for every request of one
+/// vendor (unknown endpoints included); Chatbase responses get its headers.
+async fn gate(
+    State(gate): State<Gate>,
+    bearer: Result<TypedHeader<Authorization<Bearer>>, TypedHeaderRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Gate { shared, api } = gate;
+    let number = request
+        .extensions()
+        .get::<RequestNumber>()
+        .map_or(0, |n| n.0);
+    let chatbase = matches!(api, Api::ChatbaseV1 | Api::ChatbaseV2);
+    let options = &shared.options;
+    let counted = (options.rate_limit.is_some() || chatbase).then(|| shared.count_in_window());
+    let limited = match (options.rate_limit, counted) {
+        (Some(limit), Some((count, _))) => count > limit,
+        _ => false,
+    };
+    let expected = api.vendor().key();
+    let response = if limited {
+        Failure::TooManyRequests.respond(api, "rate limit exceeded, retry in 1 second")
+    } else if options
+        .fail_every
+        .is_some_and(|every| every > 0 && number % every == 0)
+    {
+        Failure::Unavailable.respond(api, "simulated outage (--fail-every)")
+    } else if api == Api::Neoagent {
+        // NeoAgent takes the bare key: `Bearer KEY` is a wrong key there.
+        let bare = request.headers().get(header::AUTHORIZATION);
+        if bare.is_some_and(|v| v.as_bytes() == expected.as_bytes()) {
+            next.run(request).await
+        } else {
+            Failure::Unauthorized.respond(
+                api,
+                "Invalid or missing secret key in Authorization (send the bare key, no Bearer)",
+            )
+        }
+    } else {
+        match bearer {
+            Ok(TypedHeader(Authorization(token))) if token.token() == expected => {
+                next.run(request).await
+            }
+            Err(rejection) if rejection.is_missing() => Failure::MissingKey.respond(
+                api,
+                "Invalid or missing API key: send Authorization: Bearer <key>",
             ),
-            ("/neoagent", Api::Neoagent),
-            ("/robofy", Api::Robofy),
-        ];
-        prefixes.into_iter().find_map(|(prefix, api)| {
-            let rest = path.strip_prefix(prefix)?;
-            (rest.is_empty() || rest.starts_with('/')).then_some((api, rest))
-        })
-    }
-
-    fn vendor(self) -> Vendor {
-        match self {
-            Api::Chatzuri { .. } => Vendor::Chatzuri,
-            Api::Neoagent => Vendor::Neoagent,
-            Api::Robofy => Vendor::Robofy,
+            _ => Failure::Unauthorized.respond(
+                api,
+                "Invalid or missing API key: send Authorization: Bearer <key>",
+            ),
         }
-    }
-
-    fn authorized(self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return false;
-        };
-        let expected = key(self.vendor());
-        match self {
-            // NeoAgent takes the bare key: `Bearer KEY` is a wrong key there.
-            Api::Neoagent => value == expected,
-            _ => value.split_once(' ').is_some_and(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer") && token == expected
-            }),
-        }
+    };
+    match counted {
+        Some((count, window_end_ms)) if chatbase => super::chatbase::with_headers(
+            response,
+            api == Api::ChatbaseV2,
+            number,
+            options.rate_limit,
+            count,
+            shared.unix_seconds_at(window_end_ms),
+        ),
+        _ => response,
     }
 }
 
 /// A failure, answered in the form of the vendor it happened at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    BadRequest,
+pub(crate) enum Failure {
+    /// 400; the code is Chatbase v2's (other vendors have their own).
+    BadRequest(&'static str),
+    /// 401 without an `Authorization` header.
+    MissingKey,
     Unauthorized,
+    /// 403 (Chatbase v2: a plan without API access).
+    Forbidden(&'static str),
     NotFound(&'static str),
     MethodNotAllowed(&'static str),
     TooManyRequests,
@@ -185,10 +301,11 @@ enum Failure {
 }
 
 impl Failure {
-    fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
-            Failure::BadRequest => StatusCode::BAD_REQUEST,
-            Failure::Unauthorized => StatusCode::UNAUTHORIZED,
+            Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Failure::MissingKey | Failure::Unauthorized => StatusCode::UNAUTHORIZED,
+            Failure::Forbidden(_) => StatusCode::FORBIDDEN,
             Failure::NotFound(_) => StatusCode::NOT_FOUND,
             Failure::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Failure::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -198,8 +315,9 @@ impl Failure {
 
     fn robofy_code(self) -> &'static str {
         match self {
-            Failure::BadRequest => "BAD_REQUEST",
-            Failure::Unauthorized => "UNAUTHORIZED",
+            Failure::BadRequest(_) => "BAD_REQUEST",
+            Failure::MissingKey | Failure::Unauthorized => "UNAUTHORIZED",
+            Failure::Forbidden(_) => "FORBIDDEN",
             Failure::NotFound(code) => code,
             Failure::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Failure::TooManyRequests => "TOO_MANY_REQUESTS",
@@ -207,47 +325,49 @@ impl Failure {
         }
     }
 
-    fn respond(self, api: Api, detail: &str) -> Response {
+    pub(crate) fn respond(self, api: Api, detail: &str) -> Response {
         let status = self.status();
         let reason = status.canonical_reason().unwrap_or("Error");
-        let mut buf = Vec::with_capacity(128);
-        let mut status_out = status;
-        match api {
+        let mut response = match api {
             // Chatzuri documents only "an error message in the body".
-            Api::Chatzuri { .. } => {
-                buf.extend_from_slice(b"{\"message\":");
-                push_json_str(&mut buf, &format!("{reason}: {detail}"));
-                buf.push(b'}');
-            }
+            Api::Chatzuri => json_response(
+                status,
+                json_bytes(&Message {
+                    message: &format!("{reason}: {detail}"),
+                }),
+            ),
             Api::Neoagent => {
                 // Business failures come back as HTTP 200 with the code in
                 // the envelope; throttling and outages are real HTTP errors
                 // (a client has to see them to retry).
-                if matches!(
-                    self,
-                    Failure::BadRequest | Failure::Unauthorized | Failure::NotFound(_)
-                ) {
-                    status_out = StatusCode::OK;
-                }
-                buf.extend_from_slice(
-                    b"{\"Data\":null,\"Version\":\"1.0.0\",\"Success\":false,\"Code\":",
-                );
-                buf.extend_from_slice(status.as_str().as_bytes());
-                buf.extend_from_slice(b",\"Message\":");
-                push_json_str(&mut buf, detail);
-                buf.push(b'}');
+                let http = match self {
+                    Failure::TooManyRequests | Failure::Unavailable => status,
+                    _ => StatusCode::OK,
+                };
+                json_response(
+                    http,
+                    json_bytes(&NeoagentFailure {
+                        data: None,
+                        version: "1.0.0",
+                        success: false,
+                        code: status.as_u16(),
+                        message: detail,
+                    }),
+                )
             }
-            Api::Robofy => {
-                buf.extend_from_slice(b"{\"message\":");
-                push_json_str(&mut buf, reason);
-                buf.extend_from_slice(b",\"error\":{\"code\":");
-                push_json_str(&mut buf, self.robofy_code());
-                buf.extend_from_slice(b",\"detail\":");
-                push_json_str(&mut buf, detail);
-                buf.extend_from_slice(b"}}");
-            }
-        }
-        let mut response = json_response(status_out, buf);
+            Api::Robofy => json_response(
+                status,
+                json_bytes(&RobofyFailure {
+                    message: reason,
+                    error: RobofyError {
+                        code: self.robofy_code(),
+                        detail,
+                    },
+                }),
+            ),
+            Api::ChatbaseV1 => super::chatbase::v1_failure(self, detail),
+            Api::ChatbaseV2 => super::chatbase::v2_failure(self, detail),
+        };
         match self {
             Failure::TooManyRequests => {
                 response
@@ -265,81 +385,70 @@ impl Failure {
     }
 }
 
-fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+#[derive(Serialize)]
+pub(crate) struct Message<'a> {
+    pub(crate) message: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NeoagentFailure<'a> {
+    data: Option<()>,
+    version: &'static str,
+    success: bool,
+    code: u16,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct RobofyFailure<'a> {
+    message: &'a str,
+    error: RobofyError<'a>,
+}
+
+#[derive(Serialize)]
+struct RobofyError<'a> {
+    code: &'a str,
+    detail: &'a str,
+}
+
+/// A handler's failure, with the API whose form it is answered in.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) api: Api,
+    pub(crate) failure: Failure,
+    pub(crate) detail: String,
+}
+
+impl Reply {
+    pub(crate) fn new(api: Api, failure: Failure, detail: impl Into<String>) -> Reply {
+        Reply {
+            api,
+            failure,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        self.failure.respond(self.api, &self.detail)
+    }
+}
+
+pub(crate) type Answer = Result<Response, Reply>;
+
+pub(crate) fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     (status, [(header::CONTENT_TYPE, JSON)], body.into()).into_response()
 }
 
-async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let _in_flight = InFlight::enter(&shared);
-    let number = shared.next_request.fetch_add(1, Ordering::SeqCst) + 1;
-    let options = &shared.options;
-    if !options.latency.is_zero() {
-        tokio::time::sleep(options.latency).await;
-    }
-    let path = request.uri().path().to_owned();
-    let Some((api, rest)) = Api::split(&path) else {
-        let text = "no such vendor: use /chatzuri/api/v1, /neoagent or /robofy\n";
-        return (StatusCode::NOT_FOUND, text).into_response();
-    };
-    if let Some(limit) = options.rate_limit
-        && !shared.admit(limit)
-    {
-        return Failure::TooManyRequests.respond(api, "rate limit exceeded, retry in 1 second");
-    }
-    if let Some(every) = options.fail_every
-        && every > 0
-        && number % every == 0
-    {
-        return Failure::Unavailable.respond(api, "simulated outage (--fail-every)");
-    }
-    if !api.authorized(request.headers()) {
-        let detail = match api {
-            Api::Neoagent => {
-                "Invalid or missing secret key in Authorization (send the bare key, no Bearer)"
-            }
-            _ => "Invalid or missing API key: send Authorization: Bearer <key>",
-        };
-        return Failure::Unauthorized.respond(api, detail);
-    }
-    let rest = rest.to_owned();
-    let result = match api {
-        Api::Chatzuri { post_only } => chatzuri(&shared, post_only, &rest, request).await,
-        Api::Neoagent => neoagent(&shared, &rest, request).await,
-        Api::Robofy => robofy(&shared, &rest, &request),
-    };
-    result.unwrap_or_else(|(failure, detail)| failure.respond(api, &detail))
-}
-
-type Answer = Result<Response, (Failure, String)>;
-
-fn bad(detail: impl Into<String>) -> (Failure, String) {
-    (Failure::BadRequest, detail.into())
-}
-
-async fn read_json_body(
-    request: Request,
-) -> Result<Option<serde_json::Map<String, Value>>, (Failure, String)> {
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_REQUEST_BODY)
-        .await
-        .map_err(|_| bad("request body unreadable or too large"))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(Some(map)),
-        Ok(_) => Err(bad("request body must be a JSON object")),
-        Err(error) => Err(bad(format!("request body is not valid JSON: {error}"))),
-    }
-}
-
-fn query_pairs(request: &Request) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+/// `value` as JSON bytes; the wire types here always serialize.
+pub(crate) fn json_bytes(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
 }
 
 /// A strict, zero-padded `YYYY-MM-DD`, as the vendors document it.
-fn parse_day(text: &str) -> Option<NaiveDate> {
+pub(crate) fn parse_day(text: &str) -> Option<NaiveDate> {
     let b = text.as_bytes();
     let shape_ok = b.len() == 10
         && b.iter().enumerate().all(|(i, c)| {
@@ -359,575 +468,92 @@ fn parse_day(text: &str) -> Option<NaiveDate> {
     )
 }
 
-fn day_start_us(day: NaiveDate) -> i64 {
+pub(crate) fn day_start_us(day: NaiveDate) -> i64 {
     day.and_hms_opt(0, 0, 0)
         .map_or(0, |t| t.and_utc().timestamp_micros())
 }
 
-fn date_param(name: &str, value: Option<&str>) -> Result<Option<NaiveDate>, (Failure, String)> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(text) => parse_day(text).map(Some).ok_or_else(|| {
-            bad(format!(
-                "{name} '{text}' is not a valid date: expected YYYY-MM-DD"
-            ))
-        }),
-    }
-}
-
 /// The indices in `0..total` whose time falls in the inclusive UTC days.
-fn day_window(
+pub(crate) fn day_window(
     total: usize,
     start: Option<NaiveDate>,
     end: Option<NaiveDate>,
     time_of: impl Fn(usize) -> i64,
 ) -> Range<usize> {
-    let lo = start.map_or(0, |day| {
-        data::first_index_at_or_after(total, day_start_us(day), &time_of)
-    });
-    let hi = match end.and_then(|day| day.succ_opt()) {
-        Some(next) => data::first_index_at_or_after(total, day_start_us(next), &time_of),
-        None => total,
+    let start_us = start.map(day_start_us);
+    let end_us = match end {
+        Some(day) => day.succ_opt().map(day_start_us),
+        None => None,
     };
+    instant_window(total, start_us, end_us, time_of)
+}
+
+/// The indices in `0..total` whose time is at or after `start_us` and
+/// before `end_us` (microseconds; `None`: unbounded).
+pub(crate) fn instant_window(
+    total: usize,
+    start_us: Option<i64>,
+    end_us: Option<i64>,
+    time_of: impl Fn(usize) -> i64,
+) -> Range<usize> {
+    let lo = start_us.map_or(0, |at| data::first_index_at_or_after(total, at, &time_of));
+    let hi = end_us.map_or(total, |at| {
+        data::first_index_at_or_after(total, at, &time_of)
+    });
     lo..hi.max(lo)
 }
 
-// ------------------------------------------------------------------ Chatzuri
-
-#[derive(Default)]
-struct ChatzuriParams {
-    agent: Option<String>,
-    start: Option<String>,
-    end: Option<String>,
-    page: Option<String>,
-    size: Option<String>,
-    sources: Vec<String>,
+/// A query string value that is present and not blank.
+pub(crate) fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-impl ChatzuriParams {
-    fn set(&mut self, name: &str, value: String) {
-        let value = Some(value).filter(|v| !v.trim().is_empty());
-        match name {
-            "agentId" => self.agent = value.or(self.agent.take()),
-            // The older revision's name; agentId wins when both are sent.
-            "chatbotId" if self.agent.is_none() => self.agent = value,
-            "startDate" => self.start = value,
-            "endDate" => self.end = value,
-            "page" => self.page = value,
-            "size" => self.size = value,
-            "filteredSources" => {
-                if let Some(list) = value {
-                    self.sources.extend(
-                        list.split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn from_json(map: serde_json::Map<String, Value>) -> Result<ChatzuriParams, (Failure, String)> {
-        let mut params = ChatzuriParams::default();
-        for (name, value) in map {
-            let text = match value {
-                Value::Null => continue,
-                Value::String(s) => s,
-                Value::Number(n) => n.to_string(),
-                Value::Array(items) if name == "filteredSources" => items
-                    .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_owned)
-                            .ok_or_else(|| bad("filteredSources must hold strings"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-                    .join(","),
-                _ => return Err(bad(format!("{name} must be a string"))),
-            };
-            params.set(&name, text);
-        }
-        Ok(params)
-    }
-}
-
-fn positive(name: &str, value: Option<&str>, default: usize) -> Result<usize, (Failure, String)> {
-    match value {
-        None => Ok(default),
-        Some(text) => match text.trim().parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(bad(format!(
-                "{name} must be a positive integer, got '{text}'"
-            ))),
-        },
-    }
-}
-
-async fn chatzuri(shared: &Shared, post_only: bool, rest: &str, request: Request) -> Answer {
-    let leads = match rest {
-        "/get-leads" => true,
-        "/get-conversations" => false,
-        _ => {
-            return Err((
-                Failure::NotFound("NOT_FOUND"),
-                format!("no endpoint {rest}"),
-            ));
-        }
-    };
-    let params = match *request.method() {
-        Method::GET if post_only && !leads => {
-            return Err((
-                Failure::MethodNotAllowed("POST"),
-                "use POST for get-conversations".into(),
-            ));
-        }
-        Method::GET => {
-            let mut params = ChatzuriParams::default();
-            for (name, value) in query_pairs(&request) {
-                params.set(&name, value);
-            }
-            params
-        }
-        Method::POST => {
-            let query = query_pairs(&request);
-            match read_json_body(request).await? {
-                Some(map) => ChatzuriParams::from_json(map)?,
-                None => {
-                    let mut params = ChatzuriParams::default();
-                    for (name, value) in query {
-                        params.set(&name, value);
-                    }
-                    params
-                }
-            }
-        }
-        _ => return Err((Failure::MethodNotAllowed("GET, POST"), "use GET".into())),
-    };
-    let agent = params
-        .agent
-        .as_deref()
-        .ok_or_else(|| bad("agentId is required"))?;
-    if agent != DEMO_AGENT {
-        return Err((
-            Failure::NotFound("NOT_FOUND"),
-            format!("agentId '{agent}' is invalid"),
-        ));
-    }
-    let start = date_param("startDate", params.start.as_deref())?;
-    let end = date_param("endDate", params.end.as_deref())?;
-    let page = positive("page", params.page.as_deref(), 1)?;
-    let size =
-        positive("size", params.size.as_deref(), CHATZURI_DEFAULT_SIZE)?.min(CHATZURI_MAX_SIZE);
-    let seed = shared.options.seed;
-    let offset = (page - 1).saturating_mul(size);
-    let mut buf = Vec::with_capacity(if leads { 256 } else { 2048 } * size + 16);
-    buf.extend_from_slice(b"{\"data\":[");
-    let status = if leads {
-        let total = shared.options.leads;
-        let window = day_window(total, start, end, |i| {
-            data::lead_time_us(Vendor::Chatzuri, seed, i, total)
-        });
-        let first = window.start.saturating_add(offset).min(window.end);
-        let last = first.saturating_add(size).min(window.end);
-        for (n, index) in (first..last).enumerate() {
-            if n > 0 {
-                buf.push(b',');
-            }
-            data::lead(Vendor::Chatzuri, seed, index, total).write_wire(&mut buf);
-        }
-        StatusCode::ACCEPTED
-    } else {
-        let total = shared.options.conversations;
-        let window = day_window(total, start, end, |i| {
-            data::conversation_time_us(Vendor::Chatzuri, seed, i, total)
-        });
-        let sources: Vec<&str> = params.sources.iter().map(String::as_str).collect();
-        let indices: Vec<usize> = if sources.is_empty() {
-            let first = window.start.saturating_add(offset).min(window.end);
-            (first..first.saturating_add(size).min(window.end)).collect()
-        } else {
-            (offset..offset.saturating_add(size))
-                .map_while(|k| {
-                    data::chatzuri_nth_with_source(seed, &sources, window.start, window.end, k)
-                })
-                .collect()
-        };
-        for (n, index) in indices.into_iter().enumerate() {
-            if n > 0 {
-                buf.push(b',');
-            }
-            data::conversation(Vendor::Chatzuri, seed, index, total).write_wire(&mut buf);
-        }
-        StatusCode::OK
-    };
-    buf.extend_from_slice(b"]}");
-    Ok(json_response(status, buf))
-}
-
-// ------------------------------------------------------------------ NeoAgent
-
-const NEOAGENT_TAIL: &[u8] =
-    b"],\"Version\":\"1.0.0\",\"Success\":true,\"Code\":200,\"Message\":\"\"}";
-
-fn string_field(
-    map: &serde_json::Map<String, Value>,
+/// A `YYYY-MM-DD` parameter; blank is absent.
+pub(crate) fn date_param(
+    api: Api,
     name: &str,
-) -> Result<Option<String>, (Failure, String)> {
-    match map.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
-        Some(_) => Err(bad(format!("{name} must be a string"))),
+    value: Option<&str>,
+) -> Result<Option<NaiveDate>, Reply> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(text) => parse_day(text).map(Some).ok_or_else(|| {
+            Reply::new(
+                api,
+                Failure::BadRequest("VALIDATION_INVALID_BODY"),
+                format!("{name} '{text}' is not a valid date: expected YYYY-MM-DD"),
+            )
+        }),
     }
 }
 
-/// The NeoAgent envelope around `indices`, rendered by `render`: in one
-/// buffer when small, else streamed in chunks so a huge window is never
-/// held whole.
-fn neoagent_listing<I, F>(indices: I, render: F) -> Response
-where
-    I: Iterator<Item = usize> + ExactSizeIterator + Send + 'static,
-    F: Fn(usize, &mut Vec<u8>) + Send + 'static,
-{
-    if indices.len() <= STREAM_CHUNK {
-        let mut buf = Vec::with_capacity(512 * indices.len() + 128);
-        buf.extend_from_slice(b"{\"Data\":[");
-        for (n, index) in indices.enumerate() {
-            if n > 0 {
-                buf.push(b',');
-            }
-            render(index, &mut buf);
-        }
-        buf.extend_from_slice(NEOAGENT_TAIL);
-        return json_response(StatusCode::OK, buf);
+/// A request body that must be a JSON object; `None` when it is blank.
+pub(crate) fn json_object(
+    api: Api,
+    body: &[u8],
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, Reply> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
     }
-    let mut indices = indices.peekable();
-    let mut first = true;
-    let mut done = false;
-    let chunks = std::iter::from_fn(move || {
-        if done {
-            return None;
-        }
-        let mut buf = Vec::with_capacity(512 * STREAM_CHUNK);
-        if first {
-            buf.extend_from_slice(b"{\"Data\":[");
-        }
-        for index in indices.by_ref().take(STREAM_CHUNK) {
-            if !first {
-                buf.push(b',');
-            }
-            first = false;
-            render(index, &mut buf);
-        }
-        if indices.peek().is_none() {
-            buf.extend_from_slice(NEOAGENT_TAIL);
-            done = true;
-        }
-        Some(Ok::<_, Infallible>(Bytes::from(buf)))
-    });
-    json_response(
-        StatusCode::OK,
-        Body::from_stream(futures::stream::iter(chunks)),
-    )
-}
-
-async fn neoagent(shared: &Shared, rest: &str, request: Request) -> Answer {
-    let endpoint = match rest {
-        "/chat/Chatbot/LeadList"
-        | "/chat/Chatbot/ChatContentHistory"
-        | "/chat/Chatbot/GetMessageCountByChatbot" => rest,
-        _ => {
-            return Err((
-                Failure::NotFound("NOT_FOUND"),
-                format!("no endpoint {rest}"),
-            ));
-        }
-    };
-    if request.method() != Method::POST {
-        return Err((
-            Failure::MethodNotAllowed("POST"),
-            format!("{endpoint} takes POST"),
-        ));
-    }
-    let body = read_json_body(request)
-        .await?
-        .ok_or_else(|| bad("request body is empty: send a JSON object"))?;
-    let seed = shared.options.seed;
-    // LeadList is documented in camelCase, the others in PascalCase.
-    let (serial_key, start_key, end_key) = if endpoint.ends_with("LeadList") {
-        ("serialNumber", "startTime", "endTime")
-    } else {
-        ("SerialNumber", "StartTime", "EndTime")
-    };
-    let serial =
-        string_field(&body, serial_key)?.ok_or_else(|| bad(format!("{serial_key} is required")))?;
-    if serial != DEMO_AGENT {
-        return Err((
-            Failure::NotFound("NOT_FOUND"),
-            format!("chatbot '{serial}' not found"),
-        ));
-    }
-    let start = date_param(start_key, string_field(&body, start_key)?.as_deref())?;
-    let end = date_param(end_key, string_field(&body, end_key)?.as_deref())?;
-    if endpoint.ends_with("LeadList") {
-        let session = match body.get("sessionID") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(
-                value
-                    .as_u64()
-                    .ok_or_else(|| bad("sessionID must be an integer"))?,
-            ),
-        };
-        let total = shared.options.leads;
-        let window = day_window(total, start, end, |i| {
-            data::lead_time_us(Vendor::Neoagent, seed, i, total)
-        });
-        let render = move |index, buf: &mut Vec<u8>| {
-            data::lead(Vendor::Neoagent, seed, index, total).write_wire(buf)
-        };
-        return Ok(match session {
-            None => neoagent_listing(window, render),
-            Some(id) => {
-                // Session s holds leads 2(s - base) and 2(s - base) + 1.
-                let slot = id
-                    .checked_sub(data::NEOAGENT_SESSION_BASE)
-                    .and_then(|s| usize::try_from(s).ok());
-                let indices: Vec<usize> = slot
-                    .map(|s| [s.saturating_mul(2), s.saturating_mul(2).saturating_add(1)])
-                    .into_iter()
-                    .flatten()
-                    .filter(|i| window.contains(i))
-                    .collect();
-                neoagent_listing(indices.into_iter(), render)
-            }
-        });
-    }
-    let total = shared.options.conversations;
-    if endpoint.ends_with("GetMessageCountByChatbot") {
-        let count: usize = (0..total)
-            .map(|i| data::message_count(Vendor::Neoagent, seed, i))
-            .sum();
-        let mut buf = b"{\"Data\":".to_vec();
-        buf.extend_from_slice(count.to_string().as_bytes());
-        buf.extend_from_slice(&NEOAGENT_TAIL[1..]);
-        return Ok(json_response(StatusCode::OK, buf));
-    }
-    let window = day_window(total, start, end, |i| {
-        data::conversation_time_us(Vendor::Neoagent, seed, i, total)
-    });
-    Ok(neoagent_listing(window, move |index, buf: &mut Vec<u8>| {
-        data::conversation(Vendor::Neoagent, seed, index, total).write_wire(buf)
-    }))
-}
-
-// ------------------------------------------------------------------ Robofy
-
-fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn robofy_token(page: usize) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{{\"page\":{page}}}"))
-}
-
-/// The page a `nextPageToken` names; `pages` is how many the listing has.
-fn robofy_page(token: Option<&str>, pages: usize) -> Result<usize, (Failure, String)> {
-    let Some(token) = token else { return Ok(1) };
-    let invalid = || bad(format!("invalid nextPageToken '{token}'"));
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .map_err(|_| invalid())?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let page = value
-        .get("page")
-        .and_then(Value::as_u64)
-        .ok_or_else(invalid)?;
-    match usize::try_from(page) {
-        Ok(page) if (2..=pages).contains(&page) => Ok(page),
-        _ => Err(invalid()),
+    let bad =
+        |detail: String| Reply::new(api, Failure::BadRequest("VALIDATION_INVALID_JSON"), detail);
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map)) => Ok(Some(map)),
+        Ok(_) => Err(bad("request body must be a JSON object".into())),
+        Err(error) => Err(bad(format!("request body is not valid JSON: {error}"))),
     }
 }
 
-fn push_token(buf: &mut Vec<u8>, page: usize, pages: usize) {
-    buf.extend_from_slice(b"\"next_page_token\":");
-    if page < pages {
-        push_json_str(buf, &robofy_token(page + 1));
-    } else {
-        buf.extend_from_slice(b"null");
-    }
+/// The vendor-form answer to a request no route of the vendor matches.
+pub(crate) fn no_endpoint(api: Api, uri: &axum::http::Uri) -> Response {
+    Failure::NotFound("NOT_FOUND").respond(api, &format!("no endpoint {}", uri.path()))
 }
 
-fn check_chatbot(chatbot: &str) -> Result<(), (Failure, String)> {
-    if chatbot == DEMO_AGENT {
-        Ok(())
-    } else {
-        Err((
-            Failure::NotFound("CHATBOT_NOT_FOUND"),
-            format!("chatbot '{chatbot}' not found"),
-        ))
-    }
-}
-
-fn robofy(shared: &Shared, rest: &str, request: &Request) -> Answer {
-    let segments: Vec<String> = rest
-        .trim_start_matches('/')
-        .split('/')
-        .map(|s| percent_decode(s).ok_or_else(|| bad("malformed path")))
-        .collect::<Result<_, _>>()?;
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let route = match segments.as_slice() {
-        ["v1", "ai-agent", "leads", project, chatbot] => RobofyRoute::Leads(project, chatbot),
-        ["v1", "ai-agent", "inbox", "sessions", chatbot] => RobofyRoute::Sessions(chatbot),
-        ["v1", "ai-agent", "inbox", "chats", chatbot, session] => {
-            RobofyRoute::Chats(chatbot, session)
-        }
-        _ => {
-            return Err((
-                Failure::NotFound("NOT_FOUND"),
-                format!("no endpoint {rest}"),
-            ));
-        }
-    };
-    if request.method() != Method::GET {
-        return Err((
-            Failure::MethodNotAllowed("GET"),
-            "this endpoint takes GET".into(),
-        ));
-    }
-    let mut token = None;
-    let mut session_filter = None;
-    for (name, value) in query_pairs(request) {
-        // The vendor's generated cURL sample sends the literal `undefined`.
-        if value == "undefined" {
-            return Err(bad(format!("{name} must not be 'undefined'")));
-        }
-        let value = Some(value).filter(|v| !v.is_empty());
-        match name.as_str() {
-            "nextPageToken" => token = value,
-            "sessionId" => session_filter = value,
-            _ => {}
-        }
-    }
-    let seed = shared.options.seed;
-    match route {
-        RobofyRoute::Leads(project, chatbot) => {
-            if project.parse::<i64>().is_err() {
-                return Err(bad(format!(
-                    "projectId must be an integer, got '{project}'"
-                )));
-            }
-            if project != DEMO_PROJECT {
-                return Err((
-                    Failure::NotFound("PROJECT_NOT_FOUND"),
-                    format!("project '{project}' not found"),
-                ));
-            }
-            check_chatbot(chatbot)?;
-            let total = shared.options.leads;
-            let indices: Vec<usize> = match &session_filter {
-                None => Vec::new(),
-                Some(session) => data::robofy_session_slot(seed, session)
-                    .map(|s| [s.saturating_mul(2), s.saturating_mul(2).saturating_add(1)])
-                    .into_iter()
-                    .flatten()
-                    .filter(|&i| i < total)
-                    .collect(),
-            };
-            let count = if session_filter.is_some() {
-                indices.len()
-            } else {
-                total
-            };
-            let pages = count.div_ceil(ROBOFY_LEADS_PER_PAGE).max(1);
-            let page = robofy_page(token.as_deref(), pages)?;
-            let first = (page - 1) * ROBOFY_LEADS_PER_PAGE;
-            let last = (first + ROBOFY_LEADS_PER_PAGE).min(count);
-            let mut buf = Vec::with_capacity(600 * (last - first) + 256);
-            buf.extend_from_slice(
-                b"{\"message\":\"OK\",\"data\":{\"report\":{\"columns\":[\"id\",\"created_at\",\"source\",\"page_url\",\"ip_address\",\"lead_data\"],\"rows\":[",
-            );
-            let selected: Vec<usize> = if session_filter.is_some() {
-                indices[first..last].to_vec()
-            } else {
-                (first..last).collect()
-            };
-            for (n, index) in selected.into_iter().enumerate() {
-                if n > 0 {
-                    buf.push(b',');
-                }
-                data::lead(Vendor::Robofy, seed, index, total).write_wire(&mut buf);
-            }
-            // The vendor's example puts the token in the report, its schema
-            // beside it; alternate so clients must read both.
-            if page % 2 == 1 {
-                buf.extend_from_slice(b"],");
-                push_token(&mut buf, page, pages);
-                buf.extend_from_slice(b"}}}");
-            } else {
-                buf.extend_from_slice(b"]},");
-                push_token(&mut buf, page, pages);
-                buf.extend_from_slice(b"}}");
-            }
-            Ok(json_response(StatusCode::OK, buf))
-        }
-        RobofyRoute::Sessions(chatbot) => {
-            check_chatbot(chatbot)?;
-            let total = shared.options.conversations;
-            let pages = total.div_ceil(ROBOFY_SESSIONS_PER_PAGE).max(1);
-            let page = robofy_page(token.as_deref(), pages)?;
-            let first = (page - 1) * ROBOFY_SESSIONS_PER_PAGE;
-            let last = (first + ROBOFY_SESSIONS_PER_PAGE).min(total);
-            let mut buf = Vec::with_capacity(400 * (last - first) + 128);
-            buf.extend_from_slice(b"{\"message\":\"OK\",\"data\":{\"sessions\":[");
-            for index in first..last {
-                if index > first {
-                    buf.push(b',');
-                }
-                data::conversation(Vendor::Robofy, seed, index, total).write_wire(&mut buf);
-            }
-            buf.extend_from_slice(b"],");
-            push_token(&mut buf, page, pages);
-            buf.extend_from_slice(b"}}");
-            Ok(json_response(StatusCode::OK, buf))
-        }
-        RobofyRoute::Chats(chatbot, session) => {
-            check_chatbot(chatbot)?;
-            let total = shared.options.conversations;
-            let index = data::robofy_session_slot(seed, session)
-                .filter(|&i| i < total)
-                .ok_or_else(|| {
-                    (
-                        Failure::NotFound("SESSION_NOT_FOUND"),
-                        format!("session '{session}' not found"),
-                    )
-                })?;
-            let conversation = data::conversation(Vendor::Robofy, seed, index, total);
-            let mut buf = Vec::with_capacity(200 * conversation.messages.len() + 128);
-            buf.extend_from_slice(b"{\"message\":\"OK\",\"data\":{\"messages\":");
-            conversation.write_robofy_messages(&mut buf);
-            buf.extend_from_slice(b",\"next_page_token\":null}}");
-            Ok(json_response(StatusCode::OK, buf))
-        }
-    }
-}
-
-enum RobofyRoute<'a> {
-    Leads(&'a str, &'a str),
-    Sessions(&'a str),
-    Chats(&'a str, &'a str),
+/// A comma-separated list, trimmed, without empty entries.
+pub(crate) fn split_list(list: Option<&str>) -> Vec<String> {
+    list.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }

@@ -10,6 +10,12 @@ use serde_json::{Value, json};
 use super::data;
 use super::*;
 
+use SimVendor as Vendor;
+
+fn key(vendor: Vendor) -> &'static str {
+    vendor.key()
+}
+
 async fn start(options: SandboxOptions) -> Sandbox {
     Sandbox::start(options).await.expect("sandbox starts")
 }
@@ -18,7 +24,10 @@ fn bearer(vendor: Vendor) -> String {
     format!("Bearer {}", key(vendor))
 }
 
-async fn get(url: &str, auth: Option<&str>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+pub(super) async fn get(
+    url: &str,
+    auth: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let mut request = Client::new().get(url);
     if let Some(auth) = auth {
         request = request.header("Authorization", auth);
@@ -51,21 +60,18 @@ async fn neoagent(
     auth: Option<&str>,
     body: Value,
 ) -> (StatusCode, Value) {
-    let url = format!(
-        "{}/chat/Chatbot/{endpoint}",
-        sandbox.base_url(Vendor::Neoagent)
-    );
+    let url = format!("{}/chat/Chatbot/{endpoint}", sandbox.url(Vendor::Neoagent));
     post(&url, auth, body).await
 }
 
 fn chatzuri_url(sandbox: &Sandbox, endpoint: &str, query: &str) -> String {
-    format!("{}/{endpoint}?{query}", sandbox.base_url(Vendor::Chatzuri))
+    format!("{}/{endpoint}?{query}", sandbox.url(Vendor::Chatzuri))
 }
 
 fn robofy_leads_url(sandbox: &Sandbox, project: &str, chatbot: &str) -> String {
     format!(
         "{}/v1/ai-agent/leads/{project}/{chatbot}",
-        sandbox.base_url(Vendor::Robofy)
+        sandbox.url(Vendor::Robofy)
     )
 }
 
@@ -121,7 +127,7 @@ async fn each_vendor_checks_its_own_auth_form() {
     // Every endpoint checks, not only the lead listings.
     let sessions = format!(
         "{}/v1/ai-agent/inbox/sessions/demo",
-        sandbox.base_url(Vendor::Robofy)
+        sandbox.url(Vendor::Robofy)
     );
     assert_eq!(get(&sessions, None).await.0, StatusCode::UNAUTHORIZED);
     let (_, body) = neoagent(
@@ -190,7 +196,7 @@ async fn unknown_agents_and_projects_get_the_vendors_404() {
     assert_eq!(body["error"]["code"], "BAD_REQUEST");
     let chat = format!(
         "{}/v1/ai-agent/inbox/chats/demo/no-such-session",
-        sandbox.base_url(Vendor::Robofy)
+        sandbox.url(Vendor::Robofy)
     );
     let (status, _, body) = get(&chat, Some(&auth)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -277,7 +283,7 @@ async fn chatzuri_pages_to_the_end_with_every_lead_once() {
         rows[7]["messages"].as_array().unwrap().len(),
         oracle.messages.len()
     );
-    let url = format!("{}/get-conversations", sandbox.base_url(Vendor::Chatzuri));
+    let url = format!("{}/get-conversations", sandbox.url(Vendor::Chatzuri));
     let (status, post_body) = post(
         &url,
         Some(&auth),
@@ -567,7 +573,7 @@ async fn robofy_inbox_lists_sessions_and_their_messages() {
     })
     .await;
     let auth = bearer(Vendor::Robofy);
-    let base = sandbox.base_url(Vendor::Robofy);
+    let base = sandbox.url(Vendor::Robofy);
     let mut sessions = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -605,7 +611,12 @@ async fn robofy_inbox_lists_sessions_and_their_messages() {
         for (wire, expected) in messages.iter().zip(&oracle.messages) {
             assert_eq!(wire["message"], expected.content.as_str());
             assert_eq!(wire["direction"], expected.role.wire(Vendor::Robofy));
-            let at = crate::time::parse_vendor_timestamp(wire["created_at"].as_str().unwrap());
+            let at = chrono::NaiveDateTime::parse_from_str(
+                wire["created_at"].as_str().unwrap(),
+                "%Y-%m-%d %H:%M:%S",
+            )
+            .ok()
+            .map(|t| t.and_utc());
             assert_eq!(at, expected.created_at);
         }
         assert_eq!(session["last_message"], messages.last().unwrap()["message"]);
@@ -728,10 +739,7 @@ async fn same_seed_same_bytes_other_seed_other_data() {
                 .unwrap();
             bodies.push(response.bytes().await.unwrap().to_vec());
         }
-        let url = format!(
-            "{}/chat/Chatbot/LeadList",
-            sandbox.base_url(Vendor::Neoagent)
-        );
+        let url = format!("{}/chat/Chatbot/LeadList", sandbox.url(Vendor::Neoagent));
         let response = client
             .post(url)
             .header("Authorization", key(Vendor::Neoagent))
@@ -756,7 +764,7 @@ async fn describe_names_every_base_url_and_key() {
     let sandbox = start(SandboxOptions::default()).await;
     let text = describe(&sandbox);
     for vendor in Vendor::ALL {
-        assert!(text.contains(&sandbox.base_url(vendor)));
+        assert!(text.contains(&sandbox.url(vendor)));
         assert!(text.contains(key(vendor)));
         assert!(text.contains(vendor.key_env()));
     }
@@ -821,10 +829,7 @@ async fn throughput() {
     );
 
     let started = std::time::Instant::now();
-    let url = format!(
-        "{}/chat/Chatbot/LeadList",
-        sandbox.base_url(Vendor::Neoagent)
-    );
+    let url = format!("{}/chat/Chatbot/LeadList", sandbox.url(Vendor::Neoagent));
     let response = client
         .post(url)
         .header("Authorization", key(Vendor::Neoagent))

@@ -205,6 +205,13 @@ pub fn parse_leads(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyErro
     {
         return Ok(page);
     }
+    parse_leads_general(body, ctx)
+}
+
+/// The reference parser, for every shape; `parse_leads` tries the fast path
+/// first. Public for the parser benchmark (`benches/parsers.rs`).
+#[doc(hidden)]
+pub fn parse_leads_general(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyError> {
     let value = parse_json(body, LEADS_SHAPE)?;
     let list =
         lead_list(&value).ok_or_else(|| BodyError::Malformed(format!("expected {LEADS_SHAPE}")))?;

@@ -9,7 +9,7 @@ use assert_cmd::Command;
 use chrono::{DateTime, Utc};
 use leads::model::Vendor;
 use leads::sandbox::data::{self, GeneratedConversation};
-use leads::sandbox::{self, DEMO_AGENT, Sandbox, SandboxOptions};
+use leads::sandbox::{DEMO_AGENT, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -920,13 +920,13 @@ fn sandbox_conversations(vendor: Vendor, base_url: &str) -> Command {
         DEMO_AGENT,
     ])
     .args(["--base-url", base_url])
-    .env(vendor.key_env(), sandbox::key(vendor));
+    .env(vendor.key_env(), crate::common::sandbox_key(vendor));
     cmd
 }
 
 fn generated(vendor: Vendor, seed: u64, total: usize) -> Vec<GeneratedConversation> {
     (0..total)
-        .map(|i| data::conversation(vendor, seed, i, total))
+        .map(|i| data::conversation(crate::common::sim(vendor), seed, i, total))
         .collect()
 }
 
@@ -973,7 +973,7 @@ async fn every_vendor_through_the_sandbox_yields_exactly_the_generated_conversat
             "long conversations"
         );
 
-        let mut cmd = sandbox_conversations(vendor, &sandbox.base_url(vendor));
+        let mut cmd = sandbox_conversations(vendor, &crate::common::sandbox_url(&sandbox, vendor));
         // Chatzuri: four pages of ten.
         cmd.args(["--format", "ndjson", "--page-size", "10"]);
         let output = run(cmd).await;
@@ -986,7 +986,7 @@ async fn every_vendor_through_the_sandbox_yields_exactly_the_generated_conversat
             .sum();
         assert_eq!(written, total_messages, "{vendor}: messages in all");
 
-        let mut cmd = sandbox_conversations(vendor, &sandbox.base_url(vendor));
+        let mut cmd = sandbox_conversations(vendor, &crate::common::sandbox_url(&sandbox, vendor));
         cmd.args(["--format", "csv", "--page-size", "10"]);
         let output = run(cmd).await;
         assert_exit(&output, 0);
@@ -1034,7 +1034,7 @@ async fn chatzuri_source_filter_through_the_sandbox_returns_exactly_those_channe
         want.len() > 5,
         "enough matching conversations for two pages"
     );
-    let mut cmd = sandbox_conversations(vendor, &sandbox.base_url(vendor));
+    let mut cmd = sandbox_conversations(vendor, &crate::common::sandbox_url(&sandbox, vendor));
     cmd.args(["--source", "WhatsApp", "--source", "API"]).args([
         "--format",
         "ndjson",
@@ -1089,7 +1089,10 @@ async fn neoagent_date_windows_through_the_sandbox_return_each_conversation_in_r
         .filter(|c| c.created_at >= since && c.created_at <= until)
         .collect();
     assert!(want.len() > 30);
-    let mut cmd = sandbox_conversations(Vendor::Neoagent, &sandbox.base_url(Vendor::Neoagent));
+    let mut cmd = sandbox_conversations(
+        Vendor::Neoagent,
+        &crate::common::sandbox_url(&sandbox, Vendor::Neoagent),
+    );
     cmd.args(["--since", "2025-02-01", "--until", "2025-04-15T12:00:00Z"])
         .args(["--window", "7", "--format", "ndjson"]);
     let output = run(cmd).await;

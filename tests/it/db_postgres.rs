@@ -396,7 +396,7 @@ async fn the_key_never_appears_in_any_column_or_log() {
             cmd.args(["--raw", "-vv"]);
             let output = run(cmd).await;
             assert_exit(&output, 0);
-            let key = leads::sandbox::key(vendor);
+            let key = leads::sandbox::key(vendor.as_str()).unwrap();
             assert_no_secret_in("stdout", &output.stdout, key);
             assert_no_secret_in("stderr", &output.stderr, key);
             assert_no_secret_in("stderr", &output.stderr, &pg.password);

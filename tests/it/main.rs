@@ -20,4 +20,5 @@ mod hardening_secrets;
 mod hardening_state;
 mod incremental;
 mod pull_http;
+mod sandbox_chatbase;
 mod sandbox_e2e;

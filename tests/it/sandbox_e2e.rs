@@ -13,7 +13,7 @@ use assert_cmd::Command;
 use chrono::{DateTime, SecondsFormat, Utc};
 use leads::model::Vendor;
 use leads::sandbox::data::{self, GeneratedConversation, GeneratedLead};
-use leads::sandbox::{self, DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions};
+use leads::sandbox::{DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -144,7 +144,12 @@ fn expected_lead(vendor: Vendor, lead: &GeneratedLead) -> Value {
 
 fn expected_leads(vendor: Vendor, seed: u64, total: usize) -> Vec<Value> {
     (0..total)
-        .map(|i| expected_lead(vendor, &data::lead(vendor, seed, i, total)))
+        .map(|i| {
+            expected_lead(
+                vendor,
+                &data::lead(crate::common::sim(vendor), seed, i, total),
+            )
+        })
         .collect()
 }
 
@@ -173,7 +178,7 @@ fn expected_conversation(vendor: Vendor, c: &GeneratedConversation) -> Value {
             json!({
                 "last_message_time": last_time.format("%Y-%m-%d %H:%M:%S").to_string(),
                 "last_message": last.content.trim(),
-                "last_message_direction": last.role.wire(Vendor::Robofy),
+                "last_message_direction": last.role.wire(leads::sandbox::SimVendor::Robofy),
                 "message_fields": (1..=c.messages.len())
                     .map(|i| json!({ "id": format!("m-{i}") }))
                     .collect::<Vec<_>>(),
@@ -196,7 +201,12 @@ fn expected_conversation(vendor: Vendor, c: &GeneratedConversation) -> Value {
 
 fn expected_conversations(vendor: Vendor, seed: u64, total: usize) -> Vec<Value> {
     (0..total)
-        .map(|i| expected_conversation(vendor, &data::conversation(vendor, seed, i, total)))
+        .map(|i| {
+            expected_conversation(
+                vendor,
+                &data::conversation(crate::common::sim(vendor), seed, i, total),
+            )
+        })
         .collect()
 }
 
@@ -204,7 +214,7 @@ fn expected_conversations(vendor: Vendor, seed: u64, total: usize) -> Vec<Value>
 
 fn sandbox_keys_absent(output: &Output) {
     for vendor in Vendor::ALL {
-        let key = sandbox::key(vendor).as_bytes();
+        let key = crate::common::sandbox_key(vendor).as_bytes();
         for bytes in [&output.stdout, &output.stderr] {
             assert!(
                 !bytes.windows(key.len()).any(|w| w == key),
@@ -307,13 +317,13 @@ fn export_from(
     project: &str,
 ) -> Command {
     let mut cmd = leads();
-    let base_url = sandbox.base_url(vendor);
+    let base_url = crate::common::sandbox_url(sandbox, vendor);
     cmd.args([command, "--vendor", vendor.as_str()]);
     cmd.args(["--base-url", &base_url, "--agent", agent]);
     if vendor == Vendor::Robofy && command == "pull" {
         cmd.args(["--project", project]);
     }
-    cmd.env(vendor.key_env(), sandbox::key(vendor));
+    cmd.env(vendor.key_env(), crate::common::sandbox_key(vendor));
     cmd
 }
 
@@ -392,10 +402,10 @@ async fn robofy_pull_accepts_project_and_chatbot_in_agent() {
     .await;
     let mut cmd = leads();
     let agent = format!("{DEMO_PROJECT}/{DEMO_AGENT}");
-    let base_url = sandbox.base_url(Vendor::Robofy);
+    let base_url = crate::common::sandbox_url(&sandbox, Vendor::Robofy);
     cmd.args(["pull", "--vendor", "robofy", "--agent", &agent])
         .args(["--base-url", &base_url, "--format", "ndjson"])
-        .env("ROBOFY_API_KEY", sandbox::key(Vendor::Robofy));
+        .env("ROBOFY_API_KEY", crate::common::sandbox_key(Vendor::Robofy));
     let output = run(cmd).await;
     assert_exit(&output, 0);
     assert_same_records(
@@ -499,7 +509,7 @@ async fn since_and_until_through_the_sandbox_select_exactly_the_generated_leads_
     let until: DateTime<Utc> = "2025-04-20T06:15:00Z".parse().unwrap();
     for vendor in Vendor::ALL {
         let expected: Vec<Value> = (0..LEADS)
-            .map(|i| data::lead(vendor, SEED, i, LEADS))
+            .map(|i| data::lead(crate::common::sim(vendor), SEED, i, LEADS))
             .filter(|l| l.created_at >= since && l.created_at <= until)
             .map(|l| expected_lead(vendor, &l))
             .collect();
@@ -532,7 +542,9 @@ async fn session_filter_through_the_sandbox_returns_that_sessions_leads() {
     .await;
     for vendor in [Vendor::Neoagent, Vendor::Robofy] {
         // Leads 6 and 7 were captured in the same session.
-        let leads: Vec<GeneratedLead> = (6..8).map(|i| data::lead(vendor, SEED, i, 40)).collect();
+        let leads: Vec<GeneratedLead> = (6..8)
+            .map(|i| data::lead(crate::common::sim(vendor), SEED, i, 40))
+            .collect();
         let session = leads[0].session_id.clone().expect("a session");
         assert_eq!(leads[1].session_id.as_deref(), Some(session.as_str()));
         let expected: Vec<Value> = leads
@@ -800,7 +812,11 @@ fn leads_sandbox_prints_base_urls_and_keys_and_serves_a_pull() {
             !base.starts_with("http://127.0.0.1:0/"),
             "a real port: {base}"
         );
-        assert_eq!(key, sandbox::key(vendor), "{vendor} key as printed");
+        assert_eq!(
+            key,
+            crate::common::sandbox_key(vendor),
+            "{vendor} key as printed"
+        );
     }
 
     let (_, base, key) = described

@@ -78,7 +78,10 @@ pub async fn interrupt(cmd: Command, sandbox: &Sandbox, name: &str, code: i32) {
 /// `leads pull` (or `conversations`) of the sandbox's demo agent of `vendor`.
 pub fn export(sandbox: &Sandbox, vendor: Vendor, conversations: bool) -> Command {
     let mut cmd = leads();
-    cmd.env(vendor.key_env(), sandbox::key(vendor));
+    cmd.env(
+        vendor.key_env(),
+        sandbox::key(vendor.as_str()).expect("the sandbox simulates the vendor"),
+    );
     cmd.env("LEADS_NOW", FIRST_RUN);
     cmd.arg(if conversations {
         "conversations"
@@ -89,7 +92,11 @@ pub fn export(sandbox: &Sandbox, vendor: Vendor, conversations: bool) -> Command
     if vendor == Vendor::Robofy && !conversations {
         cmd.args(["--project", DEMO_PROJECT]);
     }
-    cmd.args(["--base-url", &sandbox.base_url(vendor)]);
+    cmd.arg("--base-url").arg(
+        sandbox
+            .base_url(vendor.as_str())
+            .expect("the sandbox simulates the vendor"),
+    );
     cmd
 }
 

@@ -123,3 +123,19 @@ pub fn ndjson(output: &Output) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// The simulator's name for a client vendor (the simulator shares no types
+/// with the client; they meet by name).
+pub fn sim(vendor: leads::model::Vendor) -> leads::sandbox::SimVendor {
+    leads::sandbox::SimVendor::from_name(vendor.as_str()).expect("the sandbox serves every vendor")
+}
+
+/// The sandbox's base URL for a client vendor.
+pub fn sandbox_url(sandbox: &leads::sandbox::Sandbox, vendor: leads::model::Vendor) -> String {
+    sandbox.url(sim(vendor))
+}
+
+/// The key the sandbox accepts for a client vendor.
+pub fn sandbox_key(vendor: leads::model::Vendor) -> &'static str {
+    sim(vendor).key()
+}

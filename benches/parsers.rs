@@ -1,0 +1,63 @@
+//! Parser cost per record, for deciding whether a second parser earns its
+//! place (`cargo bench --bench parsers`). Prints nanoseconds per lead for
+//! each parser on the same generated Chatzuri pages; medians of 9 runs.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use leads::model::Vendor;
+use leads::vendors::{MapContext, chatzuri};
+
+fn page(leads: usize, first: usize) -> Vec<u8> {
+    let rows: Vec<String> = (first..first + leads)
+        .map(|n| {
+            format!(
+                r#"{{"id":{n},"created_at":"2025-01-{:02}T10:{:02}:{:02}Z","chatbot_owner_user_id":"usr_{}","chatbot_id":"demo","phone":"+1 555 {n:07}","email":"lead{n}@example.com","name":"Lead Number {n}"}}"#,
+                n % 28 + 1,
+                n % 60,
+                n % 59,
+                n % 7
+            )
+        })
+        .collect();
+    format!(r#"{{"data":[{}]}}"#, rows.join(",")).into_bytes()
+}
+
+fn median_ns_per_lead(pages: &[Vec<u8>], per_page: usize, parse: impl Fn(&[u8]) -> usize) -> f64 {
+    let mut runs: Vec<f64> = (0..9)
+        .map(|_| {
+            let started = Instant::now();
+            let mut n = 0;
+            for body in pages {
+                n += parse(black_box(body));
+            }
+            assert_eq!(n, pages.len() * per_page);
+            started.elapsed().as_nanos() as f64 / n as f64
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+fn main() {
+    let per_page = 100;
+    let pages: Vec<Vec<u8>> = (0..500).map(|i| page(per_page, i * per_page)).collect();
+    let ctx = MapContext {
+        vendor: Vendor::Chatzuri,
+        agent_id: "demo".to_owned(),
+        keep_raw: false,
+    };
+    let general = median_ns_per_lead(&pages, per_page, |body| {
+        chatzuri::parse_leads_general(body, &ctx)
+            .unwrap()
+            .records
+            .len()
+    });
+    let fast = median_ns_per_lead(&pages, per_page, |body| {
+        chatzuri::parse_leads(body, &ctx).unwrap().records.len()
+    });
+    println!("chatzuri leads, ns per lead (median of 9 runs over 50,000 leads):");
+    println!("  general (serde_json::Value tree)  {general:8.0}");
+    println!("  fast path (borrowed, streaming)   {fast:8.0}");
+    println!("  general / fast                    {:8.2}", general / fast);
+}

@@ -1,0 +1,70 @@
+//! The commands as typed, dispatched: clap's structures become settled
+//! settings here (through `config`), and the orchestration (`app`) gets
+//! only those, never the parser's types.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use clap::CommandFactory;
+
+use crate::app::{self, Ui};
+use crate::cli::{Cli, Command, SandboxArgs};
+use crate::config::{self, ExportArgs, ProcessEnvironment};
+use crate::error::Result;
+use crate::model::{Conversation, Lead, Resource};
+use crate::sandbox::SandboxOptions;
+
+pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
+    let ui = Ui {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match cli.command {
+        Command::Pull(args) => {
+            let export = ExportArgs {
+                resource: Resource::Leads,
+                source: &args.source,
+                filters: &args.filters,
+                channels: &[],
+                output: &args.output,
+                fetch: &args.fetch,
+            };
+            let settings = config::resolve(&export, &ProcessEnvironment, now)?;
+            app::run_export::<Lead>(settings, ui, now).await
+        }
+        Command::Conversations(args) => {
+            let export = ExportArgs {
+                resource: Resource::Conversations,
+                source: &args.source,
+                filters: &args.filters,
+                channels: &args.channels,
+                output: &args.output,
+                fetch: &args.fetch,
+            };
+            let settings = config::resolve(&export, &ProcessEnvironment, now)?;
+            app::run_export::<Conversation>(settings, ui, now).await
+        }
+        Command::Sandbox(args) => app::serve_sandbox(sandbox_options(&args)).await,
+        Command::Vendors => {
+            app::print_stdout(&app::vendors_table())?;
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "leads", &mut out);
+            out.flush().map_err(app::write_error)
+        }
+    }
+}
+
+fn sandbox_options(args: &SandboxArgs) -> SandboxOptions {
+    SandboxOptions {
+        port: args.port,
+        seed: args.seed,
+        leads: args.leads,
+        conversations: args.conversations,
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        fail_every: args.fail_every,
+        rate_limit: args.rate_limit,
+    }
+}

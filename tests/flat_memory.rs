@@ -1,0 +1,137 @@
+//! The flat-memory guard (docs/SPEC.md section 9): the release binary
+//! exports 1,000,000 sandbox leads and its peak RSS must stay under the
+//! bound. It measures the product, so it runs in release and apart from the
+//! suite: ignored by default, and `.ci/run` runs it with
+//! `cargo test --release --test flat_memory -- --ignored`. Its own small
+//! test binary, so that build costs seconds, not a release build of the
+//! whole suite.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use leads::model::Vendor;
+use leads::sandbox::{self, DEMO_AGENT, Sandbox, SandboxOptions};
+
+const SEED: u64 = 42;
+
+/// Runs the binary to a file, polling its `VmHWM` (peak resident set) from
+/// /proc while it runs; returns the exit status, stderr and the peak in bytes.
+fn run_measured(
+    args: Vec<String>,
+    key_env: &str,
+    key: &str,
+) -> (std::process::ExitStatus, String, u64) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("leads"))
+        .args(args)
+        .env_clear()
+        .env(key_env, key)
+        .env("XDG_CONFIG_HOME", "/nonexistent-leads-test-config")
+        .env("LEADS_RETRY_BASE_MS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+            && let Some(kb) = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait().expect("wait for the binary") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the export did not finish in 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use std::io::Read;
+        let _ = pipe.read_to_string(&mut err);
+    }
+    (status, err, peak_kb * 1024)
+}
+
+fn count_lines(path: &Path) -> usize {
+    use std::io::BufRead;
+    let file = std::io::BufReader::new(std::fs::File::open(path).expect("the output exists"));
+    file.lines().count()
+}
+
+/// 1,000,000 leads to NDJSON and to JSON must stay under 62 MB, far below
+/// what holding them would take (the NDJSON alone is ~350 MB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "release-mode memory guard; .ci/run runs it with --release --ignored"]
+async fn a_large_export_streams_in_flat_memory() {
+    const TOTAL: usize = 1_000_000;
+    const BOUND: u64 = 62_000_000;
+    let sandbox = Sandbox::start(SandboxOptions {
+        seed: SEED,
+        leads: TOTAL,
+        conversations: 0,
+        ..SandboxOptions::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for (format, extra_lines) in [("ndjson", 0), ("json", 2)] {
+        let path = dir.path().join(format!("leads.{format}"));
+        let args: Vec<String> = [
+            "pull",
+            "--vendor",
+            "chatzuri",
+            "--agent",
+            DEMO_AGENT,
+            "--base-url",
+            &sandbox
+                .base_url("chatzuri")
+                .expect("the sandbox simulates Chatzuri"),
+            "--format",
+            format,
+            "--concurrency",
+            "4",
+            "-q",
+            "-o",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([path.display().to_string()])
+        .collect();
+        let key = sandbox::key("chatzuri").expect("the sandbox simulates Chatzuri");
+        let (status, err, peak) = tokio::task::spawn_blocking(move || {
+            run_measured(args, Vendor::Chatzuri.key_env(), key)
+        })
+        .await
+        .expect("runner");
+        assert!(status.success(), "{format} export failed ({status}): {err}");
+        let size = std::fs::metadata(&path).expect("the output exists").len();
+        assert_eq!(
+            count_lines(&path),
+            TOTAL + extra_lines,
+            "{format}: record count"
+        );
+        assert!(peak > 0, "no VmHWM read from /proc");
+        assert!(
+            peak < BOUND,
+            "{format}: peak RSS {:.1} MB for {TOTAL} leads ({:.1} MB written): memory is not flat",
+            peak as f64 / 1e6,
+            size as f64 / 1e6
+        );
+        eprintln!(
+            "{format}: {TOTAL} leads, {:.1} MB written, peak RSS {:.1} MB",
+            size as f64 / 1e6,
+            peak as f64 / 1e6
+        );
+    }
+}
