@@ -63,8 +63,15 @@ start() {
       exit 1
     fi
     log "installing postgresql"
+    # Only the binaries are wanted: no system-wide "main" cluster started on
+    # port 5432 by the package's install script.
+    mkdir -p /etc/postgresql-common
+    if ! grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf; then
+      echo "create_main_cluster = false" >>/etc/postgresql-common/createcluster.conf
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql >&2
     bin=$(find_bin)
   fi
   if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
