@@ -36,7 +36,8 @@ find_bin() {
 # Runs a command as the cluster's owner.
 as_owner() {
   if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$@"
+    # From /: the postgres user may not be allowed into the checkout.
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
