@@ -193,8 +193,7 @@ pub async fn export<R: Exportable>(
     seen: &mut SeenIds,
     sink: Sink<'_, R>,
 ) -> Result<RunStats> {
-    let listing = (R::resource_spec(job.vendor.spec()).plan)(job, bookmark)?;
-    crate::driver::walk(job, bookmark, listing, fetcher, seen, sink).await
+    walk_plan(job, bookmark, bookmark, fetcher, seen, sink).await
 }
 
 /// Exports as [`export`] does, from where a database's table leaves off
@@ -209,8 +208,21 @@ pub async fn export_from_table<R: Exportable>(
     seen: &mut SeenIds,
     sink: Sink<'_, R>,
 ) -> Result<RunStats> {
-    let listing = (R::resource_spec(job.vendor.spec()).plan)(job, start)?;
-    crate::driver::walk(job, None, listing, fetcher, seen, sink).await
+    walk_plan(job, start, None, fetcher, seen, sink).await
+}
+
+/// The vendor's plan for the job, starting from `plan_from`, walked by the
+/// driver, which drops what `drop_before` says was written before.
+async fn walk_plan<R: Exportable>(
+    job: &Job,
+    plan_from: Option<&Bookmark>,
+    drop_before: Option<&Bookmark>,
+    fetcher: Arc<Fetcher>,
+    seen: &mut SeenIds,
+    sink: Sink<'_, R>,
+) -> Result<RunStats> {
+    let listing = (R::resource_spec(job.vendor.spec()).plan)(job, plan_from)?;
+    crate::driver::walk(job, drop_before, listing, fetcher, seen, sink).await
 }
 
 /// The two record kinds, each served by its own part of a vendor.

@@ -322,66 +322,41 @@ async fn the_password_comes_from_pgpassword_or_the_pgpass_file() {
     let (url, _client) = fresh(&pg).await;
     let sandbox = start_sandbox(42, 10, 0).await;
     let dir = tempfile::tempdir().unwrap();
+    // One run with PGPASSWORD (or none) and PGPASSFILE as given.
+    let attempt = |password: Option<&str>, pgpass: std::path::PathBuf| {
+        let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
+        match password {
+            Some(password) => cmd.env("PGPASSWORD", password),
+            None => cmd.env_remove("PGPASSWORD"),
+        };
+        cmd.env("PGPASSFILE", pgpass).arg("-o").arg(&url);
+        run(cmd)
+    };
+    let expect = |output: &std::process::Output, code: i32, said: &str| {
+        assert_exit(output, code);
+        assert!(stderr(output).contains(said), "{}", stderr(output));
+        assert_no_secret_in("stderr", &output.stderr, &pg.password);
+        assert_no_secret_in("stderr", &output.stderr, "not-the-password");
+    };
 
     // None at all, then a wrong one: the server refuses, exit 7 with a hint.
-    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
-    cmd.env_remove("PGPASSWORD")
-        .env("PGPASSFILE", dir.path().join("none"))
-        .arg("-o")
-        .arg(&url);
-    let output = run(cmd).await;
-    assert_exit(&output, 7);
-    assert!(
-        stderr(&output).contains("PGPASSWORD"),
-        "{}",
-        stderr(&output)
+    let none = dir.path().join("none");
+    expect(&attempt(None, none.clone()).await, 7, "PGPASSWORD");
+    expect(
+        &attempt(Some("not-the-password"), none).await,
+        7,
+        "refused the login",
     );
-    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
-    cmd.env("PGPASSWORD", "not-the-password")
-        .arg("-o")
-        .arg(&url);
-    let output = run(cmd).await;
-    assert_exit(&output, 7);
-    assert!(
-        stderr(&output).contains("refused the login"),
-        "{}",
-        stderr(&output)
-    );
-    assert_no_secret_in("stderr", &output.stderr, "not-the-password");
 
     // A pgpass file readable by others is ignored, as libpq does; mode 600 is read.
     let pgpass = dir.path().join("pgpass");
-    std::fs::write(
-        &pgpass,
-        format!(
-            "# test\n{}:{}:*:leads_test:{}\n",
-            pg.host, pg.port, pg.password
-        ),
-    )
-    .unwrap();
+    let line = format!("{}:{}:*:leads_test:{}", pg.host, pg.port, pg.password);
+    std::fs::write(&pgpass, format!("# test\n{line}\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
-    cmd.env_remove("PGPASSWORD")
-        .env("PGPASSFILE", &pgpass)
-        .arg("-o")
-        .arg(&url);
-    let output = run(cmd).await;
-    assert_exit(&output, 7);
-    assert!(
-        stderr(&output).contains("is ignored"),
-        "{}",
-        stderr(&output)
-    );
+    expect(&attempt(None, pgpass.clone()).await, 7, "is ignored");
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut cmd = export(&sandbox, Vendor::Chatzuri, false);
-    cmd.env_remove("PGPASSWORD")
-        .env("PGPASSFILE", &pgpass)
-        .arg("-o")
-        .arg(&url);
-    let output = run(cmd).await;
-    assert_exit(&output, 0);
-    assert_no_secret_in("stderr", &output.stderr, &pg.password);
+    expect(&attempt(None, pgpass).await, 0, "");
 }
 
 #[tokio::test]
