@@ -350,6 +350,11 @@ pub async fn run_export<R: Exportable>(
         .map(|s| s.retries.load(std::sync::atomic::Ordering::Relaxed))
         .sum();
     if !ui.quiet && (ui.verbose > 0 || std::io::stderr().is_terminal()) {
+        use crate::words::counted;
+        let (one, many) = match settings.resource {
+            Resource::Leads => ("lead", "leads"),
+            Resource::Conversations => ("conversation", "conversations"),
+        };
         let stored = stored
             .map(|(shown, counts)| {
                 format!(
@@ -359,13 +364,12 @@ pub async fn run_export<R: Exportable>(
             })
             .unwrap_or_default();
         eprintln!(
-            "leads: {} {} written{stored}, {} pages, {} requests ({} retried), {} duplicates dropped, {} filtered out, {:.1}s",
-            total.written,
-            settings.resource.as_str(),
-            total.pages,
-            requests,
+            "leads: {} written{stored}, {}, {} ({} retried), {} dropped, {} filtered out, {:.1}s",
+            counted(total.written, one, many),
+            counted(total.pages, "page", "pages"),
+            counted(requests, "request", "requests"),
             retries,
-            total.duplicates,
+            counted(total.duplicates, "duplicate", "duplicates"),
             total.filtered,
             started.elapsed().as_secs_f64()
         );

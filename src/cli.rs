@@ -195,7 +195,7 @@ pub struct FilterArgs {
     pub session: Option<String>,
 
     /// Stop after N records.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = count)]
     pub limit: Option<u64>,
 
     /// Incremental run: write only records newer than the bookmark in this file.
@@ -206,8 +206,9 @@ pub struct FilterArgs {
     #[arg(long)]
     pub incremental: bool,
 
-    /// Wait this long for another run's lock: on --state (default 0), on a database output (default 60).
-    #[arg(long, value_name = "SECS")]
+    /// Wait this long for another run's lock: on --state [default: 0, fail
+    /// at once], on a database output [default: 60].
+    #[arg(allow_negative_numbers = true, long, value_name = "SECS")]
     pub lock_timeout: Option<f64>,
 }
 
@@ -239,31 +240,36 @@ pub struct OutputArgs {
 #[command(next_help_heading = "Fetch")]
 pub struct FetchArgs {
     /// Records per page where the vendor pages by number [default: 100].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub page_size: Option<u32>,
 
     /// Requests in flight at once (1 = strictly sequential).
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
 
     /// Per-request timeout in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        value_name = "SECS",
+        default_value_t = 30.0
+    )]
     pub timeout: f64,
 
     /// Retries of a retryable failure.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=100))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub retries: u32,
 
     /// At most N requests per second to the vendor.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub rate: Option<f64>,
 
     /// Fail (exit 5) after N pages of one listing.
-    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
     pub max_pages: u64,
 
     /// Days per NeoAgent date window.
-    #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub window: u32,
 
     /// First retry delay in milliseconds (doubles each retry, with jitter; for tests).
@@ -280,24 +286,34 @@ pub struct FetchArgs {
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 8787)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 8787)]
     pub port: u16,
     /// Seed of the generated data.
-    #[arg(long, default_value_t = 42)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 42)]
     pub seed: u64,
     /// Leads per vendor.
-    #[arg(long, default_value_t = 250)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 250)]
     pub leads: usize,
     /// Conversations per vendor.
-    #[arg(long, default_value_t = 40)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 40)]
     pub conversations: usize,
     /// Delay before every response, in milliseconds.
-    #[arg(long, default_value_t = 0)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0)]
     pub latency_ms: u64,
     /// Answer every Nth request with 503.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub fail_every: Option<u64>,
     /// Answer 429 with Retry-After above N requests per second.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: Option<u32>,
+}
+
+/// A count of records: a whole number, 0 or more, with a message about the
+/// number rather than about its digits.
+fn count(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<i128>() {
+        Ok(n) if n < 0 => Err(format!("{n} is negative: give 0 or more")),
+        Ok(n) => u64::try_from(n).map_err(|_| format!("{n} is too large")),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
 }

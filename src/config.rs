@@ -133,6 +133,14 @@ pub fn resolve(
                 )?,
             })
         }
+        None if args.filters.lock_timeout.is_some()
+            && !matches!(output.destination, Destination::Database(_)) =>
+        {
+            return Err(Error::usage(
+                "--lock-timeout does nothing without --state or a database output: nothing else is locked",
+            )
+            .with_hint("add --state PATH, or drop --lock-timeout"));
+        }
         None => None,
     };
 

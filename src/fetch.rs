@@ -94,13 +94,21 @@ pub struct Fetcher {
 }
 
 /// What went wrong with one attempt, before deciding whether to retry.
+/// What an error answer's headers add to its message, fit to print.
+#[derive(Debug, Clone, Default)]
+struct AboutAnswer {
+    /// The vendor's `x-request-id`, for its support.
+    request_id: Option<String>,
+    /// Where a 3xx pointed.
+    location: Option<String>,
+}
+
 enum Attempt {
     Status {
         status: StatusCode,
         retry_after: Option<Duration>,
         body: Bytes,
-        /// The vendor's `x-request-id`, fit to print.
-        request_id: Option<String>,
+        about: AboutAnswer,
     },
     Transport(String),
     /// This machine ran out of something (file descriptors): not the
@@ -238,36 +246,29 @@ impl Fetcher {
             let outcome = self.attempt(spec, &url).await;
             let elapsed = started.elapsed();
             let (delay, failure) = match outcome {
-                Ok(body) => {
-                    tracing::info!(target: "leads::http", "{} {} -> ok ({} bytes) in {:?}", method_name(spec), url, body.len(), elapsed);
+                Ok((status, body)) => {
+                    tracing::info!(target: "leads::http", "{} {} ({what}) -> {} in {} ms, {} bytes", method_name(spec), url, status.as_u16(), elapsed.as_millis(), body.len());
                     return Ok(body);
                 }
                 Err(Attempt::Status {
                     status,
                     retry_after,
                     body,
-                    request_id,
+                    about,
                 }) => {
-                    tracing::info!(target: "leads::http", "{} {} -> {} in {:?}", method_name(spec), url, status.as_u16(), elapsed);
+                    tracing::info!(target: "leads::http", "{} {} ({what}) -> {} in {} ms", method_name(spec), url, status.as_u16(), elapsed.as_millis());
                     if !is_retryable_status(status) {
-                        return Err(self.status_error(
-                            spec,
-                            what,
-                            status,
-                            &body,
-                            request_id.as_deref(),
-                            attempt,
-                        ));
+                        return Err(self.status_error(spec, what, status, &body, &about, attempt));
                     }
                     if let Some(wait) = retry_after
                         && wait > MAX_RETRY_AFTER
                     {
                         return Err(self
-                            .status_error(spec, what, status, &body, request_id.as_deref(), attempt)
+                            .status_error(spec, what, status, &body, &about, attempt)
                             .with_hint(retry_later_hint(wait, SystemTime::now())));
                     }
                     let delay = retry_after.unwrap_or_else(|| retry.backoff(attempt));
-                    (delay, FailureSoFar::Status(status, body, request_id))
+                    (delay, FailureSoFar::Status(status, body, about))
                 }
                 Err(Attempt::Transport(reason)) => {
                     tracing::info!(target: "leads::http", "{} {} -> {} after {:?}", method_name(spec), url, reason, elapsed);
@@ -302,8 +303,8 @@ impl Fetcher {
             };
             if attempt >= retry.retries {
                 return Err(match failure {
-                    FailureSoFar::Status(status, body, request_id) => {
-                        self.status_error(spec, what, status, &body, request_id.as_deref(), attempt)
+                    FailureSoFar::Status(status, body, about) => {
+                        self.status_error(spec, what, status, &body, &about, attempt)
                     }
                     FailureSoFar::Transport(reason) => {
                         self.network_error(spec, what, &url, &reason, attempt)
@@ -317,7 +318,11 @@ impl Fetcher {
         }
     }
 
-    async fn attempt(&self, spec: &RequestSpec, url: &Url) -> std::result::Result<Bytes, Attempt> {
+    async fn attempt(
+        &self,
+        spec: &RequestSpec,
+        url: &Url,
+    ) -> std::result::Result<(StatusCode, Bytes), Attempt> {
         let method = match spec.method {
             HttpMethod::Get => Method::GET,
             HttpMethod::Post => Method::POST,
@@ -341,6 +346,9 @@ impl Fetcher {
             }
         })?;
         let status = response.status();
+        if tracing::enabled!(target: "leads::http", tracing::Level::DEBUG) {
+            self.log_headers(spec, &response);
+        }
         if response
             .content_length()
             .is_some_and(|n| n > MAX_BODY_BYTES as u64)
@@ -360,11 +368,24 @@ impl Fetcher {
                     .flatten()
                     .and_then(|v| parse_rate_limit_reset(v, SystemTime::now()))
             });
-        let request_id = headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(|id| excerpt(&self.printable(id.trim())))
-            .filter(|id| !id.is_empty());
+        let printable_header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| excerpt(&self.printable(v.trim())))
+                .filter(|v| !v.is_empty())
+        };
+        let about = if status.is_success() {
+            AboutAnswer::default()
+        } else {
+            AboutAnswer {
+                request_id: printable_header("x-request-id"),
+                location: status
+                    .is_redirection()
+                    .then(|| printable_header("location"))
+                    .flatten(),
+            }
+        };
         let mut body = BytesMut::with_capacity(
             response
                 .content_length()
@@ -385,15 +406,37 @@ impl Fetcher {
         }
         let body = body.freeze();
         if status.is_success() {
-            Ok(body)
+            Ok((status, body))
         } else {
             Err(Attempt::Status {
                 status,
                 retry_after,
                 body,
-                request_id,
+                about,
             })
         }
+    }
+
+    /// -vv: what was sent and what came back, headers included; the key is
+    /// never shown, and every vendor value goes through `printable`.
+    fn log_headers(&self, spec: &RequestSpec, response: &reqwest::Response) {
+        let sent = [
+            ("authorization", "[not shown]"),
+            ("accept", "application/json"),
+            ("content-type", "application/json"),
+        ]
+        .map(|(k, v)| format!("{k}: {v}"))
+        .join("; ");
+        tracing::debug!(target: "leads::http", "{} {} sent headers: {sent}", method_name(spec), spec.endpoint);
+        let received: Vec<String> = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                format!("{name}: {}", excerpt(&self.printable(&value)))
+            })
+            .collect();
+        tracing::debug!(target: "leads::http", "{} {} -> {} headers: {}", method_name(spec), spec.endpoint, response.status().as_u16(), received.join("; "));
     }
 
     fn status_error(
@@ -402,7 +445,7 @@ impl Fetcher {
         what: &str,
         status: StatusCode,
         body: &[u8],
-        request_id: Option<&str>,
+        about: &AboutAnswer,
         retries: u32,
     ) -> Error {
         let vendor = self.vendor.display_name();
@@ -432,20 +475,53 @@ impl Fetcher {
             400 => (ErrorKind::Vendor, "the vendor rejected the request as invalid; check --since/--until and the agent id".to_owned()),
             _ => (ErrorKind::Vendor, "the vendor is failing; run again later (-v shows each request)".to_owned()),
         };
-        let subject = match code {
-            401 | 403 => format!("{vendor} refused the key for agent {agent}"),
-            404 => format!("{vendor} does not know agent {agent}"),
+        let vendor_code = crate::vendors::error_code(body);
+        // A vendor that names what it did not find (Robofy's
+        // PROJECT_NOT_FOUND, SESSION_NOT_FOUND) is blamed for that thing.
+        let missing = vendor_code
+            .as_deref()
+            .and_then(|c| c.strip_suffix("_NOT_FOUND"))
+            .filter(|thing| !matches!(*thing, "AGENT" | "CHATBOT" | "RESOURCE"))
+            .map(str::to_lowercase);
+        let (kind, hint) = match (code, &about.location) {
+            (300..=399, Some(_)) => (
+                ErrorKind::Vendor,
+                format!(
+                    "use that as --base-url (or {}); redirects are not followed, so the key is never sent elsewhere",
+                    self.vendor.base_url_env()
+                ),
+            ),
+            _ => (kind, hint),
+        };
+        let subject = match (code, &about.location) {
+            (300..=399, Some(location)) => {
+                let base = location
+                    .strip_suffix(spec.path.as_str())
+                    .unwrap_or(location);
+                format!(
+                    "{vendor} answered {code} to {} {what}: the base URL redirects to {base}",
+                    spec.endpoint
+                )
+            }
+            (404, _) if missing.is_some() => format!(
+                "{vendor} does not know the {} asked for in {} {what} of agent {agent}",
+                missing.as_deref().unwrap_or_default(),
+                spec.endpoint
+            ),
+            (401 | 403, _) => format!("{vendor} refused the key for agent {agent}"),
+            (404, _) => format!("{vendor} does not know agent {agent}"),
             _ => format!(
                 "{vendor} failed on {} {what} for agent {agent}",
                 spec.endpoint
             ),
         };
-        let vendor_code = crate::vendors::error_code(body);
         let hint = vendor_code
             .as_deref()
             .and_then(|c| (self.vendor.spec().code_hint)(c))
             .map_or(hint, str::to_owned);
-        let request_id = request_id
+        let request_id = about
+            .request_id
+            .as_ref()
             .map(|id| format!("; request id {id}"))
             .unwrap_or_default();
         let mut error = Error::new(
@@ -471,11 +547,11 @@ impl Fetcher {
         Error::new(
             ErrorKind::Network,
             format!(
-                "cannot reach {} at {host} for {} {what} of agent {} after {} attempts: {reason}",
+                "cannot reach {} at {host} for {} {what} of agent {} after {}: {reason}",
                 self.vendor.display_name(),
                 spec.endpoint,
                 self.agent,
-                retries + 1
+                crate::words::counted(u64::from(retries) + 1, "attempt", "attempts")
             ),
         )
         .with_hint(format!(
@@ -486,7 +562,7 @@ impl Fetcher {
 }
 
 enum FailureSoFar {
-    Status(StatusCode, Bytes, Option<String>),
+    Status(StatusCode, Bytes, AboutAnswer),
     Transport(String),
 }
 

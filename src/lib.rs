@@ -28,3 +28,4 @@ pub mod sources;
 pub mod state;
 pub mod time;
 pub mod vendors;
+pub mod words;

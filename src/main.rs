@@ -103,15 +103,43 @@ fn init_logging(quiet: bool, verbose: u8) {
         (false, _) => "warn,leads=debug",
     };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(ScrubbedStderr::default)
-        .with_target(false)
-        .with_ansi(false);
-    if verbose >= 2 {
-        builder.init();
-    } else {
-        builder.without_time().init();
+        .event_format(LogLine {
+            with_time: verbose >= 2,
+        })
+        .init();
+}
+
+/// Log lines read like the rest of stderr: `leads: warning: ...`,
+/// `leads: error: ...`, `leads: ...` for -v detail; -vv adds the UTC time.
+struct LogLine {
+    with_time: bool,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LogLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if self.with_time {
+            write!(writer, "{} ", Utc::now().format("%H:%M:%S%.3fZ"))?;
+        }
+        let prefix = match *event.metadata().level() {
+            tracing::Level::ERROR => "leads: error: ",
+            tracing::Level::WARN => "leads: warning: ",
+            _ => "leads: ",
+        };
+        writer.write_str(prefix)?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 
@@ -183,13 +211,49 @@ fn argument_error(error: clap::Error) -> ExitCode {
         }
         _ => {}
     }
+    report(&Error::usage(clap_message(&error.render().to_string())).with_hint(clap_hint(&error)))
+}
+
+/// Clap's message on one line, with the detail it puts on the lines after
+/// the first (the missing arguments, the possible values), up to its usage
+/// line.
+fn clap_message(rendered: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("Usage:")
+            || line.starts_with("tip:")
+            || line.starts_with("For more information")
+        {
+            break;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    match parts.split_first() {
+        Some((first, [])) => (*first).to_owned(),
+        Some((first, rest)) if first.ends_with(':') => format!("{first} {}", rest.join(", ")),
+        Some((first, rest)) => format!("{first} {}", rest.join(" ")),
+        None => "invalid arguments".to_owned(),
+    }
+}
+
+/// Clap's tip when it has one, else the subcommand's help.
+fn clap_hint(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
-    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("invalid arguments");
-    let message = first.strip_prefix("error: ").unwrap_or(first);
-    let tip = lines
+    rendered
+        .lines()
+        .map(str::trim)
         .find_map(|l| l.strip_prefix("tip: "))
-        .map(str::to_owned);
-    let hint = tip.unwrap_or_else(|| "see leads --help".to_owned());
-    report(&Error::usage(message).with_hint(hint))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let usage = rendered
+                .lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("Usage: "))
+                .and_then(|u| u.split_whitespace().nth(1))
+                .filter(|word| !word.starts_with(['[', '<', '-']));
+            match usage {
+                Some(command) => format!("see leads {command} --help"),
+                None => "see leads --help".to_owned(),
+            }
+        })
 }

@@ -31,9 +31,6 @@ pub enum Vendor {
 }
 
 impl Vendor {
-    /// The vendors the sandbox simulates (until it simulates every one).
-    pub const ALL: [Vendor; 3] = [Vendor::Chatzuri, Vendor::Neoagent, Vendor::Robofy];
-
     /// Every vendor, in registry order.
     pub fn all() -> &'static [Vendor] {
         <Vendor as clap::ValueEnum>::value_variants()

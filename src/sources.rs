@@ -159,9 +159,18 @@ pub fn load(path: Option<&Path>, env: &dyn Environment) -> Result<Sources> {
 
 pub fn parse(text: &str, path: &Path) -> Result<Sources> {
     let bad = |message: String| Error::usage(format!("config file {}: {message}", path.display()));
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| bad(e.message().to_owned()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                format!("line {line}, column {column}: ")
+            })
+            .unwrap_or_default();
+        bad(format!("{at}{}", e.message().trim()))
+    })?;
     if let Some(key) = table.keys().find(|k| *k != "sources") {
         return Err(bad(format!(
             "unknown top-level key {key:?}; sources go under [sources.NAME]"

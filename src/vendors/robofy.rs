@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::plan::{
     Children, DateFilter, Listing, Parents, Projects, ResourceSpec, SessionFilter, Tokens,
-    VendorSpec, no_code_hints,
+    VendorSpec,
 };
 use super::{
     AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, at, canonical_json,
@@ -32,7 +32,7 @@ pub static VENDOR: VendorSpec = VendorSpec {
     id_prefix: "rf_",
     agent_hint: "the chatbot id, or PROJECT/CHATBOT",
     not_found_hint: "check --project and --agent (or PROJECT/CHATBOT) in the Robofy dashboard",
-    code_hint: no_code_hints,
+    code_hint,
     too_large_hint: "narrow the run with --since/--until",
     projects: Some(Projects {
         required_for: Resource::Leads,
@@ -64,6 +64,19 @@ pub static VENDOR: VendorSpec = VendorSpec {
         plan: conversations_plan,
     },
 };
+
+/// Robofy names what it did not find.
+fn code_hint(code: &str) -> Option<&'static str> {
+    match code {
+        "PROJECT_NOT_FOUND" => Some(
+            "check --project (or PROJECT in --agent PROJECT/CHATBOT): the project id is in the Robofy dashboard",
+        ),
+        "SESSION_NOT_FOUND" => {
+            Some("check --session: session ids are in the chatbot's Robofy inbox")
+        }
+        _ => None,
+    }
+}
 
 fn leads_plan(job: &Job, _bookmark: Option<&Bookmark>) -> Result<Listing<Lead>> {
     let project = job.project.clone().ok_or_else(|| {

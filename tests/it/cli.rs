@@ -10,7 +10,7 @@ async fn vendors_lists_every_vendor_resource_and_filter() {
     let output = run(cmd).await;
     assert_exit(&output, 0);
     let text = stdout(&output);
-    for vendor in ["chatzuri", "neoagent", "robofy"] {
+    for vendor in leads::model::Vendor::all().iter().map(|v| v.as_str()) {
         for resource in ["leads", "conversations"] {
             assert!(
                 text.lines()

@@ -924,10 +924,16 @@ fn sandbox_conversations(vendor: Vendor, base_url: &str) -> Command {
     cmd
 }
 
+/// The generated conversations in the order the vendor serves them
+/// (Chatbase's export is newest first).
 fn generated(vendor: Vendor, seed: u64, total: usize) -> Vec<GeneratedConversation> {
-    (0..total)
+    let mut all: Vec<GeneratedConversation> = (0..total)
         .map(|i| data::conversation(crate::common::sim(vendor), seed, i, total))
-        .collect()
+        .collect();
+    if vendor == Vendor::Chatbase {
+        all.reverse();
+    }
+    all
 }
 
 /// Ids, message counts, roles and contents against the generator.
@@ -944,7 +950,9 @@ fn assert_generated(records: &[Value], want: &[&GeneratedConversation], what: &s
         );
         for (got, m) in messages.iter().zip(&c.messages) {
             assert_eq!(got["role"], m.role.model(), "{what}: {}", c.id);
-            assert_eq!(got["content"], m.content.trim(), "{what}: {}", c.id);
+            // Empty content is null in the model (a Chatbase tool-only message).
+            let content = Some(m.content.trim()).filter(|t| !t.is_empty());
+            assert_eq!(got["content"].as_str(), content, "{what}: {}", c.id);
         }
     }
 }
@@ -964,7 +972,7 @@ async fn every_vendor_through_the_sandbox_yields_exactly_the_generated_conversat
     })
     .await
     .expect("the sandbox starts");
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let want = generated(vendor, SEED, CONVERSATIONS);
         let want_refs: Vec<&GeneratedConversation> = want.iter().collect();
         let total_messages: usize = want.iter().map(|c| c.messages.len()).sum();

@@ -22,3 +22,4 @@ mod incremental;
 mod pull_http;
 mod sandbox_chatbase;
 mod sandbox_e2e;
+mod ux;

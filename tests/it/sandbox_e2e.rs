@@ -99,7 +99,14 @@ fn expected_lead(vendor: Vendor, lead: &GeneratedLead) -> Value {
         _ => lead.id.clone().expect("the generator gives an id"),
     };
     let fields = match vendor {
-        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
+        Vendor::Chatbase => {
+            let mut fields = Map::new();
+            fields.insert("chatbot_id".to_owned(), json!(DEMO_AGENT));
+            if let Some(account) = &lead.owner_user_id {
+                fields.insert("account_id".to_owned(), json!(account));
+            }
+            Value::Object(fields)
+        }
         Vendor::Chatzuri => json!({
             "chatbot_owner_user_id": lead.owner_user_id,
             "chatbot_id": DEMO_AGENT,
@@ -159,15 +166,19 @@ fn expected_conversation(vendor: Vendor, c: &GeneratedConversation) -> Value {
         .messages
         .iter()
         .map(|m| {
+            let content = match vendor {
+                Vendor::Chatbase => m.model_content(),
+                _ => Some(m.content.trim()),
+            };
             json!({
                 "role": m.role.model(),
-                "content": m.content.trim(),
+                "content": content,
                 "created_at": m.created_at.map(canonical),
             })
         })
         .collect();
     let fields = match vendor {
-        Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
+        Vendor::Chatbase => chatbase_fields(c),
         Vendor::Chatzuri => json!({ "chatbot_id": DEMO_AGENT }),
         Vendor::Neoagent => json!({}),
         Vendor::Robofy => {
@@ -199,21 +210,65 @@ fn expected_conversation(vendor: Vendor, c: &GeneratedConversation) -> Value {
     })
 }
 
+/// What a Chatbase export conversation keeps in `fields`: `title`,
+/// `updatedAt` and `status` as sent, and per message its `id`, `feedback`
+/// and `metadata` (assistant messages) and its non-text `parts`.
+fn chatbase_fields(c: &GeneratedConversation) -> Value {
+    let mut fields = Map::new();
+    if let Some(title) = &c.title {
+        fields.insert("title".to_owned(), json!(title.trim()));
+    }
+    let updated = c.updated_at.unwrap_or(c.created_at).timestamp();
+    fields.insert("updatedAt".to_owned(), json!(updated));
+    fields.insert("status".to_owned(), json!(c.status.unwrap_or("ended")));
+    let per_message: Vec<Value> = c
+        .messages
+        .iter()
+        .map(|m| {
+            let mut extras = Map::new();
+            extras.insert("id".to_owned(), json!(m.id));
+            if m.role == leads::sandbox::data::Role::Assistant {
+                if let Some(feedback) = m.feedback {
+                    extras.insert("feedback".to_owned(), json!(feedback));
+                }
+                extras.insert("metadata".to_owned(), json!({ "score": m.score }));
+            }
+            let tools: Vec<Value> = m
+                .parts
+                .iter()
+                .filter(|p| !matches!(p, leads::sandbox::data::GeneratedPart::Text { .. }))
+                .map(|p| serde_json::to_value(p).unwrap())
+                .collect();
+            if !tools.is_empty() {
+                extras.insert("parts".to_owned(), Value::Array(tools));
+            }
+            Value::Object(extras)
+        })
+        .collect();
+    fields.insert("message_fields".to_owned(), Value::Array(per_message));
+    Value::Object(fields)
+}
+
+/// In the order the vendor serves them (Chatbase's export is newest first).
 fn expected_conversations(vendor: Vendor, seed: u64, total: usize) -> Vec<Value> {
-    (0..total)
+    let mut all: Vec<Value> = (0..total)
         .map(|i| {
             expected_conversation(
                 vendor,
                 &data::conversation(crate::common::sim(vendor), seed, i, total),
             )
         })
-        .collect()
+        .collect();
+    if vendor == Vendor::Chatbase {
+        all.reverse();
+    }
+    all
 }
 
 // ------------------------------------------------------------------ output readers
 
 fn sandbox_keys_absent(output: &Output) {
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let key = crate::common::sandbox_key(vendor).as_bytes();
         for bytes in [&output.stdout, &output.stderr] {
             assert!(
@@ -419,7 +474,7 @@ async fn robofy_pull_accepts_project_and_chatbot_in_agent() {
 async fn generated_data_exercises_the_awkward_cases_the_tests_rely_on() {
     // Guards the value of the comparisons above: the sandbox's data must
     // hold what real leads hold, or a pass would prove little.
-    let leads: Vec<Value> = Vendor::ALL
+    let leads: Vec<Value> = Vendor::all()
         .iter()
         .flat_map(|&v| expected_leads(v, SEED, LEADS))
         .collect();
@@ -480,7 +535,7 @@ async fn an_unknown_agent_or_project_exits_4_for_every_vendor() {
         ..Default::default()
     })
     .await;
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         for command in ["pull", "conversations"] {
             let cmd = export_from(&sandbox, vendor, command, "nobody", DEMO_PROJECT);
             let output = run(cmd).await;
@@ -507,7 +562,7 @@ async fn since_and_until_through_the_sandbox_select_exactly_the_generated_leads_
     // so the exact bounds must be applied on the client.
     let since: DateTime<Utc> = "2025-02-10T13:30:00Z".parse().unwrap();
     let until: DateTime<Utc> = "2025-04-20T06:15:00Z".parse().unwrap();
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let expected: Vec<Value> = (0..LEADS)
             .map(|i| data::lead(crate::common::sim(vendor), SEED, i, LEADS))
             .filter(|l| l.created_at >= since && l.created_at <= until)
@@ -579,13 +634,16 @@ async fn every_nth_request_503_is_retried_and_every_vendor_still_writes_each_lea
     .await;
     // Sequential requests, so every third one failing is deterministic:
     // never the same request twice in a row.
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let before = sandbox.stats().requests;
         let mut cmd = pull(&sandbox, vendor);
         cmd.args(["--format", "ndjson", "--concurrency", "1"]);
         let pages = match vendor {
-            Vendor::Chatbase => unreachable!("the sandbox does not simulate Chatbase yet"),
             // 20 a page: 13 full pages and an empty one.
+            Vendor::Chatbase => {
+                cmd.args(["--page-size", "20"]);
+                14
+            }
             Vendor::Chatzuri => {
                 cmd.args(["--page-size", "20"]);
                 14
@@ -693,7 +751,7 @@ async fn latency_delays_every_response_and_the_output_is_complete() {
 #[tokio::test]
 async fn readme_first_command_pull_sandbox_prints_valid_json_with_every_default_lead() {
     let defaults = SandboxOptions::default();
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let mut cmd = leads();
         cmd.args([
             "pull",
@@ -717,7 +775,7 @@ async fn readme_first_command_pull_sandbox_prints_valid_json_with_every_default_
 #[tokio::test]
 async fn conversations_sandbox_prints_every_default_conversation_for_every_vendor() {
     let defaults = SandboxOptions::default();
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let mut cmd = leads();
         cmd.args(["conversations", "--vendor", vendor.as_str()])
             .args(["--agent", DEMO_AGENT, "--sandbox"]);
@@ -751,7 +809,7 @@ fn parse_describe(lines: &[String]) -> Vec<(String, String, String)> {
     let mut current: Option<(String, Option<String>)> = None;
     for line in lines {
         let trimmed = line.trim();
-        if let Some(vendor) = Vendor::ALL.iter().find(|v| trimmed == v.display_name()) {
+        if let Some(vendor) = Vendor::all().iter().find(|v| trimmed == v.display_name()) {
             current = Some((vendor.display_name().to_owned(), None));
         } else if let Some(url) = trimmed.strip_prefix("base URL") {
             if let Some((_, base)) = current.as_mut() {
@@ -791,7 +849,7 @@ fn leads_sandbox_prints_base_urls_and_keys_and_serves_a_pull() {
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut lines = Vec::new();
-    while parse_describe(&lines).len() < 3 {
+    while parse_describe(&lines).len() < Vendor::all().len() {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => lines.push(line),
@@ -802,7 +860,7 @@ fn leads_sandbox_prints_base_urls_and_keys_and_serves_a_pull() {
         }
     }
     let described = parse_describe(&lines);
-    for vendor in Vendor::ALL {
+    for &vendor in Vendor::all() {
         let (_, base, key) = described
             .iter()
             .find(|(name, _, _)| name == vendor.display_name())
