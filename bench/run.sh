@@ -34,7 +34,9 @@
 #          /usr/bin/time) for 10,000 and BENCH_BIG
 #          leads, NDJSON, CSV and JSON; target <= 30 MB + 32 bytes per record.
 #          The BENCH_BIG figures come from the runs of (c).
-#      (e) database outputs: BENCH_BIG leads into a new SQLite file, into the
+#      (e) BENCH_BIG and 10,000 leads to XLSX (constant-memory mode): wall
+#          time and peak RSS; target: the same flat-memory bound as (d).
+#      (f) database outputs: BENCH_BIG leads into a new SQLite file, into the
 #          same file again (every row unchanged: the upsert's worst case of
 #          lookups), and into PostgreSQL (a throw-away cluster from
 #          scripts/pg-test-cluster.sh unless LEADS_TEST_PG is set), leads/s and
@@ -133,6 +135,27 @@ check_count() {
         ndjson) want=$expected ;;
         csv) want=$((expected + 1)) ;;              # header row
         json) want=$((expected == 0 ? 1 : expected + 2)) ;; # "[" ... "]", one record per line
+        xlsx)
+            # Data rows over every sheet (each sheet's header row left out),
+            # read from the zip as a stream.
+            lines=$("$PY" - "$file" <<'PYEOF'
+import re, sys, zipfile
+rows = 0
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in z.namelist():
+        if name.startswith("xl/worksheets/sheet") and name.endswith(".xml"):
+            tail = b""
+            with z.open(name) as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    data = tail + chunk
+                    rows += data.count(b"<row ")
+                    tail = data[-4:]
+            rows -= 1
+print(rows)
+PYEOF
+)
+            want=$expected
+            ;;
         *) die "unknown format $format" ;;
     esac
     if [[ "$lines" -ne "$want" && "$format" == csv ]]; then
@@ -217,7 +240,7 @@ for format in ndjson csv json; do
     row "(c) throughput, $BIG leads to $format, no latency" "$(printf '%.0f leads/s (%.2f s)' "$rate" "$w")" "$target" "$pass"
 done
 
-# ---------------------------------------------------------------- (e) databases
+# ---------------------------------------------------------------- (f) databases
 if [[ "${BENCH_DB:-1}" != 0 ]]; then
     if [[ -z "${LEADS_TEST_PG:-}" ]]; then
         eval "$(bash "$ROOT/scripts/pg-test-cluster.sh" start)"
@@ -262,7 +285,7 @@ if [[ "${BENCH_DB:-1}" != 0 ]]; then
         w=$(median ${DB_WALL[$kind]})
         # shellcheck disable=SC2086
         mb=$(calc "$(maximum ${DB_RSS[$kind]}) * 1024 / 1000000")
-        row "(e) $BIG leads $what" \
+        row "(f) $BIG leads $what" \
             "$(printf '%.0f leads/s (%.2f s), peak RSS %.1f MB' "$(calc "$BIG / $w")" "$w" "$mb")" \
             "$(printf '(none; NDJSON %.0f leads/s, %.1f MB)' "$nd_rate" "$nd_mb")" "info"
     done
@@ -294,6 +317,33 @@ for n in 10000 "$BIG"; do
             "$(verdict "$mb <= $limit")"
     done
 done
+
+# ---------------------------------------------------------------- (e) XLSX
+# XLSX is written in rust_xlsxwriter's constant-memory mode: peak RSS must not
+# grow with the number of rows (the same bound as (d)).
+declare -a X_WALL X_RSS X_SMALL_RSS
+for ((r = 1; r <= ROUNDS; r++)); do
+    out="$TMP/big.xlsx"
+    leads_pull "$BIG_BASE" xlsx "$out" --concurrency 4
+    check_count "$out" xlsx "$BIG"
+    read -r w _ _ kb _ <<<"$M"
+    X_WALL+=("$w") X_RSS+=("$kb")
+    rm -f "$out"
+    out="$TMP/small.xlsx"
+    leads_pull "$SMALL_BASE" xlsx "$out" --concurrency 4
+    check_count "$out" xlsx 10000
+    read -r _ _ _ kb _ <<<"$M"
+    X_SMALL_RSS+=("$kb")
+    rm -f "$out"
+    echo "bench: round $r $BIG leads to xlsx: ${X_WALL[-1]} s, peak RSS ${X_RSS[-1]} KiB (10000 leads: ${X_SMALL_RSS[-1]} KiB)" >&2
+done
+w=$(median "${X_WALL[@]}")
+row "(e) $BIG leads to xlsx (constant memory), wall" "$(printf '%.2f s = %.0f leads/s' "$w" "$(calc "$BIG / $w")")" "(none)" "info"
+big_mb=$(calc "$(maximum "${X_RSS[@]}") * 1024 / 1000000")
+small_mb=$(calc "$(maximum "${X_SMALL_RSS[@]}") * 1024 / 1000000")
+limit=$(calc "30 + 32 * $BIG / 1000000")
+row "(e) peak RSS, xlsx: 10000 leads / $BIG leads (max of $ROUNDS)" "$(printf '%.1f MB / %.1f MB%s' "$small_mb" "$big_mb" "$RSS_NOTE")" \
+    "$(printf '<= %.2f MB at %s' "$limit" "$BIG")" "$(verdict "$big_mb <= $limit")"
 
 # ---------------------------------------------------------------- report
 {

@@ -4,19 +4,19 @@
 //! nothing), streams records to the writer, prepares the new state, and
 //! then commits the output and the state, in that order.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufReader, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
 use crate::config::{Endpoint, Settings, Source};
-use crate::db::Database;
+use crate::db::{Database, Stored};
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{self, Bookmark, Exportable, RunStats, SeenIds};
 use crate::fetch::Fetcher;
 use crate::model::{Resource, Vendor};
-use crate::output::{Destination, OutputFile, OutputWriter, RecordWriter};
+use crate::output::{Destination, Formatted, Output, spool};
 use crate::progress::Progress;
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::secret::ApiKey;
@@ -46,31 +46,6 @@ pub fn print_stdout(text: &str) -> Result<()> {
         .map_err(write_error)
 }
 
-/// Where a run's records go: the one place that chooses between a byte
-/// stream (stdout or a file, in a text format) and a database.
-enum Writer<'a> {
-    File(RecordWriter<&'a mut OutputWriter>),
-    Database(Database),
-}
-
-impl Writer<'_> {
-    fn write<R: Exportable>(&mut self, record: &R) -> Result<()> {
-        match self {
-            Writer::File(writer) => writer.write(record).map_err(write_error),
-            Writer::Database(database) => database.write(record),
-        }
-    }
-
-    /// Completes a byte stream (flushed, not yet committed); a database is
-    /// handed back to be committed with the rest of the run.
-    fn finish<R: Exportable>(self) -> Result<Option<Database>> {
-        match self {
-            Writer::File(writer) => writer.finish::<R>().map(|_| None).map_err(write_error),
-            Writer::Database(database) => Ok(Some(database)),
-        }
-    }
-}
-
 /// One source's export, from its state bookmark (what was written before
 /// is dropped) or, `from_table`, from where the database's table leaves off
 /// (nothing is dropped: the table upserts).
@@ -89,7 +64,7 @@ async fn export_source<R: Exportable>(
     }
 }
 
-pub async fn run_export<R: Exportable>(
+pub async fn run_export<R: Exportable + Formatted + Stored>(
     settings: Settings,
     ui: Ui,
     now: DateTime<Utc>,
@@ -219,21 +194,16 @@ pub async fn run_export<R: Exportable>(
         !ui.quiet && std::io::stderr().is_terminal(),
         fetch_stats.clone(),
     );
-    let mut out = match &database {
-        Some(_) => None,
-        None => Some(OutputFile::open(&settings.output.destination)?),
-    };
-    let mut writer = match (&mut out, database.take()) {
-        (Some(out), _) => Writer::File(RecordWriter::new(out.writer(), &settings.output.options)),
-        (None, Some(database)) => Writer::Database(database),
-        (None, None) => return Err(Error::internal("no output for the run")),
+    let mut output = match database.take() {
+        Some(database) => Output::<R>::database(database, &settings.output.options),
+        None => Output::<R>::open(&settings.output)?,
     };
     let mut outcomes: Vec<(usize, Result<RunStats>)> = Vec::new();
 
     if settings.sources.len() == 1 {
         let mut seen = SeenIds::default();
         let mut sink = |record: &R| {
-            writer.write(record)?;
+            output.write(record)?;
             progress.record();
             Ok(())
         };
@@ -256,7 +226,7 @@ pub async fn run_export<R: Exportable>(
             &bookmarks,
             from_table,
             fetchers,
-            &mut writer,
+            &mut output,
             &progress,
             settings.keep_going,
         )
@@ -273,7 +243,7 @@ pub async fn run_export<R: Exportable>(
     {
         return Err(error);
     }
-    let database = writer.finish::<R>()?;
+    let finished = output.finish()?;
 
     // The new state is written and synced before the output is put in
     // place, so a state that cannot be saved (full disk, no permission)
@@ -316,9 +286,7 @@ pub async fn run_export<R: Exportable>(
         }
         None => None,
     };
-    if let Some(out) = out {
-        out.commit()?;
-    }
+    let database = finished.commit()?;
     if let Some(prepared) = prepared {
         prepared.commit()?;
     }
@@ -386,33 +354,35 @@ pub async fn run_export<R: Exportable>(
 /// How many named sources are fetched at the same time.
 pub const MAX_SOURCES_AT_ONCE: usize = 16;
 
-/// Several sources at once: each exports into its own temporary NDJSON
-/// spool; when all are done, the spools of the sources that succeeded are
-/// replayed in source order into the one output. Memory stays flat; a
-/// failing source leaves no trace in the output.
-async fn run_spooled<R: Exportable>(
+/// Several sources at once: each exports into its own temporary spool, its
+/// records already formatted for the output; when all are done, the spools
+/// of the sources that succeeded are copied in source order into the one
+/// output. Memory stays flat; a failing source leaves no trace in the
+/// output.
+async fn run_spooled<R: Exportable + Formatted + Stored>(
     sources: &[Source],
     bookmarks: &[Option<Bookmark>],
     from_table: bool,
     fetchers: Vec<Arc<Fetcher>>,
-    writer: &mut Writer<'_>,
+    output: &mut Output<R>,
     progress: &Progress,
     keep_going: bool,
 ) -> Result<Vec<(usize, Result<RunStats>)>> {
+    let spool_error =
+        |e: std::io::Error| Error::local_file(format!("cannot write a spool file: {e}"));
+    let options = output.options();
     let runs = sources.iter().zip(bookmarks).zip(fetchers).enumerate().map(
         |(index, ((source, bookmark), fetcher))| async move {
             let result = async {
                 let spool = tempfile::tempfile()
                     .map_err(|e| Error::local_file(format!("cannot create a spool file: {e}")))?;
-                let mut spool = std::io::BufWriter::new(spool);
+                let mut spool = spool::SpoolWriter::new(std::io::BufWriter::new(spool));
                 let mut seen = SeenIds::default();
                 let mut sink = |record: &R| {
-                    serde_json::to_writer(&mut spool, record).map_err(|e| {
-                        Error::local_file(format!("cannot write a spool file: {e}"))
-                    })?;
-                    spool.write_all(b"\n").map_err(|e| {
-                        Error::local_file(format!("cannot write a spool file: {e}"))
-                    })?;
+                    let unit = crate::output::format_unit(record, options).map_err(spool_error)?;
+                    spool
+                        .write(record.agent_id(), record.id(), &unit)
+                        .map_err(spool_error)?;
                     progress.record();
                     Ok(())
                 };
@@ -427,7 +397,8 @@ async fn run_spooled<R: Exportable>(
                 .await?;
                 let spool = spool
                     .into_inner()
-                    .map_err(|e| Error::local_file(format!("cannot write a spool file: {e}")))?;
+                    .into_inner()
+                    .map_err(|e| spool_error(e.into_error()))?;
                 Ok::<_, Error>((stats, spool))
             }
             .await;
@@ -464,30 +435,30 @@ async fn run_spooled<R: Exportable>(
         match result {
             Ok((mut stats, mut spool)) => {
                 use std::io::Seek;
+                let read_error =
+                    |e: std::io::Error| Error::local_file(format!("cannot read a spool file: {e}"));
                 spool
                     .seek(std::io::SeekFrom::Start(0))
-                    .map_err(|e| Error::local_file(format!("cannot read a spool file: {e}")))?;
-                for line in BufReader::new(spool).lines() {
-                    let line = line
-                        .map_err(|e| Error::local_file(format!("cannot read a spool file: {e}")))?;
-                    let record: R = serde_json::from_str(&line)
-                        .map_err(|e| Error::internal(format!("spool record unreadable: {e}")))?;
-                    if !seen.insert(record.vendor(), record.agent_id(), record.id()) {
+                    .map_err(read_error)?;
+                let vendor = sources[index].job.vendor;
+                let mut input = BufReader::new(spool);
+                while let Some(record) = spool::decode(&mut input).map_err(read_error)? {
+                    if !seen.insert(vendor, &record.agent_id, &record.id) {
                         // The same source named twice in one config (same vendor and agent).
                         stats.duplicates += 1;
                         stats.written = stats.written.saturating_sub(1);
                         continue;
                     }
-                    writer.write(&record)?;
+                    output.write_unit(record.unit)?;
                 }
                 outcomes.push((index, Ok(stats)));
             }
             Err(error) => {
                 if !std::mem::take(&mut first_failure_pending) {
-                    eprintln!(
+                    crate::progress::eprint_line(&format!(
                         "leads: error: {}",
                         crate::secret::for_terminal(&error.message)
-                    );
+                    ));
                 }
                 outcomes.push((index, Err(error)));
             }

@@ -21,17 +21,39 @@ fn vendor_names(name: fn(Vendor) -> &'static str) -> String {
 
 fn about() -> String {
     format!(
-        "Export leads and conversations from {} as JSON, NDJSON or CSV",
+        "Export leads and conversations from {} as JSON, NDJSON, CSV or XLSX",
         vendor_names(Vendor::display_name)
     )
 }
 
 fn after_help() -> String {
     let keys: Vec<&str> = Vendor::all().iter().map(|v| v.key_env()).collect();
-    format!(
-        "Keys come from {} or --api-key-file.\nTry it with no account: leads pull --vendor chatzuri --agent demo --sandbox",
+    let bases: Vec<&str> = Vendor::all().iter().map(|v| v.base_url_env()).collect();
+    let environment = [
+        (keys.join(", "), "the vendors' keys"),
+        (bases.join(", "), "base URLs (as --base-url)"),
+        (
+            "LEADS_CONFIG".to_owned(),
+            "the named-sources file (else $XDG_CONFIG_HOME/leads/config.toml)",
+        ),
+        (
+            "HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY".to_owned(),
+            "proxies (never used for loopback)",
+        ),
+        (
+            "SSL_CERT_FILE, SSL_CERT_DIR".to_owned(),
+            "more trusted CA certificates",
+        ),
+        ("RUST_LOG".to_owned(), "a log filter, instead of -v"),
+    ];
+    let mut text = format!(
+        "Keys come from {} or --api-key-file.\nTry it with no account: leads pull --vendor chatzuri --agent demo --sandbox --limit 5\n\nEnvironment:",
         keys.join(", ")
-    )
+    );
+    for (names, what) in environment {
+        text.push_str(&format!("\n  {names}\n      {what}"));
+    }
+    text
 }
 
 fn agent_help() -> String {
@@ -106,6 +128,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff): `leads man > ~/.local/share/man/man1/leads.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -215,15 +239,19 @@ pub struct FilterArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Output format [default: json, or from the -o extension].
-    #[arg(long, value_enum)]
+    /// Output format [default: json, or from the -o extension; jsonl = ndjson].
+    #[arg(long, value_enum, ignore_case = true)]
     pub format: Option<Format>,
 
-    /// Write to PATH atomically instead of stdout ("-" is stdout); FILE.db or postgres://... is a database.
+    /// Write to PATH atomically instead of stdout ("-" is stdout); .json, .ndjson/.jsonl, .csv, .xlsx, and .gz after a text format; FILE.db/.sqlite/.sqlite3 or postgres://... is a database.
     #[arg(short, long, value_name = "PATH|URL")]
     pub output: Option<PathBuf>,
 
-    /// Add the vendor's original record as `raw` (JSON formats).
+    /// CSV and XLSX: these columns, in this order (id,created_at,email,fields.company,...; all-fields adds one per custom field).
+    #[arg(long, value_name = "LIST")]
+    pub columns: Option<String>,
+
+    /// Add the vendor's original record as `raw` (JSON and NDJSON).
     #[arg(long)]
     pub raw: bool,
 

@@ -44,10 +44,26 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
             let settings = config::resolve(&export, &ProcessEnvironment, now)?;
             app::run_export::<Conversation>(settings, ui, now).await
         }
-        Command::Sandbox(args) => app::serve_sandbox(sandbox_options(&args)).await,
+        Command::Sandbox(args) => {
+            let options = SandboxOptions {
+                log_requests: ui.verbose > 0,
+                ..sandbox_options(&args)
+            };
+            app::serve_sandbox(options).await
+        }
         Command::Vendors => {
             app::print_stdout(&app::vendors_table())?;
             Ok(())
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(app::write_error)?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&page)
+                .and_then(|_| out.flush())
+                .map_err(app::write_error)
         }
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
@@ -66,5 +82,6 @@ fn sandbox_options(args: &SandboxArgs) -> SandboxOptions {
         latency: std::time::Duration::from_millis(args.latency_ms),
         fail_every: args.fail_every,
         rate_limit: args.rate_limit,
+        log_requests: false,
     }
 }

@@ -18,7 +18,8 @@ pub use crate::keys::{
     Environment, MAX_KEY_FILE_BYTES, ProcessEnvironment, read_key_file, shown_path,
 };
 use crate::model::{Resource, Vendor};
-use crate::output::{Destination, Format, OutputOptions};
+use crate::output::Destination;
+pub use crate::output::OutputSettings;
 use crate::sandbox;
 use crate::secret::{ApiKey, looks_like_key};
 use crate::time::{Bound, parse_when};
@@ -44,12 +45,6 @@ pub struct Source {
     pub name: Option<String>,
     pub job: Job,
     pub endpoint: Endpoint,
-}
-
-#[derive(Debug, Clone)]
-pub struct OutputSettings {
-    pub destination: Destination,
-    pub options: OutputOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +84,7 @@ pub fn resolve(
         return Err(Error::usage("this build has no sandbox"));
     }
     let filters = resolve_filters(args, now)?;
-    let output = resolve_output(args.output, args.filters, env)?;
+    let output = resolve_output(args.output, args.filters, args.resource, env)?;
     let fetch = resolve_fetch(args.fetch)?;
     let incremental = match (&args.filters.state, args.filters.incremental) {
         (Some(_), _) => Some("--state"),
@@ -115,7 +110,7 @@ pub fn resolve(
         Some(path) => {
             // Writing the export over the state (or its lock) would lose
             // one or the other; every spelling of the same file counts.
-            if let Destination::File(out) = &output.destination
+            if let Some(out) = output.file()
                 && let Some(clash) = state_clash(out, path)
             {
                 return Err(Error::usage(format!(
@@ -533,38 +528,24 @@ fn build_job(
 /// The page size of vendors whose pages have none (it is not sent).
 const DEFAULT_PAGE_SIZE: u32 = 100;
 
+/// The output flags (settled by [`crate::output::settle`]) and the rules
+/// between them and the bookmark flags: `--incremental` needs a database,
+/// `--state` cannot have one, `--lock-timeout` also sets a database's wait.
 fn resolve_output(
     args: &OutputArgs,
     filters: &FilterArgs,
+    resource: Resource,
     env: &dyn Environment,
 ) -> Result<OutputSettings> {
-    let destination = match &args.output {
-        Some(path) if path.as_os_str() == "-" => Destination::Stdout,
-        Some(path) => Destination::File(path.clone()),
-        None => Destination::Stdout,
-    };
-    let format = match (args.format, &destination) {
-        (Some(format), _) => format,
-        (None, Destination::File(path)) => Format::from_path(path).unwrap_or(Format::Json),
-        (None, _) => Format::Json,
-    };
-    let options = OutputOptions {
-        format,
-        formula_guard: !args.no_formula_guard,
-        bom: args.bom,
-    };
-    let database = resolve_database(args, format, &destination, env)?;
-    let Some(target) = database else {
+    let mut output = crate::output::settle(args, resource, env)?;
+    let Destination::Database(database) = &mut output.destination else {
         if filters.incremental {
             return Err(Error::usage(
                 "--incremental needs a database output: the table is the bookmark",
             )
             .with_hint("-o leads.db (SQLite) or -o postgres://...; for files use --state PATH"));
         }
-        return Ok(OutputSettings {
-            destination,
-            options,
-        });
+        return Ok(output);
     };
     if filters.state.is_some() {
         return Err(
@@ -572,66 +553,11 @@ fn resolve_output(
                 .with_hint("use --incremental: each run starts from the newest created_at already in the table"),
         );
     }
-    let unused = [
-        (args.bom, "--bom"),
-        (args.no_formula_guard, "--no-formula-guard"),
-    ];
-    if let Some((_, flag)) = unused.iter().find(|(set, _)| *set) {
-        return Err(Error::usage(format!(
-            "{flag} has no effect with a database output"
-        )));
+    if let Some(secs) = filters.lock_timeout {
+        database.lock_timeout = seconds("--lock-timeout", secs, true)?;
     }
-    let lock_timeout = match filters.lock_timeout {
-        Some(secs) => seconds("--lock-timeout", secs, true)?,
-        None => crate::db::DEFAULT_LOCK_TIMEOUT,
-    };
-    Ok(OutputSettings {
-        destination: Destination::Database(crate::db::DatabaseSettings {
-            target,
-            lock_timeout,
-            incremental: filters.incremental,
-        }),
-        options,
-    })
-}
-
-/// The database an output names, if it is one: a `postgres://` URL, or
-/// `--format sqlite` / a `.db`, `.sqlite`, `.sqlite3` file.
-fn resolve_database(
-    args: &OutputArgs,
-    format: Format,
-    destination: &Destination,
-    env: &dyn Environment,
-) -> Result<Option<crate::db::Target>> {
-    let url = args
-        .output
-        .as_deref()
-        .and_then(|p| p.to_str())
-        .filter(|text| crate::db::is_postgres_url(text));
-    if let Some(url) = url {
-        if let Some(format) = args.format.filter(|f| *f != Format::Sqlite) {
-            return Err(Error::usage(format!(
-                "--format {format} cannot be written to PostgreSQL: a postgres:// output is a database"
-            ))
-            .with_hint("drop --format"));
-        }
-        if args.format == Some(Format::Sqlite) {
-            return Err(Error::usage("--format sqlite with a postgres:// output")
-                .with_hint("drop --format"));
-        }
-        return crate::db::postgres::Target::parse(url, env)
-            .map(|t| Some(crate::db::Target::Postgres(t)));
-    }
-    if format != Format::Sqlite {
-        return Ok(None);
-    }
-    match destination {
-        Destination::File(path) => Ok(Some(crate::db::Target::Sqlite(path.clone()))),
-        _ => Err(
-            Error::usage("a SQLite database cannot be written to stdout")
-                .with_hint("give a file: -o leads.db"),
-        ),
-    }
+    database.incremental = filters.incremental;
+    Ok(output)
 }
 
 /// A number of seconds from the command line, as a `Duration`; a negative,

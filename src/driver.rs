@@ -46,6 +46,12 @@ pub async fn walk<R: Record>(
             break;
         };
         stats.pages += 1;
+        if let Some(total) = page.total {
+            fetcher
+                .stats
+                .expected
+                .store(total, std::sync::atomic::Ordering::Relaxed);
+        }
         for record in page.records {
             if record.created_at().is_none() && record.fields().contains_key("created_at_raw") {
                 if stats.unparsed_times == 0 {
@@ -637,6 +643,7 @@ impl<R: Send + 'static> FanOutWalk<R> {
                 records: vec![join(task).await?],
                 returned: 1,
                 next_token: None,
+                total: None,
             })),
             None => Ok(None),
         }

@@ -56,6 +56,9 @@ pub struct FetchSettings {
 pub struct FetchStats {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
+    /// The records the vendor says its listing holds (0: it does not say),
+    /// for the progress indicator.
+    pub expected: AtomicU64,
 }
 
 /// Spaces requests evenly at `--rate` per second across all tasks.

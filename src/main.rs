@@ -24,6 +24,9 @@ fn main() -> ExitCode {
         Err(error) => return argument_error(error),
     };
     init_logging(cli.quiet, cli.verbose);
+    // The sandbox serves until Ctrl-C: that is how it is stopped, not a
+    // failure.
+    let serving = matches!(cli.command, leads::cli::Command::Sandbox(_));
     let now = clock();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if serving && error.kind == ErrorKind::Interrupted => ExitCode::SUCCESS,
         Err(error) => report(&error),
     }
 }
@@ -166,8 +170,7 @@ impl Drop for ScrubbedStderr {
             return;
         }
         let text = String::from_utf8_lossy(&self.0);
-        let line = leads::secret::for_terminal(text.trim_end_matches('\n'));
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        leads::progress::eprint_line(&leads::secret::for_terminal(text.trim_end_matches('\n')));
     }
 }
 

@@ -671,7 +671,7 @@ mod tests {
         assert!(
             std::fs::read_to_string(&path)
                 .unwrap()
-                .contains("2025-01-02T03:04:05Z")
+                .contains("2025-01-02T03:04:05.000000Z")
         );
         assert_eq!(names(dir.path()), ["state.json", "state.json.lock"]);
     }

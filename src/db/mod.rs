@@ -75,11 +75,14 @@ pub fn is_postgres_url(text: &str) -> bool {
     lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
-/// The record kinds a database stores, as the writer thread receives them.
-#[derive(Debug, Clone)]
-pub enum Item {
-    Lead(Lead),
-    Conversation(Conversation),
+/// One record as the writer thread receives it: the cells of its row, in
+/// the order of its table in [`schema`], and (conversations) the rows of its
+/// messages. `message_count` is added when staged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub record: Vec<Cell<'static>>,
+    /// `None` for a lead; a conversation's messages, maybe none.
+    pub messages: Option<Vec<Vec<Cell<'static>>>>,
 }
 
 /// A record kind that has a table.
@@ -87,15 +90,89 @@ pub trait Stored: Record {
     fn to_item(&self) -> Item;
 }
 
+fn owned<'a>(cells: impl IntoIterator<Item = Cell<'a>>) -> Vec<Cell<'static>> {
+    cells.into_iter().map(Cell::into_owned).collect()
+}
+
 impl Stored for Lead {
     fn to_item(&self) -> Item {
-        Item::Lead(self.clone())
+        Item {
+            record: owned(lead_cells(self)),
+            messages: None,
+        }
     }
 }
 
 impl Stored for Conversation {
     fn to_item(&self) -> Item {
-        Item::Conversation(self.clone())
+        Item {
+            record: owned(conversation_cells(self)),
+            messages: Some(message_cells(self).map(owned).collect()),
+        }
+    }
+}
+
+impl Item {
+    /// As a spool holds it (a multi-source run): one row of cells for the
+    /// record, then one per message; integers as their digits.
+    pub fn into_unit(self) -> crate::output::Unit<'static> {
+        use crate::output::fields::Cell as Out;
+        let row = |cells: Vec<Cell<'static>>| crate::output::table::Row {
+            cells: cells
+                .into_iter()
+                .map(|cell| match cell {
+                    Cell::Null => Out::Empty,
+                    Cell::Text(text) => Out::Text(text),
+                    Cell::Integer(n) => Out::Text(Cow::Owned(n.to_string())),
+                })
+                .collect(),
+            custom: Vec::new(),
+        };
+        let mut rows = vec![row(self.record)];
+        rows.extend(self.messages.into_iter().flatten().map(row));
+        crate::output::Unit::Rows(rows)
+    }
+
+    /// The inverse of [`Item::into_unit`]; which table the record row is
+    /// for follows from its width, which cells are integers from the schema.
+    pub fn from_unit(unit: crate::output::Unit<'_>) -> Result<Item> {
+        use crate::output::fields::Cell as Out;
+        let damaged = || Error::local_file("a spool file is damaged: not a database record");
+        let crate::output::Unit::Rows(rows) = unit else {
+            return Err(damaged());
+        };
+        let cells = |columns: &[schema::Column], row: crate::output::table::Row<'_>| {
+            if row.cells.len() != columns.len() {
+                return Err(damaged());
+            }
+            row.cells
+                .into_iter()
+                .zip(columns)
+                .map(|(cell, column)| match (cell, column.kind) {
+                    (Out::Empty, _) => Ok(Cell::Null),
+                    (Out::Text(text), schema::Kind::Integer) => {
+                        text.parse().map(Cell::Integer).map_err(|_| damaged())
+                    }
+                    (Out::Text(text), _) => Ok(Cell::Text(Cow::Owned(text.into_owned()))),
+                    (Out::Time(t), _) => Ok(Cell::Text(Cow::Owned(format_time(&t)))),
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let mut rows = rows.into_iter();
+        let first = rows.next().ok_or_else(damaged)?;
+        if first.cells.len() == schema::LEADS.data.len() {
+            return Ok(Item {
+                record: cells(schema::LEADS.data, first)?,
+                messages: None,
+            });
+        }
+        Ok(Item {
+            record: cells(schema::CONVERSATIONS.data, first)?,
+            messages: Some(
+                rows.map(|row| cells(schema::MESSAGES.data, row))
+                    .collect::<Result<_>>()?,
+            ),
+        })
     }
 }
 
@@ -113,6 +190,16 @@ pub enum Cell<'a> {
     Null,
     Text(Cow<'a, str>),
     Integer(i64),
+}
+
+impl Cell<'_> {
+    pub fn into_owned(self) -> Cell<'static> {
+        match self {
+            Cell::Null => Cell::Null,
+            Cell::Text(text) => Cell::Text(Cow::Owned(text.into_owned())),
+            Cell::Integer(n) => Cell::Integer(n),
+        }
+    }
 }
 
 /// A timestamp as stored: RFC 3339 in UTC with exactly six fraction digits,
@@ -142,9 +229,19 @@ fn time(value: &Option<DateTime<Utc>>) -> Cell<'static> {
     }
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Cell<'static> {
-    // Serializing a Map or Value cannot fail (string keys only).
-    Cell::Text(Cow::Owned(serde_json::to_string(value).unwrap_or_default()))
+/// `fields` as JSON, written by the output layer's JSON writer so the
+/// column holds exactly what the JSON outputs hold.
+fn json_map(map: &serde_json::Map<String, serde_json::Value>) -> Cell<'static> {
+    let mut out = Vec::with_capacity(64);
+    crate::output::json::push_map(&mut out, map);
+    Cell::Text(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
+}
+
+/// `raw` as JSON, likewise.
+fn json_value(value: &serde_json::Value) -> Cell<'static> {
+    let mut out = Vec::with_capacity(256);
+    crate::output::json::push_value(&mut out, value);
+    Cell::Text(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
 }
 
 /// A lead's cells, in the order of [`schema::LEADS`].
@@ -163,8 +260,8 @@ pub fn lead_cells(lead: &Lead) -> [Cell<'_>; 15] {
         text(&lead.ip_address),
         text(&lead.session_id),
         text(&lead.message),
-        json(&lead.fields),
-        lead.raw.as_ref().map_or(Cell::Null, json),
+        json_map(&lead.fields),
+        lead.raw.as_ref().map_or(Cell::Null, json_value),
     ]
 }
 
@@ -179,8 +276,8 @@ pub fn conversation_cells(conversation: &Conversation) -> [Cell<'_>; 10] {
         text(&conversation.customer),
         text(&conversation.session_id),
         text(&conversation.page_url),
-        json(&conversation.fields),
-        conversation.raw.as_ref().map_or(Cell::Null, json),
+        json_map(&conversation.fields),
+        conversation.raw.as_ref().map_or(Cell::Null, json_value),
     ]
 }
 
@@ -398,7 +495,12 @@ impl Database {
     /// Hands one record to the writer thread (in batches; blocks only while
     /// the database is behind by [`BATCHES_IN_FLIGHT`] batches).
     pub fn write<R: Stored>(&mut self, record: &R) -> Result<()> {
-        self.batch.push(record.to_item());
+        self.write_item(record.to_item())
+    }
+
+    /// Hands one record's cells to the writer thread, like [`Database::write`].
+    pub fn write_item(&mut self, item: Item) -> Result<()> {
+        self.batch.push(item);
         if self.batch.len() >= BATCH {
             let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
             self.send(Command::Stage(batch))?;
@@ -497,6 +599,38 @@ mod tests {
         assert_eq!(format_time(&nano), "2025-01-15T10:30:00.000001Z");
         assert!(format_time(&whole) < format_time(&micro));
         assert_eq!(parse_time(&format_time(&micro)), Some(micro));
+    }
+
+    /// A multi-source run spools each record (output::spool) and replays
+    /// it into the database: the replayed rows must be the rows written.
+    #[test]
+    fn database_items_survive_the_spool_of_a_multi_source_run() {
+        let mut lead = Lead::new(crate::model::Vendor::Chatzuri, "bot", "7".into());
+        lead.email = Some("a@b.c".into());
+        lead.created_at = Some(Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap());
+        lead.fields
+            .insert("company".into(), serde_json::json!({"n": [1, "x\"y"]}));
+        let mut conversation = Conversation::new(crate::model::Vendor::Robofy, "b", "c".into());
+        for (role, content) in [("user", Some("hi")), ("assistant", None)] {
+            conversation.messages.push(crate::model::Message {
+                role: role.into(),
+                content: content.map(Into::into),
+                created_at: None,
+            });
+        }
+        let empty = Conversation::new(crate::model::Vendor::Robofy, "b", "d".into());
+        for item in [lead.to_item(), conversation.to_item(), empty.to_item()] {
+            let mut frame = Vec::new();
+            crate::output::spool::encode(&mut frame, "a", "i", &item.clone().into_unit()).unwrap();
+            let spooled = crate::output::spool::decode(&mut frame.as_slice())
+                .unwrap()
+                .unwrap();
+            assert_eq!(Item::from_unit(spooled.unit).unwrap(), item);
+        }
+        assert_eq!(
+            lead.to_item().record[13],
+            Cell::Text(Cow::Borrowed(r#"{"company":{"n":[1,"x\"y"]}}"#))
+        );
     }
 
     #[test]

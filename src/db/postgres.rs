@@ -690,17 +690,14 @@ impl Backend for Postgres {
 
     fn stage(&mut self, items: &[Item]) -> Result<()> {
         for item in items {
-            match item {
-                Item::Lead(lead) => copy_row(&mut self.records, &super::lead_cells(lead)),
-                Item::Conversation(conversation) => {
-                    let count = Cell::Integer(
-                        i64::try_from(conversation.messages.len()).unwrap_or(i64::MAX),
-                    );
-                    let cells = super::conversation_cells(conversation);
-                    let row: Vec<Cell<'_>> = cells.into_iter().chain([count]).collect();
+            match &item.messages {
+                None => copy_row(&mut self.records, &item.record),
+                Some(messages) => {
+                    let count = Cell::Integer(i64::try_from(messages.len()).unwrap_or(i64::MAX));
+                    let row: Vec<Cell<'_>> = item.record.iter().cloned().chain([count]).collect();
                     copy_row(&mut self.records, &row);
-                    for message in super::message_cells(conversation) {
-                        copy_row(&mut self.messages, &message);
+                    for message in messages {
+                        copy_row(&mut self.messages, message);
                     }
                 }
             }

@@ -260,10 +260,9 @@ impl Backend for Sqlite {
         match self.table.name {
             "leads" => {
                 for item in items {
-                    if let Item::Lead(lead) = item {
-                        let cells = super::lead_cells(lead);
+                    if item.messages.is_none() {
                         records
-                            .execute(rusqlite::params_from_iter(cells.iter().map(bind)))
+                            .execute(rusqlite::params_from_iter(item.record.iter().map(bind)))
                             .map_err(fail)?;
                     }
                 }
@@ -274,17 +273,14 @@ impl Backend for Sqlite {
                     .prepare_cached(&insert(&schema::MESSAGES))
                     .map_err(fail)?;
                 for item in items {
-                    if let Item::Conversation(conversation) = item {
-                        let cells = super::conversation_cells(conversation);
-                        let count = Cell::Integer(
-                            i64::try_from(conversation.messages.len()).unwrap_or(i64::MAX),
-                        );
+                    if let Some(rows) = &item.messages {
+                        let count = Cell::Integer(i64::try_from(rows.len()).unwrap_or(i64::MAX));
                         records
                             .execute(rusqlite::params_from_iter(
-                                cells.iter().chain([&count]).map(bind),
+                                item.record.iter().chain([&count]).map(bind),
                             ))
                             .map_err(fail)?;
-                        for message in super::message_cells(conversation) {
+                        for message in rows {
                             messages
                                 .execute(rusqlite::params_from_iter(message.iter().map(bind)))
                                 .map_err(fail)?;

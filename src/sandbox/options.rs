@@ -19,6 +19,9 @@ pub struct SandboxOptions {
     /// More than N requests in the current one-second window get 429 with
     /// `Retry-After: 1`.
     pub rate_limit: Option<u32>,
+    /// Log each request served (method, path and query, status, time) at
+    /// info level: `leads sandbox -v`.
+    pub log_requests: bool,
 }
 
 impl Default for SandboxOptions {
@@ -31,6 +34,7 @@ impl Default for SandboxOptions {
             latency: Duration::ZERO,
             fail_every: None,
             rate_limit: None,
+            log_requests: false,
         }
     }
 }

@@ -184,10 +184,26 @@ async fn count_and_delay(
     let number = shared.next_request.fetch_add(1, Ordering::SeqCst) + 1;
     request.extensions_mut().insert(RequestNumber(number));
     let latency = shared.options.latency;
+    let log = shared.options.log_requests.then(|| {
+        let target = request.uri().path_and_query().map_or_else(
+            || request.uri().path().to_owned(),
+            |p| p.as_str().to_owned(),
+        );
+        (request.method().clone(), target, Instant::now())
+    });
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    if let Some((method, target, started)) = log {
+        tracing::info!(
+            target: "leads::sandbox",
+            "sandbox: #{number} {method} {target} -> {} in {} ms",
+            response.status().as_u16(),
+            started.elapsed().as_millis()
+        );
+    }
+    response
 }
 
 /// Which simulated API (and so which error form) a request belongs to.

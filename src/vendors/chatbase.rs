@@ -16,7 +16,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Lead, Message, clean_string, format_timestamp};
+use crate::model::{Conversation, Lead, Message, clean_string};
 
 pub static VENDOR: VendorSpec = VendorSpec {
     name: "chatbase",
@@ -174,11 +174,14 @@ fn export_listing(job: &Job, bookmark: Option<&Bookmark>) -> Listing<Conversatio
         None => u64::from(job.page_size),
     };
     let mut query = vec![("limit", limit.to_string())];
+    // The wire spelling, not the output's: fractions only when there are any.
+    let wire =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     if let Some(start) = job.start(bookmark) {
-        query.push(("startDate", format_timestamp(&start)));
+        query.push(("startDate", wire(start)));
     }
     if let Some(until) = job.filters.until {
-        query.push(("endDate", format_timestamp(&until)));
+        query.push(("endDate", wire(until)));
     }
     if !job.filters.channels.is_empty() {
         query.push(("source", job.filters.channels.join(",")));
@@ -257,6 +260,7 @@ pub fn parse_export(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>,
         records,
         returned: list.len(),
         next_token,
+        total: at(&value, &["pagination", "total"]).and_then(Value::as_u64),
     })
 }
 

@@ -223,6 +223,7 @@ pub fn parse_leads_general(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, 
         records,
         returned: list.len(),
         next_token: None,
+        total: None,
     })
 }
 
@@ -315,6 +316,7 @@ pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Convers
         records,
         returned: list.len(),
         next_token: None,
+        total: None,
     })
 }
 
@@ -574,7 +576,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -616,7 +619,8 @@ mod tests {
             Page {
                 records: expected,
                 returned: 3,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -657,7 +661,8 @@ mod tests {
             Page {
                 records: expected,
                 returned: 2,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -730,7 +735,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -755,7 +761,8 @@ mod tests {
             Page {
                 records: vec![],
                 returned: 0,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -818,7 +825,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -880,7 +888,8 @@ mod tests {
             Page {
                 records: expected,
                 returned: 3,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }

@@ -97,6 +97,10 @@ pub struct Page<R> {
     /// Robofy's cursor for the next page; `None` (missing, null or empty)
     /// means the end.
     pub next_token: Option<String>,
+    /// How many records the whole listing holds, when the vendor says
+    /// (Chatbase's `pagination.total`): for the progress indicator only,
+    /// never to decide where the listing ends.
+    pub total: Option<u64>,
 }
 
 /// Why a 2xx body could not be turned into a page.

@@ -282,6 +282,7 @@ fn parse_window<R>(
         records,
         returned: list.len(),
         next_token: None,
+        total: None,
     })
 }
 
@@ -593,7 +594,8 @@ mod tests {
             Page {
                 records: expected,
                 returned: 2,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -643,7 +645,8 @@ mod tests {
             Page {
                 records: expected.clone(),
                 returned: 3,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
 
@@ -750,7 +753,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -761,6 +765,7 @@ mod tests {
             records: vec![],
             returned: 0,
             next_token: None,
+            total: None,
         };
         assert_eq!(
             leads(include_bytes!("../../fixtures/neoagent/leads-empty.json")),
@@ -897,7 +902,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -936,7 +942,8 @@ mod tests {
             Page {
                 records: expected,
                 returned: 2,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }

@@ -112,6 +112,7 @@ fn conversations_plan(job: &Job, _bookmark: Option<&Bookmark>) -> Result<Listing
                     records: page.records.into_iter().map(&children).collect(),
                     returned: page.returned,
                     next_token: page.next_token,
+                    total: None,
                 })
             },
         )),
@@ -249,6 +250,7 @@ pub fn parse_leads(
         records,
         returned: rows.len(),
         next_token,
+        total: None,
     })
 }
 
@@ -474,6 +476,7 @@ pub fn parse_sessions(body: &[u8]) -> Result<Page<SessionSummary>, BodyError> {
         records,
         returned: list.len(),
         next_token: token(&value, INBOX_TOKENS),
+        total: None,
     })
 }
 
@@ -490,6 +493,7 @@ pub fn parse_messages(body: &[u8]) -> Result<Page<Value>, BodyError> {
         records: list.clone(),
         returned: list.len(),
         next_token: token(&value, INBOX_TOKENS),
+        total: None,
     })
 }
 
@@ -674,7 +678,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: s("eyJwYWdlIjoyfQ==")
+                next_token: s("eyJwYWdlIjoyfQ=="),
+                total: None
             }
         );
         assert_eq!(
@@ -707,7 +712,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: s("string")
+                next_token: s("string"),
+                total: None
             }
         );
     }
@@ -766,7 +772,8 @@ mod tests {
             Page {
                 records: expected,
                 returned: 3,
-                next_token: s("eyJwYWdlIjoyfQ==")
+                next_token: s("eyJwYWdlIjoyfQ=="),
+                total: None
             }
         );
     }
@@ -789,7 +796,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: s("eyJwYWdlIjozfQ==")
+                next_token: s("eyJwYWdlIjozfQ=="),
+                total: None
             }
         );
     }
@@ -812,7 +820,8 @@ mod tests {
             Page {
                 records: vec![expected],
                 returned: 1,
-                next_token: None
+                next_token: None,
+                total: None
             }
         );
     }
@@ -829,7 +838,8 @@ mod tests {
                 Page {
                     records: vec![],
                     returned: 0,
-                    next_token: None
+                    next_token: None,
+                    total: None
                 },
                 "{body}"
             );
@@ -970,6 +980,7 @@ mod tests {
                 ],
                 returned: 2,
                 next_token: s("eyJwYWdlIjoyfQ=="),
+                total: None,
             }
         );
     }
@@ -1021,7 +1032,8 @@ mod tests {
                 Page {
                     records: vec![m.clone()],
                     returned: 1,
-                    next_token: expected_token
+                    next_token: expected_token,
+                    total: None
                 },
                 "{body}"
             );

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use assert_cmd::Command;
 use chrono::{DateTime, Utc};
-use leads::model::Vendor;
+use leads::model::{Conversation, Vendor};
+use leads::output::Formatted;
 use leads::sandbox::data::{self, GeneratedConversation};
 use leads::sandbox::{DEMO_AGENT, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
@@ -18,20 +19,6 @@ use crate::common::{
     CHATBASE_KEY, CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads,
     ndjson, run, stderr, stdout,
 };
-
-const CONVERSATION_HEADER: [&str; 11] = [
-    "conversation_id",
-    "vendor",
-    "agent_id",
-    "conversation_created_at",
-    "source",
-    "customer",
-    "session_id",
-    "message_index",
-    "role",
-    "content",
-    "message_created_at",
-];
 
 // ------------------------------------------------------------------ helpers
 
@@ -164,7 +151,7 @@ fn chatzuri_expected(n: usize) -> Value {
         "id": format!("conv-{n}"),
         "vendor": "chatzuri",
         "agent_id": "cz-agent",
-        "created_at": hours_after_march_1(n),
+        "created_at": hours_after_march_1(n).replace('Z', ".000000Z"),
         "source": "WhatsApp",
         "customer": format!("visitor{n}@example.com"),
         "session_id": null,
@@ -660,28 +647,28 @@ async fn robofy_lists_sessions_by_token_then_fetches_each_sessions_messages_once
     let expected = vec![
         json!({
             "id": "s-a", "vendor": "robofy", "agent_id": "bot-1",
-            "created_at": "2025-03-01T09:00:00Z",
+            "created_at": "2025-03-01T09:00:00.000000Z",
             "source": null, "customer": "Zoë Müller", "session_id": "s-a",
             "page_url": "https://example.com/pricing",
             "messages": [
-                {"role": "user", "content": "Hi, do you ship to Canada?", "created_at": "2025-03-01T09:00:05Z"},
-                {"role": "assistant", "content": "Yes, worldwide.", "created_at": "2025-03-01T09:00:07Z"}
+                {"role": "user", "content": "Hi, do you ship to Canada?", "created_at": "2025-03-01T09:00:05.000000Z"},
+                {"role": "assistant", "content": "Yes, worldwide.", "created_at": "2025-03-01T09:00:07.000000Z"}
             ],
             "fields": {}
         }),
         json!({
             "id": "s-b", "vendor": "robofy", "agent_id": "bot-1",
-            "created_at": "2025-03-02T10:00:00Z",
+            "created_at": "2025-03-02T10:00:00.000000Z",
             "source": null, "customer": null, "session_id": "s-b", "page_url": null,
             "messages": [],
             "fields": {}
         }),
         json!({
             "id": "s-c", "vendor": "robofy", "agent_id": "bot-1",
-            "created_at": "2025-03-03T11:00:00Z",
+            "created_at": "2025-03-03T11:00:00.000000Z",
             "source": null, "customer": null, "session_id": "s-c", "page_url": null,
             "messages": [
-                {"role": "assistant", "content": "Hello!\nHow can I help?", "created_at": "2025-03-03T11:00:00Z"}
+                {"role": "assistant", "content": "Hello!\nHow can I help?", "created_at": "2025-03-03T11:00:00.000000Z"}
             ],
             "fields": {}
         }),
@@ -736,8 +723,8 @@ async fn robofy_session_flag_fetches_only_that_sessions_messages() {
     assert_eq!(
         records[0]["messages"],
         json!([
-            {"role": "user", "content": "Hi, do you ship to Canada?", "created_at": "2025-03-01T09:00:05Z"},
-            {"role": "assistant", "content": "Yes, worldwide.", "created_at": "2025-03-01T09:00:07Z"}
+            {"role": "user", "content": "Hi, do you ship to Canada?", "created_at": "2025-03-01T09:00:05.000000Z"},
+            {"role": "assistant", "content": "Yes, worldwide.", "created_at": "2025-03-01T09:00:07.000000Z"}
         ])
     );
     let paths: Vec<String> = received(&server)
@@ -822,7 +809,10 @@ async fn csv_has_the_spec_header_and_one_row_per_message_and_keeps_a_conversatio
 
     let mut reader = csv::ReaderBuilder::new().from_reader(output.stdout.as_slice());
     let header = reader.headers().expect("a header row").clone();
-    assert_eq!(header.iter().collect::<Vec<_>>(), CONVERSATION_HEADER);
+    assert_eq!(
+        header.iter().collect::<Vec<_>>(),
+        Conversation::column_names()
+    );
     let rows: Vec<Vec<String>> = reader
         .records()
         .map(|r| {
@@ -837,7 +827,7 @@ async fn csv_has_the_spec_header_and_one_row_per_message_and_keeps_a_conversatio
         "c-1",
         "chatzuri",
         "cz-agent",
-        "2025-04-01T12:00:00Z",
+        "2025-04-01T12:00:00.000000Z",
         "Widget or Iframe",
         "Smith, John",
         "",
@@ -868,7 +858,7 @@ async fn csv_has_the_spec_header_and_one_row_per_message_and_keeps_a_conversatio
                     "c-2",
                     "chatzuri",
                     "cz-agent",
-                    "2025-04-02T12:00:00Z",
+                    "2025-04-02T12:00:00.000000Z",
                     "API",
                     "",
                     ""
@@ -903,7 +893,7 @@ async fn csv_with_no_conversations_is_the_header_alone() {
     assert_exit(&output, 0);
     assert_eq!(
         stdout(&output),
-        format!("{}\n", CONVERSATION_HEADER.join(","))
+        format!("{}\n", Conversation::column_names().join(","))
     );
 }
 

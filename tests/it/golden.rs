@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
-use leads::model::{Conversation, Lead, Record, Vendor};
-use leads::output::{Format, OutputOptions, RecordWriter};
+use leads::model::{Conversation, Lead, Vendor};
+use leads::output::{Format, FormatOptions, Formatted, RecordWriter};
 use leads::vendors::{BodyError, MapContext, Page, chatbase, chatzuri, neoagent, robofy};
 
 type Parse<R> = fn(&[u8], &MapContext) -> Result<Page<R>, BodyError>;
@@ -99,6 +99,7 @@ fn robofy_first_session(body: &[u8], ctx: &MapContext) -> Result<Page<Conversati
         records: vec![robofy::conversation(first, messages, ctx)],
         returned: 1,
         next_token: None,
+        total: None,
     })
 }
 
@@ -114,7 +115,7 @@ fn read(vendor: Vendor, case: &str, extension: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn check<R: Record>(vendor: Vendor, case: &str, parse: Parse<R>) -> Option<String> {
+fn check<R: Formatted>(vendor: Vendor, case: &str, parse: Parse<R>) -> Option<String> {
     let ctx = MapContext {
         vendor,
         agent_id: "agent-1".to_owned(),
@@ -122,15 +123,12 @@ fn check<R: Record>(vendor: Vendor, case: &str, parse: Parse<R>) -> Option<Strin
     };
     let page = parse(&read(vendor, case, "json"), &ctx)
         .unwrap_or_else(|e| panic!("{vendor}/{case}: {e:?}"));
-    let options = OutputOptions {
-        format: Format::Ndjson,
-        ..OutputOptions::default()
-    };
-    let mut writer = RecordWriter::new(Vec::new(), &options);
+    let options = FormatOptions::new(Format::Ndjson, R::RESOURCE);
+    let mut writer = RecordWriter::<R, _>::new(Vec::new(), &options);
     for record in &page.records {
         writer.write(record).unwrap();
     }
-    let actual = writer.finish::<R>().unwrap();
+    let actual = writer.finish().unwrap();
     let expected_path = path(vendor, case, "expected.ndjson");
     if std::env::var_os("LEADS_UPDATE_GOLDEN").is_some() {
         std::fs::write(&expected_path, &actual).unwrap();

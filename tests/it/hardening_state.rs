@@ -219,7 +219,10 @@ async fn future_dated_record_does_not_freeze_the_bookmark() {
     let err = stderr(&first);
     assert_eq!(count_warnings(&err), 1, "one warning per run: {err}");
     assert!(err.contains("2 records"), "{err}");
-    assert_eq!(bookmark(&state)["created_at"], "2025-01-21T06:00:00Z");
+    assert_eq!(
+        bookmark(&state)["created_at"],
+        "2025-01-21T06:00:00.000000Z"
+    );
 
     // A later record is still written: the run is not frozen at 2999.
     vendor.add(6, json!("2025-01-21T07:00:00Z"));
@@ -236,7 +239,10 @@ async fn future_dated_record_does_not_freeze_the_bookmark() {
         numbers(&second)
     );
     assert_eq!(count_warnings(&stderr(&second)), 1);
-    assert_eq!(bookmark(&state)["created_at"], "2025-01-21T07:00:00Z");
+    assert_eq!(
+        bookmark(&state)["created_at"],
+        "2025-01-21T07:00:00.000000Z"
+    );
     assert_no_key_in_dir(dir.path());
 }
 
@@ -381,7 +387,10 @@ async fn failed_state_save_commits_nothing_and_the_next_run_writes_each_record_o
         numbers_in(&std::fs::read_to_string(&out).unwrap()),
         [1, 2, 3]
     );
-    assert_eq!(bookmark(&state)["created_at"], "2025-01-12T08:00:00Z");
+    assert_eq!(
+        bookmark(&state)["created_at"],
+        "2025-01-12T08:00:00.000000Z"
+    );
     let again = run(with_state(pull(&server), &state)).await;
     assert_exit(&again, 0);
     assert_eq!(stdout(&again), "");
@@ -439,7 +448,7 @@ async fn symlinked_state_path_shares_the_lock_and_saving_keeps_the_link() {
             .is_symlink(),
         "saving through the link keeps the link"
     );
-    assert_eq!(bookmark(&real)["created_at"], "2025-01-10T08:00:00Z");
+    assert_eq!(bookmark(&real)["created_at"], "2025-01-10T08:00:00.000000Z");
     assert_eq!(names(dir.path()), ["data", "link.json"]);
     assert_eq!(names(&data), ["state.json", "state.json.lock"]);
 
@@ -542,7 +551,10 @@ async fn empty_or_touched_state_file_is_a_fresh_start() {
         let output = run(with_state(pull(&server), &state)).await;
         assert_exit(&output, 0);
         assert_eq!(numbers(&output), [1, 2], "{text:?}");
-        assert_eq!(bookmark(&state)["created_at"], "2025-01-11T08:00:00Z");
+        assert_eq!(
+            bookmark(&state)["created_at"],
+            "2025-01-11T08:00:00.000000Z"
+        );
         let again = run(with_state(pull(&server), &state)).await;
         assert_exit(&again, 0);
         assert_eq!(stdout(&again), "", "{text:?}");

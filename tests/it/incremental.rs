@@ -313,7 +313,10 @@ async fn later_records_are_written_once(kind: V) {
     assert_exit(&first, 0);
     assert_no_key(&first);
     assert_eq!(sorted(numbers(&ndjson(&first))), [1, 2, 3]);
-    assert_eq!(saved(&state, kind)["created_at"], "2025-01-11T10:00:00Z");
+    assert_eq!(
+        saved(&state, kind)["created_at"],
+        "2025-01-11T10:00:00.000000Z"
+    );
     let first_starts = start_days(kind, &vendor.take_requests());
     assert!(
         first_starts.iter().all(Option::is_none),
@@ -328,7 +331,10 @@ async fn later_records_are_written_once(kind: V) {
     let second = run(pull(kind, &server, &state)).await;
     assert_exit(&second, 0);
     assert_eq!(sorted(numbers(&ndjson(&second))), [4, 5]);
-    assert_eq!(saved(&state, kind)["created_at"], "2025-01-13T07:30:00Z");
+    assert_eq!(
+        saved(&state, kind)["created_at"],
+        "2025-01-13T07:30:00.000000Z"
+    );
     assert_eq!(saved(&state, kind)["ids"].as_array().unwrap().len(), 1);
     let starts = start_days(kind, &vendor.take_requests());
     if kind != V::Robofy {
@@ -403,7 +409,7 @@ async fn bookmark_time_ties(kind: V) {
     assert_exit(&second, 0);
     assert_eq!(numbers(&ndjson(&second)), [3]);
     let mark = saved(&state, kind);
-    assert_eq!(mark["created_at"], "2025-01-11T10:00:00Z");
+    assert_eq!(mark["created_at"], "2025-01-11T10:00:00.000000Z");
     assert_eq!(
         mark["ids"].as_array().unwrap().len(),
         2,
@@ -558,7 +564,10 @@ async fn failed_run_then_recovery(kind: V) {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(sorted(numbers(&records)), [3, 4, 5, 6]);
-    assert_eq!(saved(&state, kind)["created_at"], "2025-01-14T08:00:00Z");
+    assert_eq!(
+        saved(&state, kind)["created_at"],
+        "2025-01-14T08:00:00.000000Z"
+    );
 
     let again = run(pull(kind, &server, &state)).await;
     assert_exit(&again, 0);
@@ -710,6 +719,6 @@ async fn two_runs_on_one_state_file_the_second_exits_7_naming_the_first() {
     assert_eq!(numbers(&ndjson(&first)), [1]);
     assert_eq!(
         saved(&state, V::Chatzuri)["created_at"],
-        "2025-01-10T08:00:00Z"
+        "2025-01-10T08:00:00.000000Z"
     );
 }

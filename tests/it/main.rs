@@ -22,4 +22,5 @@ mod incremental;
 mod pull_http;
 mod sandbox_chatbase;
 mod sandbox_e2e;
+mod spreadsheets;
 mod ux;

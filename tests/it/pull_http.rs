@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+use leads::model::Lead;
+use leads::output::Formatted;
+
 use crate::common::{
     CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads, ndjson, run, stderr,
     stdout,
@@ -28,23 +31,6 @@ const NA_PATH: &str = "/chat/Chatbot/LeadList";
 const RF_PROJECT: &str = "42";
 const RF_BOT: &str = "bot-1";
 const RF_PATH: &str = "/v1/ai-agent/leads/42/bot-1";
-
-const LEAD_CSV_HEADER: [&str; 14] = [
-    "id",
-    "vendor",
-    "agent_id",
-    "kind",
-    "created_at",
-    "name",
-    "email",
-    "phone",
-    "source",
-    "page_url",
-    "ip_address",
-    "session_id",
-    "message",
-    "fields",
-];
 
 // ---------------------------------------------------------------------------
 // Commands
@@ -633,7 +619,7 @@ async fn chatzuri_json_output_is_one_array_in_page_order() {
     assert_eq!(records[0]["vendor"], "chatzuri");
     assert_eq!(records[0]["agent_id"], CZ_AGENT);
     assert_eq!(records[0]["kind"], "lead");
-    assert_eq!(records[0]["created_at"], "2025-01-15T10:30:00Z");
+    assert_eq!(records[0]["created_at"], "2025-01-15T10:30:00.000000Z");
     assert_eq!(records[0]["fields"]["chatbot_owner_user_id"], "usr_8f3a");
 }
 
@@ -696,7 +682,7 @@ async fn neoagent_splits_the_range_into_overlapping_windows_and_drops_duplicates
     let mut unique = ids(&output);
     unique.dedup();
     assert_eq!(unique.len(), 4, "ids are distinct: {unique:?}");
-    assert_eq!(records[2]["created_at"], "2025-01-31T18:00:00.250Z");
+    assert_eq!(records[2]["created_at"], "2025-01-31T18:00:00.250000Z");
     assert_eq!(records[2]["session_id"], "103");
     assert_eq!(records[0]["vendor"], "neoagent");
     server.verify().await;
@@ -811,7 +797,7 @@ async fn robofy_follows_tokens_from_both_places_to_the_last_page() {
     let records = ndjson(&output);
     assert_eq!(records[0]["name"], "Name r1");
     assert_eq!(records[0]["email"], "r1@example.com");
-    assert_eq!(records[0]["created_at"], "2025-01-15T10:30:00Z");
+    assert_eq!(records[0]["created_at"], "2025-01-15T10:30:00.000000Z");
     server.verify().await;
     let received = requests(&server).await;
     assert_eq!(
@@ -2088,15 +2074,15 @@ async fn csv_round_trips_commas_quotes_newlines_and_non_ascii() {
         "rows end in \\n"
     );
     let (header, rows) = csv_rows(&text);
-    assert_eq!(header, LEAD_CSV_HEADER);
+    assert_eq!(header, Lead::column_names());
     assert_eq!(rows.len(), awkward.len());
     for (i, (row, name)) in rows.iter().zip(awkward).enumerate() {
-        assert_eq!(row.len(), LEAD_CSV_HEADER.len());
+        assert_eq!(row.len(), Lead::column_names().len());
         assert_eq!(row[0], (i + 1).to_string());
         assert_eq!(row[1], "chatzuri");
         assert_eq!(row[2], CZ_AGENT);
         assert_eq!(row[3], "lead");
-        assert_eq!(row[4], "2025-01-15T10:30:00Z");
+        assert_eq!(row[4], "2025-01-15T10:30:00.000000Z");
         assert_eq!(row[5], name, "name round-trips exactly");
         assert_eq!(row[6], "x,y@example.com");
         assert_eq!(row[7], "+1 415 555 0100", "a phone number is not guarded");
@@ -2122,7 +2108,10 @@ async fn csv_with_zero_records_is_the_header_alone() {
         .await;
     let output = run(chatzuri(&server.uri(), &["--format", "csv"])).await;
     assert_success(&output);
-    assert_eq!(stdout(&output), format!("{}\n", LEAD_CSV_HEADER.join(",")));
+    assert_eq!(
+        stdout(&output),
+        format!("{}\n", Lead::column_names().join(","))
+    );
 
     let output = run(chatzuri(&server.uri(), &["--format", "csv", "--bom"])).await;
     assert_success(&output);
@@ -2130,7 +2119,7 @@ async fn csv_with_zero_records_is_the_header_alone() {
         output.stdout,
         [
             b"\xEF\xBB\xBF".as_slice(),
-            LEAD_CSV_HEADER.join(",").as_bytes(),
+            Lead::column_names().join(",").as_bytes(),
             b"\n"
         ]
         .concat()
@@ -2172,10 +2161,12 @@ async fn csv_bom_starts_the_file_only_when_asked() {
         output.stdout.starts_with(b"id,vendor,"),
         "no BOM by default"
     );
-    // JSON never gets a BOM.
+    // JSON never gets a BOM: asking for one there is exit 2 (issue 13,
+    // flags that would do nothing), and nothing is written.
     let output = run(chatzuri(&server.uri(), &["--bom", "--format", "ndjson"])).await;
-    assert_success(&output);
-    assert!(output.stdout.starts_with(b"{"));
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("--bom"), "{}", stderr(&output));
+    assert!(output.stdout.is_empty());
 }
 
 #[tokio::test]
@@ -2238,7 +2229,10 @@ async fn csv_formula_guard_prefixes_dangerous_cells_only() {
             (row[5].as_str(), row[6].as_str(), row[7].as_str()),
             (*name, *email, *phone)
         );
-        assert_eq!(row[4], "2025-01-15T10:30:00Z", "timestamps are not guarded");
+        assert_eq!(
+            row[4], "2025-01-15T10:30:00.000000Z",
+            "timestamps are not guarded"
+        );
         assert!(row[13].starts_with('{'));
     }
 

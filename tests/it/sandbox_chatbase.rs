@@ -39,8 +39,9 @@ async fn export(sandbox: &Sandbox, command: &str, agent: &str) -> Vec<Value> {
     ndjson(&output)
 }
 
+/// The output's spelling: always six fraction digits (issue 13).
 fn utc(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 fn by_created(mut records: Vec<Value>) -> Vec<Value> {

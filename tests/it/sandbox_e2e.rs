@@ -11,30 +11,14 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use chrono::{DateTime, SecondsFormat, Utc};
-use leads::model::Vendor;
+use leads::model::{Lead, Vendor};
+use leads::output::Formatted;
 use leads::sandbox::data::{self, GeneratedConversation, GeneratedLead};
 use leads::sandbox::{DEMO_AGENT, DEMO_PROJECT, Sandbox, SandboxOptions};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::common::{assert_exit, assert_no_key, leads, ndjson, run, stderr, stdout};
-
-const LEAD_HEADER: [&str; 14] = [
-    "id",
-    "vendor",
-    "agent_id",
-    "kind",
-    "created_at",
-    "name",
-    "email",
-    "phone",
-    "source",
-    "page_url",
-    "ip_address",
-    "session_id",
-    "message",
-    "fields",
-];
 
 // ------------------------------------------------------------------ oracle
 
@@ -321,16 +305,16 @@ fn assert_csv_cell(cell: &str, want: &str, what: &str) {
 fn assert_csv_leads(output: &Output, expected: &[Value]) {
     let mut reader = csv::ReaderBuilder::new().from_reader(output.stdout.as_slice());
     let header = reader.headers().expect("a header row").clone();
-    assert_eq!(header.iter().collect::<Vec<_>>(), LEAD_HEADER);
+    assert_eq!(header.iter().collect::<Vec<_>>(), Lead::column_names());
     let rows: Vec<csv::StringRecord> = reader
         .records()
         .map(|r| r.expect("a valid CSV row"))
         .collect();
     assert_eq!(rows.len(), expected.len(), "one CSV row per lead");
     for (row, want) in rows.iter().zip(expected) {
-        assert_eq!(row.len(), LEAD_HEADER.len());
+        assert_eq!(row.len(), Lead::column_names().len());
         let id = want["id"].as_str().unwrap_or_default();
-        for (column, cell) in LEAD_HEADER.iter().zip(row.iter()) {
+        for (column, cell) in Lead::column_names().iter().zip(row.iter()) {
             let what = format!("lead {id} column {column}");
             match *column {
                 "fields" => {

@@ -33,6 +33,7 @@ pub(super) fn parse(body: &[u8], ctx: &MapContext) -> Option<Page<Lead>> {
         records,
         returned,
         next_token: None,
+        total: None,
     })
 }
 

@@ -1,0 +1,567 @@
+//! The output file: stdout, or a file that is only put in place once
+//! everything was written (docs/SPEC.md section 1 "Output"). Write errors come back
+//! as the original `io::Error` so the caller can tell a closed pipe
+//! (`| head -1`, a quiet success) from a real failure.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Stdout, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::TempPath;
+
+use super::Destination;
+use crate::error::{Error, Result};
+
+/// `Stdout` rather than its lock, so the writer is `Send` (the XLSX writer
+/// needs that); behind a 64 KiB buffer the lock per write costs nothing.
+enum Sink {
+    Stdout(Stdout),
+    File(File),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Stdout(s) => s.write(buf),
+            Sink::File(f) => f.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Stdout(s) => s.write_all(buf),
+            Sink::File(f) => f.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(s) => s.flush(),
+            Sink::File(f) => f.flush(),
+        }
+    }
+}
+
+const BUFFER_SIZE: usize = 64 * 1024;
+
+/// The buffered writer of an [`OutputFile`]. A concrete type rather than
+/// `dyn Write` so serde_json's many small writes hit `BufWriter`'s inlined
+/// fast path instead of a virtual call each.
+pub struct OutputWriter {
+    inner: BufWriter<Sink>,
+}
+
+impl Write for OutputWriter {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)
+    }
+
+    #[inline]
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Target {
+    Stdout,
+    /// A regular file (new or existing): written to a temporary file beside
+    /// it and renamed over it on commit.
+    Atomic {
+        path: PathBuf,
+        temp: TempPath,
+    },
+    /// An existing non-regular file such as `/dev/null`, a FIFO or a
+    /// process substitution (`-o >(gzip > out.gz)`): there is nothing to
+    /// rename over, and replacing a device node with a regular file would be
+    /// a disaster, so it is written directly.
+    Direct {
+        path: PathBuf,
+    },
+}
+
+/// Where a split [`OutputFile`]'s bytes go; dropping it removes the
+/// temporary file, like dropping the `OutputFile`.
+pub struct PendingFile(Target);
+
+impl PendingFile {
+    pub fn join(self, writer: OutputWriter) -> OutputFile {
+        OutputFile {
+            writer,
+            target: self.0,
+        }
+    }
+}
+
+/// An open destination. Dropping it without [`commit`](OutputFile::commit)
+/// removes the temporary file and leaves an existing target untouched.
+pub struct OutputFile {
+    // Declared before `target` so the file handle is closed before the
+    // temporary path is deleted (required on Windows, tidy elsewhere).
+    writer: OutputWriter,
+    target: Target,
+}
+
+impl OutputFile {
+    pub fn open(dest: &Destination) -> Result<OutputFile> {
+        let (sink, target) = match dest {
+            Destination::Stdout => (Sink::Stdout(io::stdout()), Target::Stdout),
+            Destination::File(path) => open_file(path)?,
+            Destination::Database(_) => {
+                return Err(Error::internal("a database output is not opened as a file"));
+            }
+        };
+        Ok(OutputFile {
+            writer: OutputWriter {
+                inner: BufWriter::with_capacity(BUFFER_SIZE, sink),
+            },
+            target,
+        })
+    }
+
+    pub fn writer(&mut self) -> &mut OutputWriter {
+        &mut self.writer
+    }
+
+    /// The writer apart from where it goes, so the writer can be owned by
+    /// the formats above it; [`PendingFile::join`] puts them back together.
+    pub fn split(self) -> (OutputWriter, PendingFile) {
+        (self.writer, PendingFile(self.target))
+    }
+
+    /// Flushes, syncs and renames the temporary file over the target. For
+    /// stdout only flushes, and a reader that already went away (broken
+    /// pipe) is success, as docs/SPEC.md section 1 asks for `| head -1`.
+    pub fn commit(self) -> Result<()> {
+        let OutputFile { writer, target } = self;
+        match target {
+            Target::Stdout => match writer.inner.into_inner() {
+                Ok(_) => Ok(()),
+                Err(e) if e.error().kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(Error::local_file(format!(
+                    "cannot write to stdout: {}",
+                    e.error()
+                ))),
+            },
+            Target::Direct { path } => {
+                let sink = writer
+                    .inner
+                    .into_inner()
+                    .map_err(|e| cannot_write(&path, e.error()))?;
+                drop(sink);
+                Ok(())
+            }
+            Target::Atomic { path, temp } => {
+                let file = match writer.inner.into_inner() {
+                    Ok(Sink::File(file)) => file,
+                    Ok(Sink::Stdout(_)) => {
+                        return Err(Error::internal("output file writes to stdout"));
+                    }
+                    Err(e) => return Err(cannot_write(&path, e.error())),
+                };
+                // Without the sync a crash soon after the rename can leave
+                // an empty or partial file under the final name.
+                file.sync_all().map_err(|e| cannot_write(&path, &e))?;
+                drop(file);
+                temp.persist(&path)
+                    .map_err(|e| cannot_write(&path, &e.error))?;
+                sync_parent(&path);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn open_file(path: &Path) -> Result<(Sink, Target)> {
+    let existing = match fs::metadata(path) {
+        Ok(meta) => Some(meta),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(cannot_write(path, &e)),
+    };
+    if let Some(meta) = &existing {
+        if meta.is_dir() {
+            return Err(Error::local_file(format!(
+                "cannot write {}: it is a directory",
+                path.display()
+            ))
+            .with_hint("give a file name, e.g. -o leads.json"));
+        }
+        if !meta.is_file() {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| cannot_write(path, &e))?;
+            let target = Target::Direct {
+                path: path.to_owned(),
+            };
+            return Ok((Sink::File(file), target));
+        }
+        // The rename would replace a read-only file without complaint;
+        // whoever made it read-only meant it not to be overwritten.
+        if meta.permissions().readonly() {
+            return Err(Error::local_file(format!(
+                "cannot write {}: the file is read-only",
+                path.display()
+            )));
+        }
+    }
+
+    // Like a shell's `>`, write through a symlink to the file it points at
+    // (also one that does not exist yet) rather than replacing the link
+    // with a regular file.
+    let real = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            resolve_path(path).map_err(|e| cannot_write(path, &e))?
+        }
+        _ => path.to_owned(),
+    };
+    let Some(name) = real.file_name() else {
+        return Err(Error::local_file(format!(
+            "cannot write {}: not a file name",
+            path.display()
+        )));
+    };
+    let dir = match real.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    remove_stale_temps(dir, name);
+    let prefix = temp_prefix(name);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(TEMP_SUFFIX).rand_bytes(6);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // tempfile's default is 0600; a new output file should get the
+        // usual 0666 minus umask (open(2) applies the umask to this mode),
+        // and a replaced one keeps its mode.
+        let mode = existing
+            .as_ref()
+            .map(|meta| meta.permissions().mode() & 0o7777)
+            .unwrap_or(0o666);
+        builder.permissions(fs::Permissions::from_mode(mode));
+    }
+    let temp = builder
+        .tempfile_in(dir)
+        .map_err(|e| {
+            cannot_write(path, &e).with_hint(format!(
+                "the directory {} must exist and be writable (the output is written there first, then renamed)",
+                dir.display()
+            ))
+        })?;
+    #[cfg(unix)]
+    if let Some(meta) = &existing {
+        // The umask also applied to the copied mode; restore it exactly.
+        let _ = fs::set_permissions(temp.path(), meta.permissions());
+    }
+    let (file, temp) = temp.into_parts();
+    Ok((Sink::File(file), Target::Atomic { path: real, temp }))
+}
+
+/// How many symlinks are followed before giving up (Linux's own limit).
+const MAX_SYMLINKS: usize = 40;
+
+/// The real location of `path`: every symlink followed, also when the last
+/// one points at a file that does not exist yet (then its directory is
+/// resolved and the name kept), so that every spelling of one state file
+/// gives the same path, and so the same lock.
+pub fn resolve_path(path: &Path) -> std::io::Result<PathBuf> {
+    use std::io::{Error as IoError, ErrorKind as IoKind};
+    let mut current = std::path::absolute(path)?;
+    for _ in 0..MAX_SYMLINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            Ok(_) => return fs::canonicalize(&current),
+            Err(e) if e.kind() == IoKind::NotFound => {
+                let name = current
+                    .file_name()
+                    .ok_or_else(|| IoError::new(IoKind::InvalidInput, "not a file name"))?;
+                let dir = match current.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir,
+                    _ => Path::new("."),
+                };
+                return Ok(fs::canonicalize(dir)?.join(name));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(IoError::new(
+        IoKind::InvalidInput,
+        "too many levels of symbolic links",
+    ))
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// The name start of a temporary file written beside `name`:
+/// `.NAME.leads-PID-`, then random letters and `.tmp`. The writer's pid is
+/// in the name so that a later run can tell a file left behind by a killed
+/// run (SIGKILL, power loss) from one a live run is still writing.
+pub(crate) fn temp_prefix(name: &OsStr) -> OsString {
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(format!(".leads-{}-", std::process::id()));
+    prefix
+}
+
+/// Removes the temporary files beside `name` (in `dir`) whose writer is no
+/// longer running. Without a way to tell (no `/proc`), nothing is removed:
+/// deleting a live run's file would break that run. A file carrying this
+/// process's own pid is stale too: this process creates its file for
+/// `name` only after this sweep (and a container's leads is often pid 1
+/// every time). Best effort: a file that cannot be removed stays.
+pub(crate) fn remove_stale_temps(dir: &Path, name: &OsStr) {
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return;
+    }
+    let Some(name) = name.to_str() else { return };
+    let prefix = format!(".{name}.leads-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let own = std::process::id();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+            .and_then(|n| n.split_once('-'))
+            .filter(|(_, random)| {
+                !random.is_empty() && random.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid != own && proc_root.join(pid.to_string()).exists();
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if !alive && regular {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Makes the rename itself durable; best effort, as not every platform or
+/// file system lets a directory be opened and synced.
+pub(crate) fn sync_parent(path: &Path) {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+fn cannot_write(path: &Path, e: &io::Error) -> Error {
+    Error::local_file(format!("cannot write {}: {}", path.display(), os_reason(e)))
+}
+
+/// tempfile appends the temporary file's path to OS errors ("... at path
+/// \"/dir/.out.json.x1Y2z3.tmp\""), which means nothing to the user and
+/// would only confuse; its wrapper type is private, so cut the text.
+pub(crate) fn os_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    if e.raw_os_error().is_none()
+        && let Some((reason, _)) = text.rsplit_once(" at path \"")
+    {
+        return reason.to_owned();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn commit_replaces_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        fs::write(&path, "old contents").unwrap();
+        let mut file = OutputFile::open(&Destination::File(path.clone())).unwrap();
+        file.writer().write_all(b"new").unwrap();
+        // Nothing visible under the final name until commit.
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
+        let temps = dir_entries(dir.path());
+        assert_eq!(temps.len(), 2);
+        assert!(
+            temps
+                .iter()
+                .any(|n| n.starts_with(".out.json.") && n.ends_with(".tmp")),
+            "{temps:?}"
+        );
+        file.commit().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(dir_entries(dir.path()), ["out.json"]);
+    }
+
+    #[test]
+    fn commit_creates_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh.csv");
+        let mut file = OutputFile::open(&Destination::File(path.clone())).unwrap();
+        file.writer().write_all(b"id,vendor\n").unwrap();
+        file.commit().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "id,vendor\n");
+        assert_eq!(dir_entries(dir.path()), ["fresh.csv"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Not tempfile's private 0600: readable like any new file.
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_ne!(mode & 0o044, 0, "mode {mode:o}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn commit_keeps_the_mode_of_a_replaced_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let file = OutputFile::open(&Destination::File(path.clone())).unwrap();
+        file.commit().unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
+    }
+
+    #[test]
+    fn drop_without_commit_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let original = b"id,vendor\n1,x\n\xEF\xBB\xBFbinary\x00tail".to_vec();
+        fs::write(&path, &original).unwrap();
+        {
+            let mut file = OutputFile::open(&Destination::File(path.clone())).unwrap();
+            for i in 0..5000 {
+                writeln!(file.writer(), "{i},chatzuri,bot1,lead,,José").unwrap();
+            }
+            // Dropped mid-stream, as on an error or Ctrl-C.
+        }
+        assert_eq!(fs::read(&path).unwrap(), original);
+        assert_eq!(dir_entries(dir.path()), ["out.csv"]);
+
+        // And when there was no target, none appears.
+        let fresh = dir.path().join("new.json");
+        let mut file = OutputFile::open(&Destination::File(fresh.clone())).unwrap();
+        file.writer().write_all(b"[").unwrap();
+        drop(file);
+        assert!(!fresh.exists());
+        assert_eq!(dir_entries(dir.path()), ["out.csv"]);
+    }
+
+    #[test]
+    fn open_in_a_missing_directory_is_a_local_file_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("out.json");
+        let err = OutputFile::open(&Destination::File(path.clone()))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, crate::error::ErrorKind::LocalFile);
+        assert_eq!(err.kind.exit_code(), 7);
+        assert!(
+            err.message
+                .starts_with(&format!("cannot write {}: ", path.display())),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains(".out.json."), "{}", err.message);
+    }
+
+    #[test]
+    fn open_on_a_directory_is_a_local_file_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = OutputFile::open(&Destination::File(dir.path().to_owned()))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, crate::error::ErrorKind::LocalFile);
+        assert!(err.message.contains("directory"), "{}", err.message);
+        assert!(dir_entries(dir.path()).is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_written_directly() {
+        let dev_null = Path::new("/dev/null");
+        let mut file = OutputFile::open(&Destination::File(dev_null.to_owned())).unwrap();
+        file.writer().write_all(b"discarded").unwrap();
+        file.commit().unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(fs::metadata(dev_null).unwrap().file_type().is_char_device());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        let link = dir.path().join("link.json");
+        fs::write(&real, "old").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut file = OutputFile::open(&Destination::File(link.clone())).unwrap();
+        file.writer().write_all(b"new").unwrap();
+        file.commit().unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_to_string(&real).unwrap(), "new");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_to_a_missing_file_are_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        let mut file = OutputFile::open(&Destination::File(link.clone())).unwrap();
+        file.writer().write_all(b"new").unwrap();
+        file.commit().unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("real.json")).unwrap(),
+            "new"
+        );
+        assert_eq!(dir_entries(dir.path()), ["link.json", "real.json"]);
+    }
+}

@@ -1,0 +1,226 @@
+//! JSON bytes of a record, from its field table: keys in table order,
+//! compact, strings escaped as serde_json escapes them (the escape-free
+//! common case is copied whole, as this is the hot path of every export).
+
+use serde_json::{Map, Value};
+
+use super::fields::{Field, FieldValue, Getter, MESSAGE_FIELDS};
+use crate::model::{format_timestamp, timestamp_bytes};
+
+/// Appends `record` as one compact JSON object.
+pub fn push_object<R>(out: &mut Vec<u8>, table: &[Field<Getter<R>>], record: &R) {
+    out.push(b'{');
+    let mut first = true;
+    for field in table {
+        let value = (field.get)(record);
+        if let FieldValue::Raw(None) = value {
+            continue;
+        }
+        let key = field.json_key.as_bytes();
+        out.extend_from_slice(if std::mem::take(&mut first) {
+            &key[1..]
+        } else {
+            key
+        });
+        push_field(out, value);
+    }
+    out.push(b'}');
+}
+
+#[inline]
+fn push_field(out: &mut Vec<u8>, value: FieldValue<'_>) {
+    match value {
+        FieldValue::Null | FieldValue::Raw(None) => out.extend_from_slice(b"null"),
+        FieldValue::Str(text) => push_str(out, text),
+        FieldValue::Time(t) => match timestamp_bytes(&t) {
+            Some(bytes) => {
+                out.push(b'"');
+                out.extend_from_slice(&bytes);
+                out.push(b'"');
+            }
+            None => push_str(out, &format_timestamp(&t)),
+        },
+        FieldValue::Object(map) => push_map(out, map),
+        FieldValue::Messages(messages) => {
+            out.push(b'[');
+            for (i, message) in messages.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_object(out, MESSAGE_FIELDS, message);
+            }
+            out.push(b']');
+        }
+        FieldValue::Index(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        FieldValue::Raw(Some(raw)) => push_value(out, raw),
+    }
+}
+
+/// Any JSON value, as serde_json writes it compactly. Writing a `Value` into
+/// a `Vec` cannot fail (its map keys are strings, its numbers already text).
+pub fn push_value(out: &mut Vec<u8>, value: &Value) {
+    let _ = serde_json::to_writer(out, value);
+}
+
+/// Appends `text` as a JSON string. Most strings need no escaping (serde
+/// escapes only `"`, `\\` and control characters), and those are copied
+/// whole; the rest go through serde.
+#[inline]
+pub fn push_str(out: &mut Vec<u8>, text: &str) {
+    if needs_escape(text.as_bytes()) {
+        let _ = serde_json::to_writer(out, text);
+        return;
+    }
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
+/// Whether any byte is a control character, `"` or `\\`: eight bytes at a
+/// time (the classic "has a zero byte" and "has a byte below n" word tricks,
+/// both exact), then the tail one by one.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
+        if below_space
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A `fields` map as serde writes it (compact, in order), with the string
+/// values and keys through the fast path.
+pub fn push_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
+    out.push(b'{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_str(out, key);
+        out.push(b':');
+        match value {
+            Value::String(text) => push_str(out, text),
+            other => push_value(out, other),
+        }
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Conversation, Lead, Message, Vendor};
+    use crate::output::fields::{CONVERSATION_FIELDS, LEAD_FIELDS};
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    #[test]
+    fn the_escape_scan_agrees_with_the_plain_one_on_every_byte_and_position() {
+        let plain = |bytes: &[u8]| bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        for byte in 0..=255u8 {
+            for len in [1usize, 7, 8, 9, 16, 17] {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    assert_eq!(
+                        needs_escape(&bytes),
+                        plain(&bytes),
+                        "byte {byte} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(!needs_escape(b""));
+    }
+
+    /// The independent oracle: the same object built as a `serde_json::Value`
+    /// key by key from docs/SPEC.md section 2, then written by serde.
+    fn lead_as_value(lead: &Lead) -> Value {
+        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+        let mut object = json!({
+            "id": lead.id,
+            "vendor": lead.vendor.as_str(),
+            "agent_id": lead.agent_id,
+            "kind": lead.kind,
+            "created_at": lead.created_at.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+            "name": text(&lead.name),
+            "email": text(&lead.email),
+            "phone": text(&lead.phone),
+            "source": text(&lead.source),
+            "page_url": text(&lead.page_url),
+            "ip_address": text(&lead.ip_address),
+            "session_id": text(&lead.session_id),
+            "message": text(&lead.message),
+            "fields": Value::Object(lead.fields.clone()),
+        });
+        if let Some(raw) = &lead.raw {
+            object["raw"] = raw.clone();
+        }
+        object
+    }
+
+    #[test]
+    fn lead_json_is_what_serde_writes() {
+        let awkward = [
+            "plain",
+            "",
+            "José 王小明 🎉",
+            "quote \" and backslash \\",
+            "line\nbreak\r\ttab \u{1} \u{1f} \u{7f}",
+            "=HYPERLINK(\"x\")",
+            "\u{2028}\u{2029}",
+        ];
+        for (i, text) in awkward.iter().enumerate() {
+            let mut lead = Lead::new(Vendor::Robofy, text, (*text).to_owned());
+            lead.kind = "appointment".into();
+            lead.created_at = (i % 2 == 0).then(chrono::Utc::now);
+            lead.name = Some((*text).to_owned());
+            lead.email = (i % 3 == 0).then(|| (*text).to_owned());
+            lead.message = Some(format!("{text}{text}"));
+            lead.fields.insert((*text).to_owned(), Value::from(*text));
+            lead.fields.insert("n".to_owned(), Value::from(i));
+            if i % 2 == 1 {
+                lead.raw = Some(json!({"k": text, "list": [1, null, true]}));
+            }
+            let mut fast = Vec::new();
+            push_object(&mut fast, LEAD_FIELDS, &lead);
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                serde_json::to_string(&lead_as_value(&lead)).unwrap(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn conversation_json_keys_and_messages() {
+        let mut c = Conversation::new(Vendor::Chatzuri, "bot", "c\"1".into());
+        c.created_at = Some(Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap());
+        c.messages.push(Message {
+            role: "user".into(),
+            content: Some("hi".into()),
+            created_at: None,
+        });
+        let mut out = Vec::new();
+        push_object(&mut out, CONVERSATION_FIELDS, &c);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"id":"c\"1","vendor":"chatzuri","agent_id":"bot","created_at":"2025-01-15T10:30:00.000000Z","source":null,"customer":null,"session_id":null,"page_url":null,"messages":[{"role":"user","content":"hi","created_at":null}],"fields":{}}"#
+        );
+    }
+}
