@@ -36,6 +36,11 @@
 #          The BENCH_BIG figures come from the runs of (c).
 #      (e) BENCH_BIG and 10,000 leads to XLSX (constant-memory mode): wall
 #          time and peak RSS; target: the same flat-memory bound as (d).
+#      (f) database outputs: BENCH_BIG leads into a new SQLite file, into the
+#          same file again (every row unchanged: the upsert's worst case of
+#          lookups), and into PostgreSQL (a throw-away cluster from
+#          scripts/pg-test-cluster.sh unless LEADS_TEST_PG is set), leads/s and
+#          peak RSS beside the NDJSON export of (c); BENCH_DB=0 skips it.
 #   Every export writes to a temporary file whose record count is checked
 #   against what the sandbox served; a mismatch stops the script (exit 1).
 #   4. prints a table (measurement | measured | target | pass/miss) and
@@ -72,8 +77,12 @@ die() {
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/leads-bench.XXXXXX")
 SANDBOX_PIDS=()
+PG_STARTED=""
 cleanup() {
     local pid
+    if [[ -n "$PG_STARTED" ]]; then
+        bash "$ROOT/scripts/pg-test-cluster.sh" stop "$PG_STARTED" || true
+    fi
     for pid in "${SANDBOX_PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -230,6 +239,57 @@ for format in ndjson csv json; do
     fi
     row "(c) throughput, $BIG leads to $format, no latency" "$(printf '%.0f leads/s (%.2f s)' "$rate" "$w")" "$target" "$pass"
 done
+
+# ---------------------------------------------------------------- (f) databases
+if [[ "${BENCH_DB:-1}" != 0 ]]; then
+    if [[ -z "${LEADS_TEST_PG:-}" ]]; then
+        eval "$(bash "$ROOT/scripts/pg-test-cluster.sh" start)"
+        PG_STARTED=$LEADS_TEST_PG_DIR
+    fi
+    export PGPASSWORD=${LEADS_TEST_PG_PASSWORD:-${PGPASSWORD:-}}
+    pg_count() { psql "$LEADS_TEST_PG" -tAc 'SELECT count(*) FROM leads'; }
+    pg_reset() { psql "$LEADS_TEST_PG" -qc 'DROP TABLE IF EXISTS leads, conversations, messages, leads_schema' >/dev/null; }
+    sqlite_count() { "$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM leads").fetchone()[0])' "$1"; }
+    declare -A DB_WALL DB_RSS
+    for ((r = 1; r <= ROUNDS; r++)); do
+        db="$TMP/big.db"
+        rm -f "$db" "$db-wal" "$db-shm"
+        leads_pull "$BIG_BASE" sqlite "$db" --concurrency 4
+        [[ "$(sqlite_count "$db")" -eq "$BIG" ]] || die "$db: not $BIG rows"
+        read -r w _ _ kb _ <<<"$M"
+        DB_WALL[sqlite-new]+="$w " DB_RSS[sqlite-new]+="$kb "
+        leads_pull "$BIG_BASE" sqlite "$db" --concurrency 4
+        [[ "$(sqlite_count "$db")" -eq "$BIG" ]] || die "$db: not $BIG rows after the second run"
+        read -r w2 _ _ kb2 _ <<<"$M"
+        DB_WALL[sqlite-again]+="$w2 " DB_RSS[sqlite-again]+="$kb2 "
+        rm -f "$db" "$db-wal" "$db-shm"
+        pg_reset
+        measure M "$BIN" pull --vendor chatzuri --agent demo --base-url "$BIG_BASE" -o "$LEADS_TEST_PG" -q --concurrency 4
+        [[ "$(pg_count)" -eq "$BIG" ]] || die "PostgreSQL: not $BIG rows"
+        read -r w3 _ _ kb3 _ <<<"$M"
+        DB_WALL[postgres]+="$w3 " DB_RSS[postgres]+="$kb3 "
+        pg_reset
+        echo "bench: round $r $BIG leads to SQLite $w s ($kb KiB), again $w2 s ($kb2 KiB), PostgreSQL $w3 s ($kb3 KiB)" >&2
+    done
+    # shellcheck disable=SC2086
+    nd_rate=$(calc "$BIG / $(median ${WALLS[ndjson]})")
+    # shellcheck disable=SC2086
+    nd_mb=$(calc "$(maximum ${RSS[ndjson]}) * 1024 / 1000000")
+    for kind in sqlite-new sqlite-again postgres; do
+        case $kind in
+            sqlite-new) what="into a new SQLite file" ;;
+            sqlite-again) what="into the same SQLite file again (all unchanged)" ;;
+            postgres) what="into PostgreSQL (COPY + one merge), empty tables" ;;
+        esac
+        # shellcheck disable=SC2086
+        w=$(median ${DB_WALL[$kind]})
+        # shellcheck disable=SC2086
+        mb=$(calc "$(maximum ${DB_RSS[$kind]}) * 1024 / 1000000")
+        row "(f) $BIG leads $what" \
+            "$(printf '%.0f leads/s (%.2f s), peak RSS %.1f MB' "$(calc "$BIG / $w")" "$w" "$mb")" \
+            "$(printf '(none; NDJSON %.0f leads/s, %.1f MB)' "$nd_rate" "$nd_mb")" "info"
+    done
+fi
 
 # ---------------------------------------------------------------- (d) small
 start_sandbox small --leads 10000

@@ -11,11 +11,12 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Endpoint, Settings, Source};
+use crate::db::{Database, Stored};
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{self, Bookmark, Exportable, RunStats, SeenIds};
 use crate::fetch::Fetcher;
 use crate::model::{Resource, Vendor};
-use crate::output::{Formatted, Output, spool};
+use crate::output::{Destination, Formatted, Output, spool};
 use crate::progress::Progress;
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::secret::ApiKey;
@@ -87,7 +88,25 @@ pub fn print_stdout(text: &str) -> Result<()> {
         .map_err(write_error)
 }
 
-pub async fn run_export<R: Exportable + Formatted>(
+/// One source's export, from its state bookmark (what was written before
+/// is dropped) or, `from_table`, from where the database's table leaves off
+/// (nothing is dropped: the table upserts).
+async fn export_source<R: Exportable>(
+    job: &export::Job,
+    bookmark: Option<&Bookmark>,
+    from_table: bool,
+    fetcher: Arc<Fetcher>,
+    seen: &mut SeenIds,
+    sink: export::Sink<'_, R>,
+) -> Result<RunStats> {
+    if from_table {
+        export::export_from_table(job, bookmark, fetcher, seen, sink).await
+    } else {
+        export::export(job, bookmark, fetcher, seen, sink).await
+    }
+}
+
+pub async fn run_export<R: Exportable + Formatted + Stored>(
     settings: Settings,
     ui: Ui,
     now: DateTime<Utc>,
@@ -128,6 +147,32 @@ pub async fn run_export<R: Exportable + Formatted>(
             *slot = bookmark;
         }
     }
+    // A database is opened (and its tables checked) before anything is
+    // fetched; with --incremental, the table is where each source starts.
+    let mut from_table = false;
+    let mut database = match &settings.output.destination {
+        Destination::Database(db) => {
+            let mut database = Database::open(db, settings.resource, now).await?;
+            if db.incremental {
+                from_table = true;
+                for (source, slot) in settings.sources.iter().zip(&mut bookmarks) {
+                    let newest = database
+                        .newest(
+                            source.job.vendor.as_str(),
+                            &source.job.agent,
+                            now + export::FUTURE_TOLERANCE,
+                        )
+                        .await?;
+                    *slot = newest.map(|created_at| Bookmark {
+                        created_at: Some(created_at),
+                        ids: Vec::new(),
+                    });
+                }
+            }
+            Some(database)
+        }
+        _ => None,
+    };
     if let Some(source) = settings.sources.iter().find(|s| {
         matches!(s.endpoint, Endpoint::Sandbox) && sandbox::key(s.job.vendor.as_str()).is_none()
     }) {
@@ -173,22 +218,26 @@ pub async fn run_export<R: Exportable + Formatted>(
         !ui.quiet && std::io::stderr().is_terminal(),
         fetch_stats.clone(),
     );
-    let mut output = Output::<R>::open(&settings.output)?;
+    let mut output = match database.take() {
+        Some(database) => Output::<R>::database(database, &settings.output.options),
+        None => Output::<R>::open(&settings.output)?,
+    };
     let mut outcomes: Vec<(usize, Result<RunStats>)> = Vec::new();
 
     if settings.sources.len() == 1 {
         let mut seen = SeenIds::default();
         let mut sink = |record: &R| {
-            output.write(record).map_err(write_error)?;
+            output.write(record)?;
             progress.record();
             Ok(())
         };
         let fetcher = fetchers
             .pop()
             .ok_or_else(|| Error::internal("no fetcher for the source"))?;
-        let stats = export::export(
+        let stats = export_source(
             &settings.sources[0].job,
             bookmarks[0].as_ref(),
+            from_table,
             fetcher,
             &mut seen,
             &mut sink,
@@ -199,6 +248,7 @@ pub async fn run_export<R: Exportable + Formatted>(
         outcomes = run_spooled::<R>(
             &settings.sources,
             &bookmarks,
+            from_table,
             fetchers,
             &mut output,
             &progress,
@@ -217,7 +267,7 @@ pub async fn run_export<R: Exportable + Formatted>(
     {
         return Err(error);
     }
-    let finished = output.finish().map_err(write_error)?;
+    let finished = output.finish()?;
 
     // The new state is written and synced before the output is put in
     // place, so a state that cannot be saved (full disk, no permission)
@@ -260,10 +310,17 @@ pub async fn run_export<R: Exportable + Formatted>(
         }
         None => None,
     };
-    finished.commit()?;
+    let database = finished.commit()?;
     if let Some(prepared) = prepared {
         prepared.commit()?;
     }
+    let stored = match database {
+        Some(database) => {
+            let shown = database.shown().to_owned();
+            Some((shown, database.commit().await?))
+        }
+        None => None,
+    };
     for (index, result) in &outcomes {
         match result {
             Ok(stats) => {
@@ -306,8 +363,16 @@ pub async fn run_export<R: Exportable + Formatted>(
             Resource::Leads => ("lead", "leads"),
             Resource::Conversations => ("conversation", "conversations"),
         };
+        let stored = stored
+            .map(|(shown, counts)| {
+                format!(
+                    " to {shown} ({} inserted, {} updated, {} unchanged)",
+                    counts.inserted, counts.updated, counts.unchanged
+                )
+            })
+            .unwrap_or_default();
         eprintln!(
-            "leads: {} written, {}, {} ({} retried), {} dropped, {} filtered out, {:.1}s",
+            "leads: {} written{stored}, {}, {} ({} retried), {} dropped, {} filtered out, {:.1}s",
             counted(total.written, one, many),
             counted(total.pages, "page", "pages"),
             counted(requests, "request", "requests"),
@@ -334,9 +399,10 @@ pub const MAX_SOURCES_AT_ONCE: usize = 16;
 /// of the sources that succeeded are copied in source order into the one
 /// output. Memory stays flat; a failing source leaves no trace in the
 /// output.
-async fn run_spooled<R: Exportable + Formatted>(
+async fn run_spooled<R: Exportable + Formatted + Stored>(
     sources: &[Source],
     bookmarks: &[Option<Bookmark>],
+    from_table: bool,
     fetchers: Vec<Arc<Fetcher>>,
     output: &mut Output<R>,
     progress: &Progress,
@@ -360,9 +426,10 @@ async fn run_spooled<R: Exportable + Formatted>(
                     progress.record();
                     Ok(())
                 };
-                let stats = export::export(
+                let stats = export_source(
                     &source.job,
                     bookmark.as_ref(),
+                    from_table,
                     fetcher,
                     &mut seen,
                     &mut sink,
@@ -422,7 +489,7 @@ async fn run_spooled<R: Exportable + Formatted>(
                         stats.written = stats.written.saturating_sub(1);
                         continue;
                     }
-                    output.write_unit(record.unit).map_err(write_error)?;
+                    output.write_unit(record.unit)?;
                 }
                 outcomes.push((index, Ok(stats)));
             }

@@ -116,6 +116,7 @@ async fn check_all(
         limit: None,
         state: None,
         lock_timeout: None,
+        incremental: false,
     };
     let output = OutputArgs {
         format: None,

@@ -245,8 +245,12 @@ pub struct FilterArgs {
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
 
-    /// Wait this long for another run's lock on --state before giving up.
-    /// [default: 0, fail at once]
+    /// Database outputs: start each source from the newest created_at already stored.
+    #[arg(long)]
+    pub incremental: bool,
+
+    /// Wait this long for another run's lock: on --state [default: 0, fail
+    /// at once], on a database output [default: 60].
     #[arg(allow_negative_numbers = true, long, value_name = "SECS")]
     pub lock_timeout: Option<f64>,
 }
@@ -258,8 +262,8 @@ pub struct OutputArgs {
     #[arg(long, value_enum, ignore_case = true)]
     pub format: Option<Format>,
 
-    /// Write to PATH atomically instead of stdout ("-" is stdout); .json, .ndjson/.jsonl, .csv, .xlsx, and .gz after a text format.
-    #[arg(short, long, value_name = "PATH")]
+    /// Write to PATH atomically instead of stdout ("-" is stdout); .json, .ndjson/.jsonl, .csv, .xlsx, and .gz after a text format; FILE.db/.sqlite/.sqlite3 or postgres://... is a database.
+    #[arg(short, long, value_name = "PATH|URL")]
     pub output: Option<PathBuf>,
 
     /// CSV and XLSX: these columns, in this order (id,created_at,email,fields.company,...; all-fields adds one per custom field).

@@ -18,6 +18,7 @@ pub use crate::keys::{
     Environment, MAX_KEY_FILE_BYTES, ProcessEnvironment, read_key_file, shown_path,
 };
 use crate::model::{Resource, Vendor};
+use crate::output::Destination;
 pub use crate::output::OutputSettings;
 use crate::sandbox;
 use crate::secret::{ApiKey, looks_like_key};
@@ -83,9 +84,14 @@ pub fn resolve(
         return Err(Error::usage("this build has no sandbox"));
     }
     let filters = resolve_filters(args, now)?;
-    let output = crate::output::settle(args.output, args.resource, env)?;
+    let output = resolve_output(args.output, args.filters, args.resource, env)?;
     let fetch = resolve_fetch(args.fetch)?;
-    if args.filters.state.is_some() {
+    let incremental = match (&args.filters.state, args.filters.incremental) {
+        (Some(_), _) => Some("--state"),
+        (None, true) => Some("--incremental"),
+        (None, false) => None,
+    };
+    if let Some(incremental) = incremental {
         // The bookmark covers the whole agent: a run that writes only part of
         // it would move the bookmark past records it never wrote.
         let partial = [
@@ -95,9 +101,9 @@ pub fn resolve(
         ];
         if let Some((_, flag)) = partial.iter().find(|(set, _)| *set) {
             return Err(Error::usage(format!(
-                "--state cannot be combined with {flag}: the bookmark would move past records this run did not write"
+                "{incremental} cannot be combined with {flag}: the bookmark would move past records this run did not write"
             ))
-            .with_hint("use --state for whole-agent incremental runs; filter its output instead (e.g. with jq)"));
+            .with_hint("use it for whole-agent incremental runs; filter the output instead (e.g. with jq)"));
         }
     }
     let state = match &args.filters.state {
@@ -122,9 +128,11 @@ pub fn resolve(
                 )?,
             })
         }
-        None if args.filters.lock_timeout.is_some() => {
+        None if args.filters.lock_timeout.is_some()
+            && !matches!(output.destination, Destination::Database(_)) =>
+        {
             return Err(Error::usage(
-                "--lock-timeout does nothing without --state: only a state file is locked",
+                "--lock-timeout does nothing without --state or a database output: nothing else is locked",
             )
             .with_hint("add --state PATH, or drop --lock-timeout"));
         }
@@ -519,6 +527,38 @@ fn build_job(
 
 /// The page size of vendors whose pages have none (it is not sent).
 const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// The output flags (settled by [`crate::output::settle`]) and the rules
+/// between them and the bookmark flags: `--incremental` needs a database,
+/// `--state` cannot have one, `--lock-timeout` also sets a database's wait.
+fn resolve_output(
+    args: &OutputArgs,
+    filters: &FilterArgs,
+    resource: Resource,
+    env: &dyn Environment,
+) -> Result<OutputSettings> {
+    let mut output = crate::output::settle(args, resource, env)?;
+    let Destination::Database(database) = &mut output.destination else {
+        if filters.incremental {
+            return Err(Error::usage(
+                "--incremental needs a database output: the table is the bookmark",
+            )
+            .with_hint("-o leads.db (SQLite) or -o postgres://...; for files use --state PATH"));
+        }
+        return Ok(output);
+    };
+    if filters.state.is_some() {
+        return Err(
+            Error::usage("--state cannot be combined with a database output")
+                .with_hint("use --incremental: each run starts from the newest created_at already in the table"),
+        );
+    }
+    if let Some(secs) = filters.lock_timeout {
+        database.lock_timeout = seconds("--lock-timeout", secs, true)?;
+    }
+    database.incremental = filters.incremental;
+    Ok(output)
+}
 
 /// A number of seconds from the command line, as a `Duration`; a negative,
 /// infinite or absurdly large value is a usage error, not a panic.

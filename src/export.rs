@@ -193,12 +193,40 @@ pub async fn export<R: Exportable>(
     seen: &mut SeenIds,
     sink: Sink<'_, R>,
 ) -> Result<RunStats> {
-    let listing = (R::resource_spec(job.vendor.spec()).plan)(job, bookmark)?;
-    crate::driver::walk(job, bookmark, listing, fetcher, seen, sink).await
+    walk_plan(job, bookmark, bookmark, fetcher, seen, sink).await
+}
+
+/// Exports as [`export`] does, from where a database's table leaves off
+/// (`--incremental`): `start` (the newest `created_at` stored) sets where
+/// the listing starts exactly as a state bookmark does, with the same
+/// overlap, but no record is dropped for it: the table upserts whatever
+/// comes back.
+pub async fn export_from_table<R: Exportable>(
+    job: &Job,
+    start: Option<&Bookmark>,
+    fetcher: Arc<Fetcher>,
+    seen: &mut SeenIds,
+    sink: Sink<'_, R>,
+) -> Result<RunStats> {
+    walk_plan(job, start, None, fetcher, seen, sink).await
+}
+
+/// The vendor's plan for the job, starting from `plan_from`, walked by the
+/// driver, which drops what `drop_before` says was written before.
+async fn walk_plan<R: Exportable>(
+    job: &Job,
+    plan_from: Option<&Bookmark>,
+    drop_before: Option<&Bookmark>,
+    fetcher: Arc<Fetcher>,
+    seen: &mut SeenIds,
+    sink: Sink<'_, R>,
+) -> Result<RunStats> {
+    let listing = (R::resource_spec(job.vendor.spec()).plan)(job, plan_from)?;
+    crate::driver::walk(job, drop_before, listing, fetcher, seen, sink).await
 }
 
 /// The two record kinds, each served by its own part of a vendor.
-pub trait Exportable: Record {
+pub trait Exportable: Record + crate::db::Stored {
     fn resource_spec(vendor: &'static VendorSpec) -> &'static ResourceSpec<Self>;
 }
 

@@ -8,6 +8,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod db;
 pub mod driver;
 pub mod error;
 pub mod export;

@@ -113,6 +113,9 @@ impl OutputFile {
         let (sink, target) = match dest {
             Destination::Stdout => (Sink::Stdout(io::stdout()), Target::Stdout),
             Destination::File(path) => open_file(path)?,
+            Destination::Database(_) => {
+                return Err(Error::internal("a database output is not opened as a file"));
+            }
         };
         Ok(OutputFile {
             writer: OutputWriter {

@@ -46,10 +46,20 @@ pub enum Format {
     Ndjson,
     Csv,
     Xlsx,
+    /// A SQLite database file (docs/SPEC.md section 11): records go to
+    /// tables, written by `crate::db`, not as bytes. A `postgres://` output
+    /// is settled with this format too: both are database destinations.
+    Sqlite,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::Json, Format::Ndjson, Format::Csv, Format::Xlsx];
+    pub const ALL: [Format; 5] = [
+        Format::Json,
+        Format::Ndjson,
+        Format::Csv,
+        Format::Xlsx,
+        Format::Sqlite,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,6 +67,7 @@ impl Format {
             Format::Ndjson => "ndjson",
             Format::Csv => "csv",
             Format::Xlsx => "xlsx",
+            Format::Sqlite => "sqlite",
         }
     }
 
@@ -67,6 +78,7 @@ impl Format {
             Format::Ndjson => &["ndjson", "jsonl"],
             Format::Csv => &["csv"],
             Format::Xlsx => &["xlsx"],
+            Format::Sqlite => &["db", "sqlite", "sqlite3"],
         }
     }
 
@@ -150,15 +162,18 @@ impl FormatOptions {
     }
 }
 
-/// Where a run's records go, settled before any I/O. A database output
-/// joins as another variant: settled by [`settle`], opened by
-/// [`Output::open`] into its own writer behind the same `write`/`finish`.
+/// Where a run's records go, settled before any I/O. A database output is
+/// settled by [`settle`] and opened (asynchronously, before anything is
+/// fetched) by the run, then wrapped by [`Output::database`] behind the same
+/// `write`/`finish`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     /// Bytes to stdout.
     Stdout,
     /// Bytes to a file, written atomically ([`OutputFile`]).
     File(std::path::PathBuf),
+    /// SQLite or PostgreSQL tables (docs/SPEC.md section 11).
+    Database(crate::db::DatabaseSettings),
 }
 
 /// The settled output of a run.
@@ -174,6 +189,10 @@ impl OutputSettings {
     pub fn file(&self) -> Option<&Path> {
         match &self.destination {
             Destination::File(path) => Some(path),
+            Destination::Database(db) => match &db.target {
+                crate::db::Target::Sqlite(path) => Some(path),
+                crate::db::Target::Postgres(_) => None,
+            },
             Destination::Stdout => None,
         }
     }
@@ -190,13 +209,28 @@ pub fn settle(
     resource: Resource,
     env: &dyn crate::config::Environment,
 ) -> Result<OutputSettings> {
+    let postgres = args
+        .output
+        .as_deref()
+        .and_then(|p| p.to_str())
+        .filter(|text| crate::db::is_postgres_url(text));
+    if let Some(url) = postgres {
+        if let Some(format) = args.format {
+            return Err(Error::usage(format!(
+                "--format {format} cannot be written to PostgreSQL: a postgres:// output is a database"
+            ))
+            .with_hint("drop --format"));
+        }
+        let target = crate::db::postgres::Target::parse(url, env)?;
+        return settle_database(args, resource, crate::db::Target::Postgres(target));
+    }
     let destination = match &args.output {
         Some(path) if path.as_os_str() == "-" => Destination::Stdout,
         Some(path) => Destination::File(path.clone()),
         None => Destination::Stdout,
     };
     let (from_path, compression) = match &destination {
-        Destination::Stdout => (None, Compression::None),
+        Destination::Stdout | Destination::Database(_) => (None, Compression::None),
         Destination::File(path) => match Format::from_path(path) {
             Ok(found) => found,
             // An explicit --format decides whatever the name says.
@@ -222,6 +256,21 @@ pub fn settle(
         .with_hint("name the file like leads.ndjson.gz, or give --format"));
     }
     let format = args.format.or(from_path).unwrap_or_default();
+    if format == Format::Sqlite {
+        return match (&destination, compression) {
+            (Destination::File(_), Compression::Gzip) => {
+                Err(Error::usage("a SQLite database cannot be written with .gz")
+                    .with_hint("drop the .gz"))
+            }
+            (Destination::File(path), Compression::None) => {
+                settle_database(args, resource, crate::db::Target::Sqlite(path.clone()))
+            }
+            _ => Err(
+                Error::usage("a SQLite database cannot be written to stdout")
+                    .with_hint("give a file: -o leads.db"),
+            ),
+        };
+    }
     if format == Format::Xlsx && compression == Compression::Gzip {
         return Err(Error::usage(
             "XLSX cannot be written with .gz: an XLSX file is already compressed",
@@ -289,12 +338,48 @@ pub fn settle(
     })
 }
 
+/// A database destination: the text-format flags do nothing there (exit 2
+/// naming the first); `--raw` fills the `raw` column. `--lock-timeout` and
+/// `--incremental` are set by the caller, which has those flags.
+fn settle_database(
+    args: &OutputArgs,
+    resource: Resource,
+    target: crate::db::Target,
+) -> Result<OutputSettings> {
+    let unused = [
+        (args.bom, "--bom"),
+        (args.no_formula_guard, "--no-formula-guard"),
+        (args.columns.is_some(), "--columns"),
+    ];
+    if let Some((_, flag)) = unused.iter().find(|(set, _)| *set) {
+        return Err(Error::usage(format!(
+            "{flag} has no effect with a database output"
+        )));
+    }
+    Ok(OutputSettings {
+        destination: Destination::Database(crate::db::DatabaseSettings {
+            target,
+            lock_timeout: crate::db::DEFAULT_LOCK_TIMEOUT,
+            incremental: false,
+        }),
+        compression: Compression::None,
+        options: FormatOptions::new(Format::Sqlite, resource),
+    })
+}
+
 enum Inner<W: Write + Send> {
     Json(W),
     Ndjson(W),
     Csv(Table<csv::CsvSink<W>>),
     /// Boxed: the workbook state is far larger than the other writers.
     Xlsx(Box<Table<xlsx::XlsxSink<W>>>),
+    /// A database format: tables are written by `crate::db` through
+    /// [`Output::database`], never as bytes; every write is an error.
+    NotAStream,
+}
+
+fn not_a_stream() -> io::Error {
+    io::Error::other("a database format has no byte-stream writer")
 }
 
 /// Writes records of one kind, one at a time, in one format. Writes
@@ -334,6 +419,7 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
                 &options.columns,
                 &names,
             ))),
+            Format::Sqlite => Inner::NotAStream,
         };
         RecordWriter {
             inner,
@@ -356,6 +442,7 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
             }
             Inner::Csv(table) => table.write_record(rows_of(record, &self.columns)?)?,
             Inner::Xlsx(table) => table.write_record(rows_of(record, &self.columns)?)?,
+            Inner::NotAStream => return Err(not_a_stream()),
         }
         self.records += 1;
         Ok(())
@@ -409,6 +496,7 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
                 Ok(out)
             }
             Inner::Csv(table) => table.finish(),
+            Inner::NotAStream => Err(not_a_stream()),
             Inner::Xlsx(table) => {
                 let mut out = table.finish()?;
                 out.flush()?;
@@ -423,8 +511,9 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
     }
 }
 
-/// Formats records as a writer with the same options would, for a spool.
-pub fn format_unit<'a, R: Formatted>(
+/// Formats records as a writer with the same options would, for a spool
+/// (a database's: the cells of its rows, see `crate::db::Item`).
+pub fn format_unit<'a, R: Formatted + crate::db::Stored>(
     record: &'a R,
     options: &FormatOptions,
 ) -> io::Result<Unit<'a>> {
@@ -435,6 +524,7 @@ pub fn format_unit<'a, R: Formatted>(
             Unit::Json(object)
         }
         Format::Csv | Format::Xlsx => Unit::Rows(rows_of(record, &options.columns)?),
+        Format::Sqlite => record.to_item().into_unit(),
     })
 }
 
@@ -505,6 +595,8 @@ enum Sink<R> {
         writer: RecordWriter<R, Encoder<OutputWriter>>,
         file: file::PendingFile,
     },
+    /// SQLite or PostgreSQL: rows handed to the database's writer thread.
+    Database(crate::db::Database),
 }
 
 /// Everything written and flushed, not yet in place.
@@ -514,17 +606,24 @@ pub struct Finished {
 
 enum FinishedSink {
     File(OutputFile),
+    Database(crate::db::Database),
 }
 
 impl Finished {
-    pub fn commit(self) -> Result<()> {
+    /// Puts a file in place. A database is handed back: its merge (one
+    /// transaction, see [`crate::db::Database::commit`]) is the caller's
+    /// to await.
+    pub fn commit(self) -> Result<Option<crate::db::Database>> {
         match self.sink {
-            FinishedSink::File(file) => file.commit(),
+            FinishedSink::File(file) => file.commit().map(|()| None),
+            FinishedSink::Database(database) => Ok(Some(database)),
         }
     }
 }
 
-impl<R: Formatted> Output<R> {
+impl<R: Formatted + crate::db::Stored> Output<R> {
+    /// Opens stdout or a file; a database destination is opened by the run
+    /// (before anything is fetched) and given to [`Output::database`].
     pub fn open(settings: &OutputSettings) -> Result<Output<R>> {
         let sink = match &settings.destination {
             Destination::Stdout | Destination::File(_) => {
@@ -537,6 +636,11 @@ impl<R: Formatted> Output<R> {
                     file,
                 }
             }
+            Destination::Database(_) => {
+                return Err(Error::internal(
+                    "a database output is opened with Output::database",
+                ));
+            }
         };
         Ok(Output {
             sink,
@@ -544,16 +648,26 @@ impl<R: Formatted> Output<R> {
         })
     }
 
-    pub fn write(&mut self, record: &R) -> io::Result<()> {
+    /// An opened database as the run's output.
+    pub fn database(database: crate::db::Database, options: &FormatOptions) -> Output<R> {
+        Output {
+            sink: Sink::Database(database),
+            options: options.clone(),
+        }
+    }
+
+    pub fn write(&mut self, record: &R) -> Result<()> {
         match &mut self.sink {
-            Sink::Bytes { writer, .. } => writer.write(record),
+            Sink::Bytes { writer, .. } => writer.write(record).map_err(crate::app::write_error),
+            Sink::Database(database) => database.write(record),
         }
     }
 
     /// A record a spool formatted with [`options`](Output::options).
-    pub fn write_unit(&mut self, unit: Unit<'_>) -> io::Result<()> {
+    pub fn write_unit(&mut self, unit: Unit<'_>) -> Result<()> {
         match &mut self.sink {
-            Sink::Bytes { writer, .. } => writer.write_unit(unit),
+            Sink::Bytes { writer, .. } => writer.write_unit(unit).map_err(crate::app::write_error),
+            Sink::Database(database) => database.write_item(crate::db::Item::from_unit(unit)?),
         }
     }
 
@@ -562,12 +676,16 @@ impl<R: Formatted> Output<R> {
         &self.options
     }
 
-    pub fn finish(self) -> io::Result<Finished> {
+    pub fn finish(self) -> Result<Finished> {
         let sink = match self.sink {
             Sink::Bytes { writer, file } => {
-                let writer = writer.finish()?.finish()?;
+                let writer = writer
+                    .finish()
+                    .and_then(Encoder::finish)
+                    .map_err(crate::app::write_error)?;
                 FinishedSink::File(file.join(writer))
             }
+            Sink::Database(database) => FinishedSink::Database(database),
         };
         Ok(Finished { sink })
     }

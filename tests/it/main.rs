@@ -11,6 +11,8 @@ mod check;
 mod cli;
 mod config_sources;
 mod conversations;
+mod db_postgres;
+mod db_sqlite;
 mod design;
 mod faults;
 mod golden;
