@@ -6,6 +6,8 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
+pub mod fake;
+
 /// Keys the tests hand to the binary; every test asserts none of them
 /// appears in anything the binary wrote.
 pub const CHATZURI_KEY: &str = "cz-test-key-5f2a9c1e77d04b3b";
