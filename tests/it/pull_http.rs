@@ -163,6 +163,15 @@ fn cz_mock(page: u64, size: u64) -> wiremock::MockBuilder {
         .and(query_param("size", size.to_string()))
 }
 
+/// Mounts Chatzuri page `page` of `size` answering `body`, expected once.
+async fn cz_page_once(server: &MockServer, page: u64, size: u64, body: Value) {
+    cz_mock(page, size)
+        .respond_with(ok_json(body))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
 fn na_lead(name: &str, created: &str, session: u64) -> Value {
     json!({
         "Type": "Lead",
@@ -447,11 +456,7 @@ async fn chatzuri_pages_until_a_short_page() {
 async fn chatzuri_exact_multiple_of_the_page_size_ends_on_an_empty_page() {
     let server = MockServer::start().await;
     for (page, body) in [(1, cz_page(1..=2)), (2, cz_page(3..=4)), (3, cz_page([]))] {
-        cz_mock(page, 2)
-            .respond_with(ok_json(body))
-            .expect(1)
-            .mount(&server)
-            .await;
+        cz_page_once(&server, page, 2, body).await;
     }
     let output = run(chatzuri_serial(&server.uri(), "2")).await;
     assert_success(&output);
@@ -935,27 +940,31 @@ async fn chatzuri_a_full_page_filtered_away_on_the_client_is_not_the_end() {
     };
     // Page 1 is full but every record is before --since's exact time (the
     // vendor filters by whole days): the listing must go on.
-    cz_mock(1, 2)
-        .respond_with(ok_json(json!({
+    cz_page_once(
+        &server,
+        1,
+        2,
+        json!({
             "data": [dated(1, "2025-01-05T08:00:00Z"), dated(2, "2025-01-05T09:00:00Z")]
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    cz_mock(2, 2)
-        .respond_with(ok_json(json!({
+        }),
+    )
+    .await;
+    cz_page_once(
+        &server,
+        2,
+        2,
+        json!({
             "data": [dated(3, "2025-01-05T12:00:00Z"), dated(4, "2025-01-05T11:00:00Z")]
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    cz_mock(3, 2)
-        .respond_with(ok_json(
-            json!({ "data": [dated(5, "2025-01-06T00:00:00Z")] }),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
+        }),
+    )
+    .await;
+    cz_page_once(
+        &server,
+        3,
+        2,
+        json!({ "data": [dated(5, "2025-01-06T00:00:00Z")] }),
+    )
+    .await;
     let output = run(chatzuri(
         &server.uri(),
         &[
@@ -1024,16 +1033,8 @@ async fn robofy_dates_are_filtered_on_the_client_only() {
 #[tokio::test]
 async fn limit_stops_without_fetching_pages_it_cannot_need() {
     let server = MockServer::start().await;
-    cz_mock(1, 2)
-        .respond_with(ok_json(cz_page(1..=2)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    cz_mock(2, 2)
-        .respond_with(ok_json(cz_page(3..=4)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    cz_page_once(&server, 1, 2, cz_page(1..=2)).await;
+    cz_page_once(&server, 2, 2, cz_page(3..=4)).await;
     Mock::given(method("GET"))
         .and(path(CZ_PATH))
         .respond_with(ok_json(cz_page(90..=91)))
@@ -1596,11 +1597,7 @@ async fn rate_limited_page_is_retried_after_retry_after() {
         .expect(1)
         .mount(&server)
         .await;
-    cz_mock(2, 2)
-        .respond_with(ok_json(cz_page(3..=3)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    cz_page_once(&server, 2, 2, cz_page(3..=3)).await;
     let started = Instant::now();
     let output = run(chatzuri_serial(&server.uri(), "2")).await;
     assert_exit(&output, 0);
