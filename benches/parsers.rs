@@ -60,4 +60,43 @@ fn main() {
     println!("  general (serde_json::Value tree)  {general:8.0}");
     println!("  fast path (borrowed, streaming)   {fast:8.0}");
     println!("  general / fast                    {:8.2}", general / fast);
+
+    // Timestamps as Chatzuri (RFC 3339), Robofy (zone-less, space) and
+    // NeoAgent (offset, microseconds) send them.
+    let stamps: Vec<String> = (0..300_000)
+        .map(|n| match n % 3 {
+            0 => format!("2025-01-{:02}T10:{:02}:{:02}Z", n % 28 + 1, n % 60, n % 59),
+            1 => format!("2025-01-{:02} 10:{:02}:{:02}", n % 28 + 1, n % 60, n % 59),
+            _ => format!(
+                "2025-01-{:02}T02:{:02}:00.{:06}-08:00",
+                n % 28 + 1,
+                n % 60,
+                n
+            ),
+        })
+        .collect();
+    let time = |parse: fn(&str) -> Option<chrono::DateTime<chrono::Utc>>| {
+        let mut runs: Vec<f64> = (0..9)
+            .map(|_| {
+                let started = Instant::now();
+                let parsed = stamps
+                    .iter()
+                    .filter(|s| parse(black_box(s)).is_some())
+                    .count();
+                assert_eq!(parsed, stamps.len());
+                started.elapsed().as_nanos() as f64 / stamps.len() as f64
+            })
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        runs[runs.len() / 2]
+    };
+    let chrono_only = time(leads::time::parse_with_chrono);
+    let layered = time(leads::time::parse_vendor_timestamp);
+    println!("vendor timestamps, ns each (median of 9 runs over 300,000, three layouts):");
+    println!("  chrono format strings in turn     {chrono_only:8.0}");
+    println!("  fixed-layout reader first         {layered:8.0}");
+    println!(
+        "  chrono / fixed                    {:8.2}",
+        chrono_only / layered
+    );
 }

@@ -30,6 +30,46 @@ pub struct Ui {
     pub summary: bool,
 }
 
+/// The fetcher of one source: its base URL and key, or the sandbox's when
+/// the source runs against the built-in simulator (started by the caller).
+pub fn build_fetcher(
+    source: &Source,
+    fetch: &crate::fetch::FetchSettings,
+    sandbox: Option<&Sandbox>,
+) -> Result<Fetcher> {
+    let (base_url, key, ca_certs) = match (&source.endpoint, sandbox) {
+        (
+            Endpoint::Remote {
+                base_url,
+                key,
+                ca_certs,
+            },
+            _,
+        ) => (base_url.clone(), key.clone(), ca_certs.as_slice()),
+        (Endpoint::Sandbox, Some(sandbox)) => {
+            let url = url::Url::parse(
+                &sandbox
+                    .base_url(source.job.vendor.as_str())
+                    .unwrap_or_default(),
+            )
+            .map_err(|e| Error::internal(e.to_string()))?;
+            let key = ApiKey::new(sandbox::key(source.job.vendor.as_str()).unwrap_or_default())
+                .ok_or_else(|| Error::internal("empty sandbox key"))?;
+            (url, key, &[][..])
+        }
+        (Endpoint::Sandbox, None) => return Err(Error::internal("sandbox not started")),
+    };
+    Fetcher::new(
+        source.job.vendor,
+        &source.job.agent,
+        &base_url,
+        &key,
+        source.job.vendor.spec().auth,
+        fetch.clone(),
+        ca_certs,
+    )
+}
+
 /// A write failure: a closed stdout is a quiet success, anything else is a
 /// local file error.
 pub fn write_error(e: std::io::Error) -> Error {
@@ -108,45 +148,27 @@ pub async fn run_export<R: Exportable + Formatted>(
     } else {
         None
     };
+    crate::report::sources(settings.sources.iter().zip(&bookmarks).map(|(s, b)| {
+        (
+            s.name.as_deref(),
+            s.job.vendor,
+            s.job.agent.as_str(),
+            b.as_ref(),
+        )
+    }));
     let mut fetchers = Vec::with_capacity(settings.sources.len());
     for source in &settings.sources {
-        let (base_url, key, ca_certs) = match (&source.endpoint, &sandbox) {
-            (
-                Endpoint::Remote {
-                    base_url,
-                    key,
-                    ca_certs,
-                },
-                _,
-            ) => (base_url.clone(), key.clone(), ca_certs.as_slice()),
-            (Endpoint::Sandbox, Some(sandbox)) => {
-                let url = url::Url::parse(
-                    &sandbox
-                        .base_url(source.job.vendor.as_str())
-                        .unwrap_or_default(),
-                )
-                .map_err(|e| Error::internal(e.to_string()))?;
-                let key = ApiKey::new(sandbox::key(source.job.vendor.as_str()).unwrap_or_default())
-                    .ok_or_else(|| Error::internal("empty sandbox key"))?;
-                (url, key, &[][..])
-            }
-            (Endpoint::Sandbox, None) => return Err(Error::internal("sandbox not started")),
-        };
-        let fetcher = Fetcher::new(
-            source.job.vendor,
-            &source.job.agent,
-            &base_url,
-            &key,
-            source.job.vendor.spec().auth,
-            settings.fetch.clone(),
-            ca_certs,
-        )?;
-        fetchers.push(Arc::new(fetcher));
+        fetchers.push(Arc::new(build_fetcher(
+            source,
+            &settings.fetch,
+            sandbox.as_ref(),
+        )?));
     }
 
     // The fetchers go to their sources, so that each one's connections
     // close when its source is done; only their counters stay here.
     let fetch_stats: Vec<_> = fetchers.iter().map(|f| f.stats.clone()).collect();
+    crate::report::fetch_stats(&fetch_stats);
     let progress = Progress::new(
         !ui.quiet && std::io::stderr().is_terminal(),
         fetch_stats.clone(),
@@ -241,6 +263,22 @@ pub async fn run_export<R: Exportable + Formatted>(
     finished.commit()?;
     if let Some(prepared) = prepared {
         prepared.commit()?;
+    }
+    for (index, result) in &outcomes {
+        match result {
+            Ok(stats) => {
+                let source = &settings.sources[*index];
+                let after = state.as_ref().and_then(|state| {
+                    state.bookmark(&state::bookmark_key(
+                        source.job.vendor,
+                        &source.job.agent,
+                        settings.resource,
+                    ))
+                });
+                crate::report::source_succeeded(*index, stats, after);
+            }
+            Err(error) => crate::report::source_failed(*index, error),
+        }
     }
     progress.finish();
 

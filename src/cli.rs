@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::model::Vendor;
 use crate::output::Format;
+use crate::schema::RecordKind;
 
 /// The vendors' names joined for prose: "A, B and C".
 fn vendor_names(name: fn(Vendor) -> &'static str) -> String {
@@ -126,6 +127,15 @@ pub enum Command {
     Conversations(ConversationsArgs),
     /// Serve the simulated vendors on loopback.
     Sandbox(SandboxArgs),
+    /// Check each source's settings and key with one cheap request.
+    Check(CheckArgs),
+    /// Print the JSON Schema (draft 2020-12) of a record kind.
+    Schema {
+        #[arg(value_enum)]
+        kind: RecordKind,
+    },
+    /// Run as a Singer tap (the same as the tap-leads binary).
+    Tap(TapArgs),
     /// Print what each vendor supports.
     Vendors,
     /// Print a shell completion script.
@@ -147,6 +157,8 @@ pub struct PullArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub fetch: FetchArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +173,8 @@ pub struct ConversationsArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub fetch: FetchArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -335,6 +349,76 @@ pub struct SandboxArgs {
     /// Answer 429 with Retry-After above N requests per second.
     #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// At the end of the run, success or failure, write a report to PATH
+    /// (JSON; Prometheus text format when PATH ends in .prom).
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub report: Option<PathBuf>,
+}
+
+/// How `leads check` prints its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    Table,
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// How to print the results [default: table].
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: CheckFormat,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+}
+
+/// The Singer tap's command line (SPEC section 12).
+#[derive(Debug, Args)]
+pub struct TapArgs {
+    /// Tap configuration (JSON): one source, or a `sources` list.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The last STATE message's value, from an earlier run.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Which streams and properties to emit (a catalog from --discover).
+    #[arg(long, value_name = "FILE", conflicts_with = "properties")]
+    pub catalog: Option<PathBuf>,
+    /// The legacy name of --catalog.
+    #[arg(long, value_name = "FILE")]
+    pub properties: Option<PathBuf>,
+    /// Print the catalog of streams and exit.
+    #[arg(long)]
+    pub discover: bool,
+    /// Print what the tap is and its settings, and exit.
+    #[arg(long)]
+    pub about: bool,
+    /// With --about: the output format (Meltano asks for json).
+    #[arg(long, value_name = "FORMAT", requires = "about")]
+    pub format: Option<String>,
+}
+
+/// `tap-leads`: the tap as a binary of its own, as Meltano runs it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tap-leads",
+    version,
+    about = "Singer tap for leads and conversations of Chatzuri, NeoAgent, Robofy and Chatbase"
+)]
+pub struct TapCli {
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Log each request (-v); more detail (-vv).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(flatten)]
+    pub tap: TapArgs,
 }
 
 /// A count of records: a whole number, 0 or more, with a message about the

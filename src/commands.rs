@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use clap::CommandFactory;
 
 use crate::app::{self, Ui};
-use crate::cli::{Cli, Command, SandboxArgs};
+use crate::cli::{Cli, Command, FilterArgs, OutputArgs, ReportArgs, SandboxArgs};
 use crate::config::{self, ExportArgs, ProcessEnvironment};
 use crate::error::Result;
 use crate::model::{Conversation, Lead, Resource};
@@ -22,6 +22,13 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
     };
     match cli.command {
         Command::Pull(args) => {
+            begin_report(
+                &args.report,
+                &args.output,
+                &args.filters,
+                Resource::Leads,
+                now,
+            )?;
             let export = ExportArgs {
                 resource: Resource::Leads,
                 source: &args.source,
@@ -34,6 +41,13 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
             app::run_export::<Lead>(settings, ui, now).await
         }
         Command::Conversations(args) => {
+            begin_report(
+                &args.report,
+                &args.output,
+                &args.filters,
+                Resource::Conversations,
+                now,
+            )?;
             let export = ExportArgs {
                 resource: Resource::Conversations,
                 source: &args.source,
@@ -52,6 +66,14 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
             };
             app::serve_sandbox(options).await
         }
+        Command::Check(args) => crate::check::run(&args, &ProcessEnvironment, now).await,
+        Command::Schema { kind } => {
+            let mut text = serde_json::to_string_pretty(&kind.schema())
+                .map_err(|e| crate::error::Error::internal(e.to_string()))?;
+            text.push('\n');
+            app::print_stdout(&text)
+        }
+        Command::Tap(args) => crate::singer::run(&args, &ProcessEnvironment, now).await,
         Command::Vendors => {
             app::print_stdout(&app::vendors_table())?;
             Ok(())
@@ -72,6 +94,27 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> Result<()> {
             out.flush().map_err(app::write_error)
         }
     }
+}
+
+/// `--report`: registers the report of this run, refusing a path that is
+/// the run's `-o` file or its state.
+fn begin_report(
+    report: &ReportArgs,
+    output: &OutputArgs,
+    filters: &FilterArgs,
+    resource: Resource,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(path) = &report.report else {
+        return Ok(());
+    };
+    let output = output.output.as_deref().filter(|p| p.as_os_str() != "-");
+    let others = [("-o", output), ("--state", filters.state.as_deref())];
+    let command = match resource {
+        Resource::Leads => "pull",
+        Resource::Conversations => "conversations",
+    };
+    crate::report::begin(path.clone(), &others, command, resource, now)
 }
 
 fn sandbox_options(args: &SandboxArgs) -> SandboxOptions {

@@ -56,6 +56,8 @@ pub struct FetchSettings {
 pub struct FetchStats {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
+    /// Retries that waited out a 429 (rate limited).
+    pub rate_limit_waits: AtomicU64,
     /// The records the vendor says its listing holds (0: it does not say),
     /// for the progress indicator.
     pub expected: AtomicU64,
@@ -316,6 +318,12 @@ impl Fetcher {
             }
             attempt += 1;
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            if matches!(
+                failure,
+                FailureSoFar::Status(StatusCode::TOO_MANY_REQUESTS, ..)
+            ) {
+                self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
+            }
             tracing::warn!(target: "leads::http", "{} {} {}: {}; retry {}/{} in {:.1}s", self.vendor.display_name(), spec.endpoint, what, failure.describe(), attempt, retry.retries, delay.as_secs_f64());
             tokio::time::sleep(delay).await;
         }

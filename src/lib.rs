@@ -4,6 +4,7 @@
 //! vendors' listings through `fetch`, and `output` writes the records.
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -14,7 +15,9 @@ pub mod fetch;
 pub mod keys;
 pub mod model;
 pub mod output;
+pub mod process;
 pub mod progress;
+pub mod report;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 /// Built without the `sandbox` feature: the simulator's interface, with no
@@ -22,7 +25,9 @@ pub mod sandbox;
 #[cfg(not(feature = "sandbox"))]
 #[path = "sandbox_absent.rs"]
 pub mod sandbox;
+pub mod schema;
 pub mod secret;
+pub mod singer;
 pub mod sources;
 pub mod state;
 pub mod time;

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
     clap::ValueEnum,
     Serialize,
     serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Vendor {
@@ -124,7 +125,7 @@ pub fn timestamp_bytes(t: &DateTime<Utc>) -> Option<[u8; 27]> {
     Some(out)
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct Lead {
     pub id: String,
     pub vendor: Vendor,
@@ -168,7 +169,7 @@ impl Lead {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct Message {
     /// `user`, `assistant`, or the vendor's value lower-cased.
     pub role: String,
@@ -176,7 +177,7 @@ pub struct Message {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct Conversation {
     pub id: String,
     pub vendor: Vendor,

@@ -95,6 +95,30 @@ pub fn lock_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// The bookmark after a run that wrote up to `newest`: moved forward,
+/// never back; at the same time the ids are merged. `None` when nothing
+/// changes (`newest` is older, or has no time).
+pub fn advanced(old: Option<&Bookmark>, newest: &Bookmark) -> Option<Bookmark> {
+    let created = newest.created_at?;
+    let ids = match old {
+        Some(old) if old.created_at > Some(created) => return None,
+        Some(old) if old.created_at == Some(created) => {
+            let mut ids = old.ids.clone();
+            for id in &newest.ids {
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+            ids
+        }
+        _ => newest.ids.clone(),
+    };
+    Some(Bookmark {
+        created_at: Some(created),
+        ids,
+    })
+}
+
 /// Refuses anything but a regular file (or nothing) at `path`: reading a
 /// FIFO would wait forever, `/dev/zero` would never end, and replacing a
 /// device node or a directory by rename would be destructive.
@@ -216,27 +240,18 @@ impl StateFile {
 
     /// Moves the bookmark forward (never back).
     pub fn advance(&mut self, key: &str, newest: &Bookmark, now: DateTime<Utc>) {
-        let Some(created) = newest.created_at else {
+        let Some(Bookmark {
+            created_at: Some(created),
+            ids,
+        }) = advanced(self.bookmark(key).as_ref(), newest)
+        else {
             return;
-        };
-        let merged = match self.bookmark(key) {
-            Some(old) if old.created_at > Some(created) => return,
-            Some(old) if old.created_at == Some(created) => {
-                let mut ids = old.ids;
-                for id in &newest.ids {
-                    if !ids.contains(id) {
-                        ids.push(id.clone());
-                    }
-                }
-                ids
-            }
-            _ => newest.ids.clone(),
         };
         self.data.bookmarks.insert(
             key.to_owned(),
             StoredBookmark {
                 created_at: format_timestamp(&created),
-                ids: merged,
+                ids,
                 updated_at: format_timestamp(&now),
             },
         );

@@ -7,6 +7,7 @@ mod common;
 
 mod architecture;
 mod chatbase;
+mod check;
 mod cli;
 mod config_sources;
 mod conversations;
@@ -18,7 +19,10 @@ mod hardening_secrets;
 mod hardening_state;
 mod incremental;
 mod pull_http;
+mod report;
 mod sandbox_chatbase;
 mod sandbox_e2e;
+mod schema;
+mod singer;
 mod spreadsheets;
 mod ux;
