@@ -26,10 +26,10 @@ use std::time::{Duration, SystemTime};
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
+use crate::common::fake::{self, Answer, Request};
 use crate::common::*;
 
 const CZ_AGENT: &str = "cz-agent";
@@ -214,49 +214,6 @@ impl Rec {
     }
 }
 
-/// A request, whichever server received it.
-struct Req {
-    path: String,
-    query: Vec<(String, String)>,
-    authorization: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Req {
-    fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-enum Reply {
-    Http {
-        status: u16,
-        content_type: &'static str,
-        headers: Vec<(&'static str, String)>,
-        body: Vec<u8>,
-        delay: Duration,
-    },
-    /// Headers with the full length, half the body, then a reset.
-    Reset(Vec<u8>),
-    /// Headers announcing more than the body, the body, then a close.
-    ShortBody(Vec<u8>),
-}
-
-impl Reply {
-    fn json(status: u16, body: &Value) -> Reply {
-        Reply::Http {
-            status,
-            content_type: "application/json",
-            headers: Vec::new(),
-            body: serde_json::to_vec(body).unwrap(),
-            delay: Duration::ZERO,
-        }
-    }
-}
-
 #[derive(Default)]
 struct State {
     /// Chatzuri: the flat listing, newest first, paged by `page`/`size`.
@@ -328,7 +285,7 @@ impl Script {
         })
     }
 
-    fn page_index(&self, req: &Req) -> Option<usize> {
+    fn page_index(&self, req: &Request) -> Option<usize> {
         match self.vendor {
             V::Chatzuri | V::Chatbase => {
                 let page: usize = req.query("page")?.parse().ok()?;
@@ -355,7 +312,7 @@ impl Script {
         }
     }
 
-    fn authorized(&self, req: &Req) -> bool {
+    fn authorized(&self, req: &Request) -> bool {
         let expected = match self.vendor {
             V::Chatzuri => format!("Bearer {CHATZURI_KEY}"),
             V::Neoagent => NEOAGENT_KEY.to_owned(),
@@ -375,15 +332,15 @@ impl Script {
         path_ok && req.authorization.as_deref() == Some(expected.as_str())
     }
 
-    fn respond(&self, req: &Req) -> Reply {
+    fn respond(&self, req: &Request) -> Answer {
         if !self.authorized(req) {
-            return Reply::json(
+            return Answer::json(
                 401,
                 &json!({"message": "Unauthorized", "error": {"code": "UNAUTHORIZED"}}),
             );
         }
         let Some(index) = self.page_index(req) else {
-            return Reply::json(400, &json!({"message": "bad request"}));
+            return Answer::json(400, &json!({"message": "bad request"}));
         };
         let mut state = self.state.lock().unwrap();
         if state.hits.len() <= index {
@@ -398,8 +355,8 @@ impl Script {
             let (records, token) = self.page(&state, index);
             let body = self.body(&records, token);
             return match self.fault {
-                Fault::Status(status, _) => Reply::json(status, &json!({"message": "upstream trouble"})),
-                Fault::RetryAfterSeconds => Reply::Http {
+                Fault::Status(status, _) => Answer::json(status, &json!({"message": "upstream trouble"})),
+                Fault::RetryAfterSeconds => Answer::Http {
                     status: 429,
                     content_type: "application/json",
                     headers: vec![("Retry-After", "1".to_owned())],
@@ -415,7 +372,7 @@ impl Script {
                     };
                     // The date has whole seconds: that truncated instant is the earliest retry.
                     state.retry_at = Some(httpdate::parse_http_date(&httpdate::fmt_http_date(at)).unwrap());
-                    Reply::Http {
+                    Answer::Http {
                         status: 429,
                         content_type: "application/json",
                         headers: vec![("Retry-After", header)],
@@ -427,7 +384,7 @@ impl Script {
                     let at = SystemTime::now() + Duration::from_secs(1);
                     let millis = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis();
                     state.retry_at = Some(at);
-                    Reply::Http {
+                    Answer::Http {
                         status: 429,
                         content_type: "application/json",
                         headers: vec![
@@ -439,30 +396,30 @@ impl Script {
                         delay: Duration::ZERO,
                     }
                 }
-                Fault::Reset(_) => Reply::Reset(body),
-                Fault::ShortBody(_) => Reply::ShortBody(body),
-                Fault::Slow(_) => Reply::Http {
+                Fault::Reset(_) => Answer::Reset(body),
+                Fault::ShortBody(_) => Answer::ShortBody { body, missing: 100 },
+                Fault::Slow(_) => Answer::Http {
                     status: 200,
                     content_type: "application/json",
                     headers: Vec::new(),
                     body,
                     delay: Duration::from_secs(1),
                 },
-                Fault::Truncated => Reply::Http {
+                Fault::Truncated => Answer::Http {
                     status: 200,
                     content_type: "application/json",
                     headers: Vec::new(),
                     body: body[..body.len() / 2].to_vec(),
                     delay: Duration::ZERO,
                 },
-                Fault::Html => Reply::Http {
+                Fault::Html => Answer::Http {
                     status: 200,
                     content_type: "text/html; charset=utf-8",
                     headers: Vec::new(),
                     body: b"<!DOCTYPE html>\n<html><head><title>Maintenance</title></head><body><h1>We'll be back soon</h1></body></html>\n".to_vec(),
                     delay: Duration::ZERO,
                 },
-                Fault::NeoFailure => Reply::json(
+                Fault::NeoFailure => Answer::json(
                     200,
                     &json!({"Data": null, "Version": "1.0.0", "Success": false, "Code": 500, "Message": "internal error, try later"}),
                 ),
@@ -483,7 +440,7 @@ impl Script {
         }
         let body = self.body(&records, token);
         let status = if self.vendor == V::Chatzuri { 202 } else { 200 };
-        Reply::Http {
+        Answer::Http {
             status,
             content_type: "application/json",
             headers: Vec::new(),
@@ -539,7 +496,8 @@ struct Wire(Arc<Script>);
 
 impl Respond for Wire {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let req = Req {
+        let req = Request {
+            connection: 0,
             path: request.url.path().to_owned(),
             query: request
                 .url
@@ -554,7 +512,7 @@ impl Respond for Wire {
             body: request.body.clone(),
         };
         match self.0.respond(&req) {
-            Reply::Http {
+            Answer::Http {
                 status,
                 content_type,
                 headers,
@@ -569,147 +527,43 @@ impl Respond for Wire {
                 }
                 template
             }
-            Reply::Reset(_) | Reply::ShortBody(_) => {
+            Answer::Reset(_) | Answer::ShortBody { .. } | Answer::Raw { .. } | Answer::Silent => {
                 unreachable!("socket faults go through the raw server")
             }
         }
     }
 }
 
-/// A minimal HTTP/1.1 server (one request per connection) for the faults
-/// wiremock cannot produce.
+/// The shared fake vendor, for the faults wiremock cannot produce.
 async fn start_raw(script: Arc<Script>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let script = script.clone();
-            tokio::spawn(async move {
-                let _ = serve_raw(stream, script).await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-async fn serve_raw(mut stream: tokio::net::TcpStream, script: Arc<Script>) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let target = lines
-        .next()
-        .unwrap_or_default()
-        .split(' ')
-        .nth(1)
-        .unwrap_or("/")
-        .to_owned();
-    let (mut length, mut authorization) = (0usize, None);
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                "authorization" => authorization = Some(value.trim().to_owned()),
-                _ => {}
+    fake::serve(move |req| {
+        let script = script.clone();
+        async move {
+            if script.fault == Fault::HeadInsertRace && req.query("page") == Some("1") {
+                // Hold page 1 until page 2 was answered, then insert at the head.
+                for _ in 0..400 {
+                    if script
+                        .state
+                        .lock()
+                        .unwrap()
+                        .hits
+                        .get(1)
+                        .is_some_and(|h| !h.is_empty())
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let mut state = script.state.lock().unwrap();
+                state.inserted = true;
+                state.listing.insert(0, Rec { n: 9, day: 3 });
             }
+            script.respond(&req)
         }
-    }
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let url = url::Url::parse(&format!("http://127.0.0.1{target}")).unwrap();
-    let req = Req {
-        path: url.path().to_owned(),
-        query: url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-        authorization,
-        body: buf[head_end..head_end + length].to_vec(),
-    };
-    if script.fault == Fault::HeadInsertRace && req.query("page") == Some("1") {
-        // Hold page 1 until page 2 was answered, then insert at the head.
-        for _ in 0..400 {
-            if script
-                .state
-                .lock()
-                .unwrap()
-                .hits
-                .get(1)
-                .is_some_and(|h| !h.is_empty())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut state = script.state.lock().unwrap();
-        state.inserted = true;
-        state.listing.insert(0, Rec { n: 9, day: 3 });
-    }
-    let reply = script.respond(&req);
-    let head = |status: u16,
-                content_type: &str,
-                extra: &[(&'static str, String)],
-                length: usize| {
-        let mut text = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n"
-        );
-        for (name, value) in extra {
-            text.push_str(&format!("{name}: {value}\r\n"));
-        }
-        text.push_str("\r\n");
-        text.into_bytes()
-    };
-    match reply {
-        Reply::Http {
-            status,
-            content_type,
-            headers,
-            body,
-            delay,
-        } => {
-            tokio::time::sleep(delay).await;
-            stream
-                .write_all(&head(status, content_type, &headers, body.len()))
-                .await?;
-            stream.write_all(&body).await?;
-            stream.shutdown().await?;
-        }
-        Reply::Reset(body) => {
-            stream
-                .write_all(&head(200, "application/json", &[], body.len()))
-                .await?;
-            stream.write_all(&body[..body.len() / 2]).await?;
-            stream.flush().await?;
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            #[allow(deprecated)]
-            stream.set_linger(Some(Duration::ZERO))?;
-            drop(stream);
-        }
-        Reply::ShortBody(body) => {
-            stream
-                .write_all(&head(200, "application/json", &[], body.len() + 100))
-                .await?;
-            stream.write_all(&body).await?;
-            stream.shutdown().await?;
-        }
-    }
-    Ok(())
+    })
+    .await
+    .base
 }
 
 /// The output and state files of a run, with known contents beforehand.

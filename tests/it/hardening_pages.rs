@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::common::fake::na_envelope;
 use crate::common::{
     CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads, ndjson, run, stderr,
 };
@@ -47,10 +48,6 @@ fn robofy(base: &str, command: &str, args: &[&str]) -> assert_cmd::Command {
 
 fn cz_lead(id: u64) -> Value {
     json!({"id": id, "created_at": "2025-01-15T10:30:00Z", "email": format!("l{id}@example.com")})
-}
-
-fn na_envelope(data: Vec<Value>) -> Value {
-    json!({ "Data": data, "Version": "1.0.0", "Success": true, "Code": 200, "Message": "" })
 }
 
 fn na_lead(name: &str) -> Value {

@@ -5,7 +5,7 @@
 //! not overwrite the state, signals leave nothing behind, and special files
 //! are refused instead of read forever.
 //!
-//! The vendor is a scripted Chatzuri (wiremock) on loopback, serving a list
+//! The vendor is a scripted Chatzuri (common/fake.rs) on loopback, serving a list
 //! of leads two to a page; every lead has a unique email, the identity the
 //! tests compare.
 
@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
+use crate::common::fake::{self, Answer};
 use crate::common::*;
 
 const AGENT: &str = "cz-agent";
@@ -37,13 +36,11 @@ struct Served {
 #[derive(Clone)]
 struct Vendor(Arc<Mutex<Served>>);
 
-impl Respond for Vendor {
-    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+impl Vendor {
+    fn answer(&self, request: &fake::Request) -> Answer {
         let page: usize = request
-            .url
-            .query_pairs()
-            .find(|(k, _)| k == "page")
-            .and_then(|(_, v)| v.parse().ok())
+            .query("page")
+            .and_then(|v| v.parse().ok())
             .unwrap_or(1);
         let mut served = self.0.lock().unwrap();
         served.requests += 1;
@@ -56,10 +53,16 @@ impl Respond for Vendor {
                 json!({"id": n, "created_at": at, "email": format!("lead{n}@example.test"), "name": format!("Lead {n}")})
             })
             .collect();
-        let reply = ResponseTemplate::new(202).set_body_json(json!({ "data": rows }));
-        match served.slow_page {
-            Some((slow, delay)) if slow == page => reply.set_delay(delay),
-            _ => reply,
+        let delay = match served.slow_page {
+            Some((slow, delay)) if slow == page => delay,
+            _ => Duration::ZERO,
+        };
+        Answer::Http {
+            status: 202,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: serde_json::to_vec(&json!({ "data": rows })).unwrap(),
+            delay,
         }
     }
 }
@@ -78,27 +81,28 @@ impl Vendor {
     }
 }
 
-async fn vendor(leads: &[(u32, &str)]) -> (MockServer, Vendor) {
-    let server = MockServer::start().await;
+async fn vendor(leads: &[(u32, &str)]) -> (fake::Fake, Vendor) {
     let vendor = Vendor(Arc::new(Mutex::new(Served {
         leads: leads.iter().map(|(n, at)| (*n, json!(at))).collect(),
         ..Served::default()
     })));
-    Mock::given(any())
-        .respond_with(vendor.clone())
-        .mount(&server)
-        .await;
+    let script = vendor.clone();
+    let server = fake::serve(move |request| {
+        let answer = script.answer(&request);
+        async move { answer }
+    })
+    .await;
     (server, vendor)
 }
 
 /// `leads pull` against the scripted vendor, NDJSON, clock pinned.
-fn pull(server: &MockServer) -> Command {
+fn pull(server: &fake::Fake) -> Command {
     let mut cmd = leads();
     cmd.env("LEADS_NOW", NOW)
         .env("CHATZURI_API_KEY", CHATZURI_KEY)
         .args(["pull", "--vendor", "chatzuri", "--agent", AGENT])
         .args(["--page-size", "2", "--concurrency", "1", "--retries", "0"])
-        .args(["--format", "ndjson", "--base-url", &server.uri()]);
+        .args(["--format", "ndjson", "--base-url", &server.base]);
     cmd
 }
 

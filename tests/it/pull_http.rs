@@ -3,22 +3,22 @@
 //! vendor receives, exit codes and messages, retries, the `-o` file, CSV,
 //! the formula guard, key secrecy, broken pipe and Ctrl-C (docs/SPEC.md section 1–6).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use leads::model::Lead;
 use leads::output::Formatted;
 
+use crate::common::fake::{self, Answer, na_envelope};
 use crate::common::{
     CHATZURI_KEY, NEOAGENT_KEY, ROBOFY_KEY, assert_exit, assert_no_key, leads, ndjson, run, stderr,
     stdout,
@@ -45,6 +45,21 @@ fn chatzuri(base: &str, args: &[&str]) -> Command {
     cmd.args(["--base-url", &format!("{base}/api/v1")]);
     cmd.args(args);
     cmd
+}
+
+/// Chatzuri one page at a time, `size` leads a page, NDJSON out.
+fn chatzuri_serial(base: &str, size: &str) -> Command {
+    chatzuri(
+        base,
+        &[
+            "--page-size",
+            size,
+            "--concurrency",
+            "1",
+            "--format",
+            "ndjson",
+        ],
+    )
 }
 
 fn neoagent(base: &str, args: &[&str]) -> Command {
@@ -105,12 +120,56 @@ fn cz_page(ids: impl IntoIterator<Item = u64>) -> Value {
     json!({ "data": ids.into_iter().map(cz_lead).collect::<Vec<_>>() })
 }
 
+/// A fresh server answering every `verb` request on `route` with `answer`.
+async fn serve(verb: &str, route: &str, answer: impl Respond + 'static) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method(verb))
+        .and(path(route))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A fresh server answering `verb` on `route` with `answer`, expecting
+/// exactly one such request.
+async fn serve_once(verb: &str, route: &str, answer: impl Respond + 'static) -> MockServer {
+    serve_times(verb, route, answer, 1).await
+}
+
+/// A fresh server answering `verb` on `route` with `answer`, expecting
+/// exactly `times` such requests.
+async fn serve_times(
+    verb: &str,
+    route: &str,
+    answer: impl Respond + 'static,
+    times: u64,
+) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method(verb))
+        .and(path(route))
+        .respond_with(answer)
+        .expect(times)
+        .mount(&server)
+        .await;
+    server
+}
+
 /// A Chatzuri get-leads page: GET, the given `page` and `size`.
 fn cz_mock(page: u64, size: u64) -> wiremock::MockBuilder {
     Mock::given(method("GET"))
         .and(path(CZ_PATH))
         .and(query_param("page", page.to_string()))
         .and(query_param("size", size.to_string()))
+}
+
+/// Mounts Chatzuri page `page` of `size` answering `body`, expected once.
+async fn cz_page_once(server: &MockServer, page: u64, size: u64, body: Value) {
+    cz_mock(page, size)
+        .respond_with(ok_json(body))
+        .expect(1)
+        .mount(server)
+        .await;
 }
 
 fn na_lead(name: &str, created: &str, session: u64) -> Value {
@@ -125,10 +184,6 @@ fn na_lead(name: &str, created: &str, session: u64) -> Value {
         "URI": "https://shop.example/pricing",
         "Count": 1
     })
-}
-
-fn na_envelope(data: Vec<Value>) -> Value {
-    json!({ "Data": data, "Version": "1.0.0", "Success": true, "Code": 200, "Message": "" })
 }
 
 fn rf_row(id: &str) -> Value {
@@ -326,66 +381,28 @@ enum Break {
     HugeContentLength,
 }
 
-struct RawServer {
-    base: String,
-    connections: Arc<AtomicUsize>,
-}
-
 /// Serves `body` (200, JSON) on every connection after the first `broken`
 /// ones, which break the way `how` says. One request per connection.
-fn raw_server(broken: usize, how: Break, body: Value) -> RawServer {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counter = connections.clone();
-    let body = serde_json::to_vec(&body).expect("serialisable");
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            read_request_head(&mut stream);
-            if n < broken {
-                match how {
-                    Break::Silent => {}
-                    Break::MidBody => {
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"data\":[{\"id\":1,",
-                        );
-                        let _ = stream.flush();
-                    }
-                    Break::HugeContentLength => {
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 70000000\r\n\r\n{\"data\":[",
-                        );
-                        let _ = stream.flush();
-                        std::thread::sleep(Duration::from_secs(3));
-                    }
-                }
-                drop(stream);
-                continue;
+async fn raw_server(broken: usize, how: Break, body: Value) -> fake::Fake {
+    fake::serve(move |req| {
+        let answer = if req.connection >= broken {
+            Answer::json(200, &body)
+        } else {
+            match how {
+                Break::Silent => Answer::Silent,
+                Break::MidBody => Answer::Raw {
+                    bytes: b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"data\":[{\"id\":1,".to_vec(),
+                    hold: Duration::ZERO,
+                },
+                Break::HugeContentLength => Answer::Raw {
+                    bytes: b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 70000000\r\n\r\n{\"data\":[".to_vec(),
+                    hold: Duration::from_secs(3),
+                },
             }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-            let _ = stream.flush();
-        }
-    });
-    RawServer { base, connections }
-}
-
-fn read_request_head(stream: &mut TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
+        };
+        async move { answer }
+    })
+    .await
 }
 
 // ===========================================================================
@@ -412,18 +429,7 @@ async fn chatzuri_pages_until_a_short_page() {
             .mount(&server)
             .await;
     }
-    let output = run(chatzuri(
-        &server.uri(),
-        &[
-            "--page-size",
-            "3",
-            "--concurrency",
-            "1",
-            "--format",
-            "ndjson",
-        ],
-    ))
-    .await;
+    let output = run(chatzuri_serial(&server.uri(), "3")).await;
     assert_success(&output);
     assert_eq!(ids(&output), numbered(1..=8));
     server.verify().await;
@@ -450,24 +456,9 @@ async fn chatzuri_pages_until_a_short_page() {
 async fn chatzuri_exact_multiple_of_the_page_size_ends_on_an_empty_page() {
     let server = MockServer::start().await;
     for (page, body) in [(1, cz_page(1..=2)), (2, cz_page(3..=4)), (3, cz_page([]))] {
-        cz_mock(page, 2)
-            .respond_with(ok_json(body))
-            .expect(1)
-            .mount(&server)
-            .await;
+        cz_page_once(&server, page, 2, body).await;
     }
-    let output = run(chatzuri(
-        &server.uri(),
-        &[
-            "--page-size",
-            "2",
-            "--concurrency",
-            "1",
-            "--format",
-            "ndjson",
-        ],
-    ))
-    .await;
+    let output = run(chatzuri_serial(&server.uri(), "2")).await;
     assert_success(&output);
     assert_eq!(ids(&output), numbered(1..=4));
     server.verify().await;
@@ -949,27 +940,31 @@ async fn chatzuri_a_full_page_filtered_away_on_the_client_is_not_the_end() {
     };
     // Page 1 is full but every record is before --since's exact time (the
     // vendor filters by whole days): the listing must go on.
-    cz_mock(1, 2)
-        .respond_with(ok_json(json!({
+    cz_page_once(
+        &server,
+        1,
+        2,
+        json!({
             "data": [dated(1, "2025-01-05T08:00:00Z"), dated(2, "2025-01-05T09:00:00Z")]
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    cz_mock(2, 2)
-        .respond_with(ok_json(json!({
+        }),
+    )
+    .await;
+    cz_page_once(
+        &server,
+        2,
+        2,
+        json!({
             "data": [dated(3, "2025-01-05T12:00:00Z"), dated(4, "2025-01-05T11:00:00Z")]
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    cz_mock(3, 2)
-        .respond_with(ok_json(
-            json!({ "data": [dated(5, "2025-01-06T00:00:00Z")] }),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
+        }),
+    )
+    .await;
+    cz_page_once(
+        &server,
+        3,
+        2,
+        json!({ "data": [dated(5, "2025-01-06T00:00:00Z")] }),
+    )
+    .await;
     let output = run(chatzuri(
         &server.uri(),
         &[
@@ -1038,16 +1033,8 @@ async fn robofy_dates_are_filtered_on_the_client_only() {
 #[tokio::test]
 async fn limit_stops_without_fetching_pages_it_cannot_need() {
     let server = MockServer::start().await;
-    cz_mock(1, 2)
-        .respond_with(ok_json(cz_page(1..=2)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    cz_mock(2, 2)
-        .respond_with(ok_json(cz_page(3..=4)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    cz_page_once(&server, 1, 2, cz_page(1..=2)).await;
+    cz_page_once(&server, 2, 2, cz_page(3..=4)).await;
     Mock::given(method("GET"))
         .and(path(CZ_PATH))
         .respond_with(ok_json(cz_page(90..=91)))
@@ -1227,13 +1214,12 @@ async fn exit_2_for_a_plain_http_base_url_that_is_not_loopback() {
 #[tokio::test]
 async fn exit_3_when_the_key_is_refused() {
     // Chatzuri 401 with its plain-text body.
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(CZ_PATH))
-        .respond_with(ResponseTemplate::new(401).set_body_bytes(fixture("chatzuri/error-401.txt")))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_once(
+        "GET",
+        CZ_PATH,
+        ResponseTemplate::new(401).set_body_bytes(fixture("chatzuri/error-401.txt")),
+    )
+    .await;
     let output = run(chatzuri(&server.uri(), &["--concurrency", "1"])).await;
     assert_error(
         &output,
@@ -1244,25 +1230,23 @@ async fn exit_3_when_the_key_is_refused() {
     server.verify().await;
 
     // Robofy 403 with its error envelope.
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(RF_PATH))
-        .respond_with(ResponseTemplate::new(403).set_body_bytes(fixture("robofy/error-403.json")))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_once(
+        "GET",
+        RF_PATH,
+        ResponseTemplate::new(403).set_body_bytes(fixture("robofy/error-403.json")),
+    )
+    .await;
     let output = run(robofy(&server.uri(), &[])).await;
     assert_error(&output, 3, &["Robofy", RF_BOT, "403", "ROBOFY_API_KEY"]);
     server.verify().await;
 
     // NeoAgent: HTTP 401.
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(NA_PATH))
-        .respond_with(ResponseTemplate::new(401).set_body_bytes(fixture("neoagent/error-401.json")))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_once(
+        "POST",
+        NA_PATH,
+        ResponseTemplate::new(401).set_body_bytes(fixture("neoagent/error-401.json")),
+    )
+    .await;
     let output = run(neoagent(&server.uri(), &[])).await;
     assert_error(&output, 3, &["NeoAgent", NA_SERIAL, "NEOAGENT_API_KEY"]);
     server.verify().await;
@@ -1274,13 +1258,12 @@ async fn exit_3_for_neoagent_code_401_or_403_inside_a_200_body() {
         ("neoagent/error-401.json", "Invalid secret key"),
         ("neoagent/error-403.json", "no permission"),
     ] {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path(NA_PATH))
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(fixture(fixture_name)))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = serve_once(
+            "POST",
+            NA_PATH,
+            ResponseTemplate::new(200).set_body_bytes(fixture(fixture_name)),
+        )
+        .await;
         let output = run(neoagent(&server.uri(), &[])).await;
         assert_error(
             &output,
@@ -1294,13 +1277,12 @@ async fn exit_3_for_neoagent_code_401_or_403_inside_a_200_body() {
 
 #[tokio::test]
 async fn exit_4_when_the_agent_is_not_found() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(CZ_PATH))
-        .respond_with(ResponseTemplate::new(404).set_body_string("agentId invalid"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_once(
+        "GET",
+        CZ_PATH,
+        ResponseTemplate::new(404).set_body_string("agentId invalid"),
+    )
+    .await;
     let output = run(chatzuri(&server.uri(), &["--concurrency", "1"])).await;
     assert_error(
         &output,
@@ -1309,24 +1291,17 @@ async fn exit_4_when_the_agent_is_not_found() {
     );
     server.verify().await;
 
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(RF_PATH))
-        .respond_with(ResponseTemplate::new(404).set_body_bytes(fixture("robofy/error-404.json")))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_once(
+        "GET",
+        RF_PATH,
+        ResponseTemplate::new(404).set_body_bytes(fixture("robofy/error-404.json")),
+    )
+    .await;
     let output = run(robofy(&server.uri(), &[])).await;
     assert_error(&output, 4, &["Robofy", RF_BOT, "404", "--project"]);
     server.verify().await;
 
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(NA_PATH))
-        .respond_with(ResponseTemplate::new(404))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_once("POST", NA_PATH, ResponseTemplate::new(404)).await;
     let output = run(neoagent(&server.uri(), &[])).await;
     assert_error(&output, 4, &["NeoAgent", NA_SERIAL, "404"]);
     server.verify().await;
@@ -1334,13 +1309,13 @@ async fn exit_4_when_the_agent_is_not_found() {
 
 #[tokio::test]
 async fn exit_5_for_a_server_error_after_retries() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(CZ_PATH))
-        .respond_with(ResponseTemplate::new(500).set_body_string("upstream exploded"))
-        .expect(3)
-        .mount(&server)
-        .await;
+    let server = serve_times(
+        "GET",
+        CZ_PATH,
+        ResponseTemplate::new(500).set_body_string("upstream exploded"),
+        3,
+    )
+    .await;
     let output = run(chatzuri(
         &server.uri(),
         &["--retries", "2", "--concurrency", "1"],
@@ -1393,18 +1368,7 @@ async fn exit_5_for_a_malformed_body_naming_vendor_endpoint_and_page() {
             .expect(1)
             .mount(&server)
             .await;
-        let output = run(chatzuri(
-            &server.uri(),
-            &[
-                "--page-size",
-                "2",
-                "--concurrency",
-                "1",
-                "--format",
-                "ndjson",
-            ],
-        ))
-        .await;
+        let output = run(chatzuri_serial(&server.uri(), "2")).await;
         let mut needles = vec!["Chatzuri", "get-leads", "page 2", CZ_AGENT];
         needles.extend_from_slice(excerpt);
         assert_error(&output, 5, &needles);
@@ -1415,25 +1379,21 @@ async fn exit_5_for_a_malformed_body_naming_vendor_endpoint_and_page() {
 
 #[tokio::test]
 async fn exit_5_for_a_malformed_body_from_neoagent_and_robofy() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(NA_PATH))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_raw("<!DOCTYPE html><p>login</p>", "text/html"),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_once(
+        "POST",
+        NA_PATH,
+        ResponseTemplate::new(200).set_body_raw("<!DOCTYPE html><p>login</p>", "text/html"),
+    )
+    .await;
     let output = run(neoagent(&server.uri(), &[])).await;
     assert_error(&output, 5, &["NeoAgent", "LeadList", "<!DOCTYPE html>"]);
 
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(RF_PATH))
-        .respond_with(ok_json(json!({ "message": "ok", "data": { "items": [] } })))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_once(
+        "GET",
+        RF_PATH,
+        ok_json(json!({ "message": "ok", "data": { "items": [] } })),
+    )
+    .await;
     let output = run(robofy(&server.uri(), &[])).await;
     assert_error(&output, 5, &["Robofy", "leads", "page 1"]);
     server.verify().await;
@@ -1441,13 +1401,12 @@ async fn exit_5_for_a_malformed_body_from_neoagent_and_robofy() {
 
 #[tokio::test]
 async fn exit_5_for_neoagent_success_false() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(NA_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(fixture("neoagent/error-500.json")))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_once(
+        "POST",
+        NA_PATH,
+        ResponseTemplate::new(200).set_body_bytes(fixture("neoagent/error-500.json")),
+    )
+    .await;
     let output = run(neoagent(&server.uri(), &[])).await;
     assert_error(
         &output,
@@ -1557,7 +1516,7 @@ async fn exit_5_when_max_pages_is_exceeded() {
 
 #[tokio::test]
 async fn exit_5_for_a_body_declared_over_64_mib() {
-    let server = raw_server(usize::MAX, Break::HugeContentLength, json!({}));
+    let server = raw_server(usize::MAX, Break::HugeContentLength, json!({})).await;
     let started = Instant::now();
     let output = run(chatzuri(
         &server.base,
@@ -1565,7 +1524,7 @@ async fn exit_5_for_a_body_declared_over_64_mib() {
     ))
     .await;
     assert_error(&output, 5, &["Chatzuri", "64 MiB"]);
-    assert_eq!(server.connections.load(Ordering::SeqCst), 1, "not retried");
+    assert_eq!(server.connections(), 1, "not retried");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "refused on the declared length, without reading the body"
@@ -1585,13 +1544,13 @@ async fn exit_6_when_the_connection_is_refused() {
 
 #[tokio::test]
 async fn exit_6_when_every_attempt_times_out() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(CZ_PATH))
-        .respond_with(ok_json(cz_page([])).set_delay(Duration::from_secs(3)))
-        .expect(2)
-        .mount(&server)
-        .await;
+    let server = serve_times(
+        "GET",
+        CZ_PATH,
+        ok_json(cz_page([])).set_delay(Duration::from_secs(3)),
+        2,
+    )
+    .await;
     let started = Instant::now();
     let output = run(chatzuri(
         &server.uri(),
@@ -1638,24 +1597,9 @@ async fn rate_limited_page_is_retried_after_retry_after() {
         .expect(1)
         .mount(&server)
         .await;
-    cz_mock(2, 2)
-        .respond_with(ok_json(cz_page(3..=3)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    cz_page_once(&server, 2, 2, cz_page(3..=3)).await;
     let started = Instant::now();
-    let output = run(chatzuri(
-        &server.uri(),
-        &[
-            "--page-size",
-            "2",
-            "--concurrency",
-            "1",
-            "--format",
-            "ndjson",
-        ],
-    ))
-    .await;
+    let output = run(chatzuri_serial(&server.uri(), "2")).await;
     assert_exit(&output, 0);
     assert_no_key(&output);
     assert_eq!(ids(&output), numbered(1..=3));
@@ -1749,56 +1693,28 @@ async fn neoagent_window_that_times_out_once_is_retried() {
 
 #[tokio::test]
 async fn connection_reset_mid_body_is_retried() {
-    let server = raw_server(1, Break::MidBody, cz_page(1..=3));
-    let output = run(chatzuri(
-        &server.base,
-        &[
-            "--page-size",
-            "10",
-            "--concurrency",
-            "1",
-            "--format",
-            "ndjson",
-        ],
-    ))
-    .await;
+    let server = raw_server(1, Break::MidBody, cz_page(1..=3)).await;
+    let output = run(chatzuri_serial(&server.base, "10")).await;
     assert_exit(&output, 0);
     assert_no_key(&output);
     assert_eq!(ids(&output), numbered(1..=3));
-    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(server.connections(), 2);
 }
 
 #[tokio::test]
 async fn connection_closed_without_an_answer_is_retried() {
-    let server = raw_server(2, Break::Silent, cz_page(1..=3));
-    let output = run(chatzuri(
-        &server.base,
-        &[
-            "--page-size",
-            "10",
-            "--concurrency",
-            "1",
-            "--format",
-            "ndjson",
-        ],
-    ))
-    .await;
+    let server = raw_server(2, Break::Silent, cz_page(1..=3)).await;
+    let output = run(chatzuri_serial(&server.base, "10")).await;
     assert_exit(&output, 0);
     assert_no_key(&output);
     assert_eq!(ids(&output), numbered(1..=3));
-    assert_eq!(server.connections.load(Ordering::SeqCst), 3);
+    assert_eq!(server.connections(), 3);
 }
 
 #[tokio::test]
 async fn client_errors_are_sent_exactly_once() {
     for (status, code) in [(400, 5), (401, 3), (403, 3), (404, 4)] {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(CZ_PATH))
-            .respond_with(ResponseTemplate::new(status))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = serve_once("GET", CZ_PATH, ResponseTemplate::new(status)).await;
         let output = run(chatzuri(
             &server.uri(),
             &["--retries", "4", "--concurrency", "1"],
@@ -1819,13 +1735,7 @@ async fn retries_bound_the_attempts() {
         (1, 504),
         (1, 408),
     ] {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(CZ_PATH))
-            .respond_with(ResponseTemplate::new(code))
-            .expect(retries + 1)
-            .mount(&server)
-            .await;
+        let server = serve_times("GET", CZ_PATH, ResponseTemplate::new(code), retries + 1).await;
         let output = run(chatzuri(
             &server.uri(),
             &["--retries", &retries.to_string(), "--concurrency", "1"],
@@ -1838,13 +1748,7 @@ async fn retries_bound_the_attempts() {
 
 #[tokio::test]
 async fn default_retries_make_five_attempts() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(NA_PATH))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(5)
-        .mount(&server)
-        .await;
+    let server = serve_times("POST", NA_PATH, ResponseTemplate::new(500), 5).await;
     let output = run(neoagent(&server.uri(), &[])).await;
     assert_error(&output, 5, &["NeoAgent", "5 attempts"]);
     server.verify().await;
@@ -1856,15 +1760,12 @@ async fn retry_after_above_two_minutes_fails_at_once_saying_when() {
         "300".to_owned(),
         httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600)),
     ] {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(CZ_PATH))
-            .respond_with(
-                ResponseTemplate::new(429).insert_header("Retry-After", retry_after.as_str()),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = serve_once(
+            "GET",
+            CZ_PATH,
+            ResponseTemplate::new(429).insert_header("Retry-After", retry_after.as_str()),
+        )
+        .await;
         let started = Instant::now();
         let output = run(chatzuri(&server.uri(), &["--concurrency", "1"])).await;
         assert_error(&output, 5, &["Chatzuri", "429", "retry after", "GMT"]);
@@ -2397,12 +2298,7 @@ async fn key_from_a_file_is_never_printed() {
         ),
         (ResponseTemplate::new(503), 5),
     ] {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(RF_PATH))
-            .respond_with(response)
-            .mount(&server)
-            .await;
+        let server = serve("GET", RF_PATH, response).await;
         let mut cmd = leads();
         cmd.args([
             "-vv",
@@ -2425,15 +2321,15 @@ async fn key_from_a_file_is_never_printed() {
 
 #[tokio::test]
 async fn key_echoed_by_the_vendor_in_a_malformed_body_is_not_printed() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(CZ_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(
+    let server = serve(
+        "GET",
+        CZ_PATH,
+        ResponseTemplate::new(200).set_body_raw(
             format!("<html>debug: Authorization: Bearer {CHATZURI_KEY}</html>"),
             "text/html",
-        ))
-        .mount(&server)
-        .await;
+        ),
+    )
+    .await;
     let output = run_without_leak(chatzuri(&server.uri(), &["-vv"]), 5).await;
     assert!(stderr(&output).contains("leads: error: "));
 }

@@ -7,6 +7,7 @@ use std::process::Output;
 use assert_cmd::Command;
 
 pub mod db;
+pub mod fake;
 
 /// Keys the tests hand to the binary; every test asserts none of them
 /// appears in anything the binary wrote.
