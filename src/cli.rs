@@ -11,7 +11,7 @@ use crate::output::Format;
 use crate::schema::RecordKind;
 
 /// The vendors' names joined for prose: "A, B and C".
-fn vendor_names(name: fn(Vendor) -> &'static str) -> String {
+pub(crate) fn vendor_names(name: fn(Vendor) -> &'static str) -> String {
     let names: Vec<&str> = Vendor::all().iter().map(|v| name(*v)).collect();
     match names.split_last() {
         Some((last, [])) => (*last).to_owned(),
@@ -412,7 +412,10 @@ pub struct TapArgs {
 #[command(
     name = "tap-leads",
     version,
-    about = "Singer tap for leads and conversations of Chatzuri, NeoAgent, Robofy and Chatbase"
+    about = format!(
+        "Singer tap for leads and conversations of {}",
+        vendor_names(Vendor::display_name)
+    )
 )]
 pub struct TapCli {
     /// Only errors on stderr.

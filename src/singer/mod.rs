@@ -81,7 +81,10 @@ pub fn about() -> Value {
     json!({
         "name": "tap-leads",
         "version": env!("CARGO_PKG_VERSION"),
-        "description": "Leads and conversations of Chatzuri, NeoAgent, Robofy and Chatbase in one model",
+        "description": format!(
+            "Leads and conversations of {} in one model",
+            crate::cli::vendor_names(crate::model::Vendor::display_name)
+        ),
         "capabilities": ["catalog", "discover", "state", "about"],
         "settings": [
             vendor,
