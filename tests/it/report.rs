@@ -404,3 +404,21 @@ async fn a_report_over_the_output_or_the_state_is_a_usage_error() {
         assert!(!state.exists());
     }
 }
+
+/// `-q` silences stderr, not the report: a cron job can be quiet and still
+/// be monitored.
+#[tokio::test]
+async fn quiet_runs_still_write_their_report() {
+    let sandbox = start(SandboxOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("run.json");
+    let out = dir.path().join("out.ndjson");
+    let mut cmd = pull(&sandbox, &report, &["-q", "-o", out.to_str().unwrap()]);
+    cmd.env_remove("RUST_LOG");
+    let output = run(cmd).await;
+    assert_exit(&output, 0);
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+    let json = read_json(&report);
+    assert_eq!(json["exit_code"], 0, "{json}");
+    assert_no_key_in("the report", &std::fs::read(&report).unwrap());
+}
