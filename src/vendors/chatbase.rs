@@ -11,8 +11,8 @@ use super::plan::{
     DateFilter, Listing, Numbered, PageSize, ResourceSpec, SessionFilter, Tokens, VendorSpec,
 };
 use super::{
-    AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, at, chatzuri,
-    keep_message_extras, objects, parse_json, path_segment,
+    AuthScheme, BodyError, MapContext, Page, RequestSpec, at, chatzuri, objects, parse_json,
+    path_segment,
 };
 use crate::error::{Error, Result};
 use crate::export::{Bookmark, Job};
@@ -271,46 +271,7 @@ pub fn parse_export(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>,
 /// as the message time; each message's `id`, `feedback`, `metadata` and
 /// non-text parts go to `fields.message_fields`.
 fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation {
-    let mut pick = Picker::new(obj);
-    let vendor_id = pick.string(&["id"]);
-    let created_value = pick.take(&["createdAt"]);
-    let customer = pick.string(&["userId"]);
-    let source = pick.string(&["source"]);
-    let messages_value = obj.get("messages").filter(|v| v.is_array());
-    if messages_value.is_some() {
-        pick.take(&["messages"]);
-    }
-    let mut fields = pick.rest();
-    let id = vendor_id.unwrap_or_else(|| {
-        chatzuri::conversation_synthetic_id(
-            ctx.vendor.spec().id_prefix,
-            &ctx.agent_id,
-            clean_string(created_value).as_deref(),
-            customer.as_deref(),
-            source.as_deref(),
-            messages_value,
-        )
-    });
-    let mut conversation = Conversation::new(ctx.vendor, &ctx.agent_id, id);
-    conversation.created_at = Stamp::of(created_value).apply(&mut fields);
-    conversation.customer = customer;
-    conversation.source = source;
-    let mut extras = Vec::new();
-    for message in messages_value
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let (message, extra) = map_message(message);
-        conversation.messages.push(message);
-        extras.push(extra);
-    }
-    keep_message_extras(&mut fields, extras);
-    conversation.fields = fields;
-    if ctx.keep_raw {
-        conversation.raw = Some(Value::Object(obj.clone()));
-    }
-    conversation
+    chatzuri::map_conversation_with(obj, ctx, ["createdAt", "userId"], map_message)
 }
 
 /// The shared message mapping (role lower-cased, `createdAt`, extras), with

@@ -335,10 +335,26 @@ fn role(lower: &str) -> Option<&'static str> {
 /// `id` or `score` go to `fields.message_fields`. A conversation without an
 /// id gets `conversation_synthetic_id`.
 fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation {
+    map_conversation_with(obj, ctx, ["created_at", "customer"], |message| {
+        map_message(message, &["role"], &["content"], &["created_at"], role)
+    })
+}
+
+/// A conversation of this vendor family: `id`, the creation time and the
+/// customer under the names in `keys`, `source`, a `messages` array mapped
+/// by `message`; every other key carrying data in `fields`, the messages'
+/// extras in `fields.message_fields`. Chatbase's v2 export has the same
+/// shape under other names.
+pub(crate) fn map_conversation_with(
+    obj: &Map<String, Value>,
+    ctx: &MapContext,
+    [created_key, customer_key]: [&str; 2],
+    message: impl Fn(&Value) -> (crate::model::Message, Map<String, Value>),
+) -> Conversation {
     let mut pick = Picker::new(obj);
     let vendor_id = pick.string(&["id"]);
-    let created_value = pick.take(&["created_at"]);
-    let customer = pick.string(&["customer"]);
+    let created_value = pick.take(&[created_key]);
+    let customer = pick.string(&[customer_key]);
     let source = pick.string(&["source"]);
     // Only an array is a message list; anything else stays in `fields`.
     let messages_value = obj.get("messages").filter(|v| v.is_array());
@@ -361,13 +377,13 @@ fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation 
     conversation.customer = customer;
     conversation.source = source;
     let mut extras = Vec::new();
-    for message in messages_value
+    for value in messages_value
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
-        let (message, extra) = map_message(message, &["role"], &["content"], &["created_at"], role);
-        conversation.messages.push(message);
+        let (mapped, extra) = message(value);
+        conversation.messages.push(mapped);
         extras.push(extra);
     }
     keep_message_extras(&mut fields, extras);
