@@ -20,7 +20,7 @@ use crate::export::{Bookmark, FUTURE_TOLERANCE, Job, RunStats, SeenIds, Sink};
 use crate::fetch::Fetcher;
 use crate::model::Record;
 use crate::vendors::plan::{Children, Listing, Numbered, Parents, Parse, Tokens};
-use crate::vendors::{self, BodyError, Page, RequestSpec};
+use crate::vendors::{self, BodyError, HttpMethod, Page, RequestSpec};
 
 /// Walks `listing` to its end (or `--limit`), handing each record that
 /// passes the filters, the bookmark and the de-duplication to `sink`.
@@ -167,19 +167,22 @@ async fn fetch(
         let body = fetcher.fetch(&get, what).await?;
         return Ok((get, body));
     };
-    let as_post = (post.to_post)(&get);
+    // The POST form is built only when it is sent: most vendors' pages never
+    // need it.
     if post.in_use.load(Ordering::Relaxed) {
+        let as_post = (post.to_post)(&get);
         let body = fetcher.fetch(&as_post, what).await?;
         return Ok((as_post, body));
     }
     match fetcher.fetch(&get, what).await {
         Ok(body) => Ok((get, body)),
-        Err(e) if e.status == Some(405) && as_post != get => {
+        Err(e) if e.status == Some(405) && get.method == HttpMethod::Get => {
             tracing::info!(
                 "{} answered 405 to GET {}; sending it as POST",
                 fetcher.vendor().display_name(),
                 get.endpoint
             );
+            let as_post = (post.to_post)(&get);
             let body = fetcher.fetch(&as_post, what).await?;
             post.in_use.store(true, Ordering::Relaxed);
             Ok((as_post, body))
