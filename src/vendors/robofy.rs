@@ -5,8 +5,13 @@
 //! conventions and public clients suggest; a lead's name, email and phone
 //! live in the visitor's form (`lead_data`) and are picked out of it here.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::plan::{
@@ -14,13 +19,20 @@ use super::plan::{
     VendorSpec,
 };
 use super::{
-    AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, at, canonical_json,
-    error_detail, free_key, insert_unique, keep_message_extras, map_message, objects, parse_json,
-    path_segment, synthetic_id, trimmed,
+    AuthScheme, BodyError, BorrowedStr, MapContext, NUMBER_TOKEN, ObjectEntries, Page, Picker,
+    RawPicker, RequestSpec, Stamp, canonical_json, error_detail, free_key, insert_unique,
+    keep_message_extras, map_message, path_segment, raw_carries_data, raw_clean_str,
+    raw_clean_string, raw_trimmed, raw_value, synthetic_id,
 };
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind};
 use crate::export::{Bookmark, Job};
 use crate::model::{Conversation, Lead, Resource, carries_data, clean_string};
+
+mod prescan;
+#[cfg(test)]
+mod reference;
+
+pub use prescan::next_page_token;
 
 pub static VENDOR: VendorSpec = VendorSpec {
     name: "robofy",
@@ -78,7 +90,7 @@ fn code_hint(code: &str) -> Option<&'static str> {
     }
 }
 
-fn leads_plan(job: &Job, _bookmark: Option<&Bookmark>) -> Result<Listing<Lead>> {
+fn leads_plan(job: &Job, _bookmark: Option<&Bookmark>) -> crate::error::Result<Listing<Lead>> {
     let project = job.project.clone().ok_or_else(|| {
         Error::usage("Robofy leads need a project: --project ID or --agent PROJECT/CHATBOT")
     })?;
@@ -93,7 +105,10 @@ fn leads_plan(job: &Job, _bookmark: Option<&Bookmark>) -> Result<Listing<Lead>> 
 
 /// The inbox's sessions, then each session's messages; with `--session`,
 /// that one session without listing the inbox.
-fn conversations_plan(job: &Job, _bookmark: Option<&Bookmark>) -> Result<Listing<Conversation>> {
+fn conversations_plan(
+    job: &Job,
+    _bookmark: Option<&Bookmark>,
+) -> crate::error::Result<Listing<Conversation>> {
     let ctx = Arc::new(job.map_context());
     let agent = job.agent.clone();
     let children = {
@@ -186,14 +201,16 @@ pub fn messages_request(chatbot: &str, session_id: &str, token: Option<&str>) ->
 
 /// An error envelope `{message, error:{code, detail}}` inside a 2xx answer
 /// is the vendor refusing, not a page: classified by its code the way the
-/// same code is classified as an HTTP status.
-fn refusal(value: &Value, body: &[u8]) -> Result<(), BodyError> {
-    let Some(error) = value.get("error").filter(|e| carries_data(e)) else {
+/// same code is classified as an HTTP status. `data_carries`: whether the
+/// body's `data` carries data (then it is a page after all).
+fn refusal(error: Option<&RawValue>, data_carries: bool, body: &[u8]) -> Result<(), BodyError> {
+    let Some(error) = error.filter(|e| raw_carries_data(e)) else {
         return Ok(());
     };
-    if value.get("data").is_some_and(carries_data) {
+    if data_carries {
         return Ok(());
     }
+    let error = raw_value(error).map_err(|e| not_json(e, "an error envelope"))?;
     let code = clean_string(error.get("code")).unwrap_or_default();
     let (kind, status) = match code.as_str() {
         "UNAUTHORIZED" => (ErrorKind::Auth, Some(401)),
@@ -211,10 +228,19 @@ fn refusal(value: &Value, body: &[u8]) -> Result<(), BodyError> {
     })
 }
 
-/// The first of `paths` that holds a non-empty token; a null, empty or
+fn not_json(e: serde_json::Error, expected: &str) -> BodyError {
+    BodyError::Malformed(format!("body is not JSON ({e}); expected {expected}"))
+}
+
+/// The first of `tokens` that holds a non-empty token; a null, empty or
 /// missing token is the end.
-fn token(value: &Value, paths: &[&[&str]]) -> Option<String> {
-    paths.iter().find_map(|path| clean_string(at(value, path)))
+fn first_token(tokens: &[Option<&RawValue>]) -> Result<Option<String>, serde_json::Error> {
+    for raw in tokens.iter().flatten() {
+        if let Some(token) = raw_clean_string(raw)? {
+            return Ok(Some(token));
+        }
+    }
+    Ok(None)
 }
 
 const LEADS_SHAPE: &str = "a JSON object {message, data: {report: {rows: [...]}}}";
@@ -224,62 +250,360 @@ const LEADS_SHAPE: &str = "a JSON object {message, data: {report: {rows: [...]}}
 /// `data.next_page_token` (its schema block). `session` is the `sessionId`
 /// filter the request used: rows carry no session id, so it becomes every
 /// lead's `session_id`.
+///
+/// Read in one pass with no tree of the page: the envelope's visitors keep
+/// only the members that matter (a repeated key's last value wins, as in a
+/// `Value` object), and each row is mapped to a `Lead` as soon as it is
+/// read, from slices of the body.
 pub fn parse_leads(
     body: &[u8],
     ctx: &MapContext,
     session: Option<&str>,
 ) -> Result<Page<Lead>, BodyError> {
-    let value = parse_json(body, LEADS_SHAPE)?;
-    refusal(&value, body)?;
-    let rows = at(&value, &["data", "report", "rows"])
-        .and_then(Value::as_array)
-        .ok_or_else(|| BodyError::Malformed(format!("expected {LEADS_SHAPE}")))?;
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let session = session.map(str::trim).filter(|s| !s.is_empty());
-    let records = objects(rows, "lead row")?
-        .into_iter()
-        .map(|row| map_lead(row, ctx, session))
-        .collect();
-    let next_token = token(
-        &value,
-        &[
-            &["data", "report", "next_page_token"],
-            &["data", "next_page_token"],
-        ],
-    );
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let top = serde::Deserializer::deserialize_any(&mut deserializer, TopVisitor { ctx, session })
+        .and_then(|top| deserializer.end().map(|()| top))
+        .map_err(|e| not_json(e, LEADS_SHAPE))?;
+    let data = top.data.unwrap_or_default();
+    refusal(top.error, data.carries, body)?;
+    let shape = || BodyError::Malformed(format!("expected {LEADS_SHAPE}"));
+    let report = data.report.ok_or_else(shape)?;
+    let Some(Rows::Array {
+        leads,
+        returned,
+        not_object,
+    }) = report.rows
+    else {
+        return Err(shape());
+    };
+    if let Some(i) = not_object {
+        return Err(BodyError::Malformed(format!(
+            "expected each lead row to be a JSON object; item {i} is not"
+        )));
+    }
+    let next_token =
+        first_token(&[report.token, data.token]).map_err(|e| not_json(e, LEADS_SHAPE))?;
     Ok(Page {
-        records,
-        returned: rows.len(),
+        records: leads,
+        returned,
         next_token,
         total: None,
     })
 }
 
-fn map_lead(row: &Map<String, Value>, ctx: &MapContext, session: Option<&str>) -> Lead {
-    let mut pick = Picker::new(row);
-    let vendor_id = pick.string(&["id"]);
-    let created_value = pick.take(&["created_at"]);
-    let source = pick.string(&["source"]);
-    let page_url = pick.string(&["page_url"]);
-    let ip_address = pick.string(&["ip_address"]);
-    // Only an array is a form; anything else stays in `fields` as sent.
-    let lead_data = row.get("lead_data").and_then(Value::as_array);
-    if lead_data.is_some() {
-        pick.take(&["lead_data"]);
+/// The non-object values a visitor below meets: consumed, and turned into
+/// its "not an object" result by `$other(self, carries_data)`.
+macro_rules! not_an_object {
+    ($other:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other(self, true))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other(self, true))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other(self, true))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other(self, true))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok($other(self, !v.trim().is_empty()))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($other(self, false))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut any = false;
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                any = true;
+            }
+            Ok($other(self, any))
+        }
+    };
+}
+
+/// Reads the rest of a map whose first key was `NUMBER_TOKEN`: a number.
+fn skip_rest<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    map.next_value::<IgnoredAny>()?;
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct TopVisitor<'c> {
+    ctx: &'c MapContext,
+    session: Option<&'c str>,
+}
+
+#[derive(Default)]
+struct Top<'de> {
+    data: Option<Data<'de>>,
+    error: Option<&'de RawValue>,
+}
+
+impl<'de> Visitor<'de> for TopVisitor<'_> {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(LEADS_SHAPE)
     }
-    let mut fields = pick.rest();
-    let form = map_lead_data(
-        lead_data.map(Vec::as_slice).unwrap_or_default(),
-        &mut fields,
-    );
-    let id = vendor_id.unwrap_or_else(|| {
-        lead_synthetic_id(
-            &ctx.agent_id,
-            clean_string(created_value).as_deref(),
-            row.get("lead_data"),
-        )
+
+    not_an_object!(|_, _| Top::default());
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+        let mut top = Top::default();
+        while let Some(BorrowedStr(key)) = map.next_key()? {
+            match &*key {
+                "data" => top.data = Some(map.next_value_seed(DataVisitor(self))?),
+                "error" => top.error = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(top)
+    }
+}
+
+/// `data`: whether it carries data (an error envelope with data is a page),
+/// its `report` and its `next_page_token`.
+#[derive(Default)]
+struct Data<'de> {
+    carries: bool,
+    report: Option<Report<'de>>,
+    token: Option<&'de RawValue>,
+}
+
+struct DataVisitor<'c>(TopVisitor<'c>);
+
+impl<'de> DeserializeSeed<'de> for DataVisitor<'_> {
+    type Value = Data<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Data<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataVisitor<'_> {
+    type Value = Data<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("`data`")
+    }
+
+    not_an_object!(|_, carries| Data {
+        carries,
+        ..Data::default()
     });
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data<'de>, A::Error> {
+        let mut data = Data::default();
+        while let Some(BorrowedStr(key)) = map.next_key()? {
+            let first = !data.carries;
+            data.carries = true;
+            match &*key {
+                "report" => data.report = Some(map.next_value_seed(ReportVisitor(self.0))?),
+                "next_page_token" => data.token = Some(map.next_value()?),
+                NUMBER_TOKEN if first => {
+                    skip_rest(map)?;
+                    return Ok(Data {
+                        carries: true,
+                        ..Data::default()
+                    });
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// `data.report`: its `rows` and its `next_page_token`.
+#[derive(Default)]
+struct Report<'de> {
+    rows: Option<Rows>,
+    token: Option<&'de RawValue>,
+}
+
+struct ReportVisitor<'c>(TopVisitor<'c>);
+
+impl<'de> DeserializeSeed<'de> for ReportVisitor<'_> {
+    type Value = Report<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Report<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ReportVisitor<'_> {
+    type Value = Report<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("`data.report`")
+    }
+
+    not_an_object!(|_, _| Report::default());
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Report<'de>, A::Error> {
+        let mut report = Report::default();
+        let mut first = true;
+        while let Some(BorrowedStr(key)) = map.next_key()? {
+            match &*key {
+                "rows" => report.rows = Some(map.next_value_seed(RowsVisitor(self.0))?),
+                "next_page_token" => report.token = Some(map.next_value()?),
+                NUMBER_TOKEN if first => {
+                    skip_rest(map)?;
+                    return Ok(Report::default());
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            first = false;
+        }
+        Ok(report)
+    }
+}
+
+/// `data.report.rows`: the leads, mapped as they are read.
+enum Rows {
+    Array {
+        leads: Vec<Lead>,
+        returned: usize,
+        /// The first item that is not an object: the page is malformed.
+        not_object: Option<usize>,
+    },
+    NotArray,
+}
+
+struct RowsVisitor<'c>(TopVisitor<'c>);
+
+impl<'de> DeserializeSeed<'de> for RowsVisitor<'_> {
+    type Value = Rows;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Rows, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowsVisitor<'_> {
+    type Value = Rows;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("`data.report.rows`")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Rows, E> {
+        Ok(Rows::NotArray)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Rows, E> {
+        Ok(Rows::NotArray)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Rows, E> {
+        Ok(Rows::NotArray)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Rows, E> {
+        Ok(Rows::NotArray)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Rows, E> {
+        Ok(Rows::NotArray)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Rows, E> {
+        Ok(Rows::NotArray)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rows, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Rows::NotArray)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rows, A::Error> {
+        let mut leads = Vec::with_capacity(seq.size_hint().unwrap_or(100));
+        let (mut returned, mut not_object) = (0, None);
+        while let Some(row) = seq.next_element_seed(RowVisitor(self.0))? {
+            match row {
+                Some(lead) if not_object.is_none() => leads.push(lead),
+                Some(_) => {}
+                None => {
+                    not_object.get_or_insert(returned);
+                }
+            }
+            returned += 1;
+        }
+        Ok(Rows::Array {
+            leads,
+            returned,
+            not_object,
+        })
+    }
+}
+
+/// One row: a lead, or `None` when it is not an object.
+struct RowVisitor<'c>(TopVisitor<'c>);
+
+impl<'de> DeserializeSeed<'de> for RowVisitor<'_> {
+    type Value = Option<Lead>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Lead>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowVisitor<'_> {
+    type Value = Option<Lead>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a lead row")
+    }
+
+    not_an_object!(|_, _| None);
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Lead>, A::Error> {
+        let mut row = RawPicker::default();
+        while let Some(BorrowedStr(key)) = map.next_key()? {
+            if key == NUMBER_TOKEN && row.is_empty() {
+                skip_rest(map)?;
+                return Ok(None);
+            }
+            row.insert(key, map.next_value()?);
+        }
+        map_lead(row, self.0.ctx, self.0.session)
+            .map(Some)
+            .map_err(de::Error::custom)
+    }
+}
+
+fn map_lead(
+    mut row: RawPicker<'_>,
+    ctx: &MapContext,
+    session: Option<&str>,
+) -> Result<Lead, serde_json::Error> {
+    let vendor_id = row.string(&["id"])?;
+    let created_value = row.take(&["created_at"]);
+    let source = row.string(&["source"])?;
+    let page_url = row.string(&["page_url"])?;
+    let ip_address = row.string(&["ip_address"])?;
+    // Only an array is a form; anything else stays in `fields` as sent.
+    let lead_data = row.get("lead_data");
+    let form_items = match lead_data {
+        Some(raw) if raw.get().starts_with('[') => {
+            row.take(&["lead_data"]);
+            serde_json::from_str::<Vec<FormItem<'_>>>(raw.get())?
+        }
+        _ => Vec::new(),
+    };
+    let id = match vendor_id {
+        Some(id) => id,
+        None => {
+            let created_raw = created_value.map_or(Ok(None), raw_clean_string)?;
+            let lead_data = lead_data.map(raw_value).transpose()?;
+            lead_synthetic_id(&ctx.agent_id, created_raw.as_deref(), lead_data.as_ref())
+        }
+    };
     let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, id);
-    lead.created_at = Stamp::of(created_value).apply(&mut fields);
+    row.rest_into(&mut lead.fields)?;
+    let form = map_lead_data(form_items, &mut lead.fields)?;
+    lead.created_at = Stamp::of_raw(created_value)?.apply(&mut lead.fields);
     lead.name = form.name;
     lead.email = form.email;
     lead.phone = form.phone;
@@ -287,44 +611,92 @@ fn map_lead(row: &Map<String, Value>, ctx: &MapContext, session: Option<&str>) -
     lead.page_url = page_url;
     lead.ip_address = ip_address;
     lead.session_id = session.map(str::to_owned);
-    lead.fields = fields;
     if ctx.keep_raw {
-        lead.raw = Some(Value::Object(row.clone()));
+        lead.raw = Some(row.to_value()?);
     }
-    lead
+    Ok(lead)
 }
 
-/// The id of a Robofy lead row that came without one (the vendor documents
-/// one, so this is a safety net): `"rf_"` + the first 20 hex digits of
-/// SHA-256 over, joined by U+001F, the chatbot id, `created_at` as sent
-/// (trimmed), and `lead_data` as compact JSON with object keys sorted
-/// (absent = empty string).
-pub fn lead_synthetic_id(
-    chatbot: &str,
-    created_at_raw: Option<&str>,
-    lead_data: Option<&Value>,
-) -> String {
-    let form = lead_data.map(canonical_json).unwrap_or_default();
-    synthetic_id("rf_", &[chatbot, created_at_raw.unwrap_or(""), &form])
+/// One item of `lead_data`: an entry of the form (its three members, a
+/// repeated one's last value winning), or any other value, kept as sent.
+enum FormItem<'a> {
+    Entry {
+        name: Option<&'a RawValue>,
+        kind: Option<&'a RawValue>,
+        value: Option<&'a RawValue>,
+    },
+    Other(Value),
 }
 
-#[derive(Debug, Default)]
-struct Form {
-    name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
+impl<'de> Deserialize<'de> for FormItem<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FormItemVisitor)
+    }
 }
 
-const EMAIL_TYPES: &[&str] = &["email"];
-const PHONE_TYPES: &[&str] = &["phone", "tel", "mobile"];
-const EMAIL_NAMES: &[&str] = &["email", "e-mail"];
-const PHONE_NAMES: &[&str] = &["phone", "mobile", "telephone", "tel", "whatsapp"];
-const NAME_NAMES: &[&str] = &["name", "full_name", "full name"];
+struct FormItemVisitor;
+
+impl<'de> Visitor<'de> for FormItemVisitor {
+    type Value = FormItem<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an item of lead_data")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(FormItem::Other(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(FormItem::Other(Value::from(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(FormItem::Other(Value::from(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(FormItem::Other(Value::from(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(FormItem::Other(Value::String(v.to_owned())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(FormItem::Other(Value::Null))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Value::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(FormItem::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut name, mut kind, mut value) = (None, None, None);
+        let mut first = true;
+        while let Some(BorrowedStr(key)) = map.next_key()? {
+            match &*key {
+                "field_name" => name = Some(map.next_value()?),
+                "field_type" => kind = Some(map.next_value()?),
+                "field_value" => value = Some(map.next_value()?),
+                NUMBER_TOKEN if first => {
+                    let text: String = map.next_value()?;
+                    let number = text.parse().map_err(de::Error::custom)?;
+                    return Ok(FormItem::Other(Value::Number(number)));
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            first = false;
+        }
+        Ok(FormItem::Entry { name, kind, value })
+    }
+}
+
+/// `clean_string` of a form entry's member, borrowed when it can be.
+fn form_text(raw: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
+    raw.map_or(Ok(None), raw_clean_str)
+}
 
 struct Entry<'a> {
-    name: Option<String>,
-    kind: Option<String>,
-    value: &'a Value,
+    name: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    value: Option<&'a RawValue>,
     used: bool,
 }
 
@@ -343,10 +715,15 @@ impl Entry<'_> {
 }
 
 /// Claims the first unused entry with a value that satisfies `matches`.
-fn claim(entries: &mut [Entry<'_>], matches: impl Fn(&Entry<'_>) -> bool) -> Option<String> {
-    let entry = entries.iter_mut().find(|e| !e.used && matches(e))?;
+fn claim(
+    entries: &mut [Entry<'_>],
+    matches: impl Fn(&Entry<'_>) -> bool,
+) -> Result<Option<String>, serde_json::Error> {
+    let Some(entry) = entries.iter_mut().find(|e| !e.used && matches(e)) else {
+        return Ok(None);
+    };
     entry.used = true;
-    clean_string(Some(entry.value))
+    entry.value.map_or(Ok(None), raw_clean_string)
 }
 
 /// Picks name, email and phone out of the visitor's form (docs/vendor-apis.md §4.1):
@@ -362,48 +739,60 @@ fn claim(entries: &mut [Entry<'_>], matches: impl Fn(&Entry<'_>) -> bool) -> Opt
 /// Their `field_type`s go into `fields.lead_data_types`, keyed like the
 /// values: `{"company": "Acme", "lead_data_types": {"company": "text"}}`.
 /// Items of `lead_data` that are not objects are kept under `lead_data`.
-fn map_lead_data(items: &[Value], fields: &mut Map<String, Value>) -> Form {
-    let mut entries = Vec::new();
+fn map_lead_data(
+    items: Vec<FormItem<'_>>,
+    fields: &mut Map<String, Value>,
+) -> Result<Form, serde_json::Error> {
+    let mut entries = Vec::with_capacity(items.len());
     for item in items {
-        let Some(obj) = item.as_object() else {
-            if carries_data(item) {
-                insert_unique(fields, "lead_data", item.clone());
+        match item {
+            FormItem::Other(value) => {
+                if carries_data(&value) {
+                    insert_unique(fields, "lead_data", value);
+                }
             }
-            continue;
-        };
-        let value = obj.get("field_value").unwrap_or(&Value::Null);
-        entries.push(Entry {
-            name: clean_string(obj.get("field_name")),
-            kind: clean_string(obj.get("field_type")),
-            value,
-            // An empty entry holds nothing to map or keep.
-            used: !carries_data(value),
-        });
+            FormItem::Entry { name, kind, value } => entries.push(Entry {
+                name: form_text(name)?,
+                kind: form_text(kind)?,
+                // An empty entry holds nothing to map or keep.
+                used: !value.is_some_and(raw_carries_data),
+                value,
+            }),
+        }
     }
-    let email = claim(&mut entries, |e| e.type_is(EMAIL_TYPES));
-    let phone = claim(&mut entries, |e| e.type_is(PHONE_TYPES));
+    let email = claim(&mut entries, |e| e.type_is(EMAIL_TYPES))?;
+    let phone = claim(&mut entries, |e| e.type_is(PHONE_TYPES))?;
+    let email = match email {
+        Some(email) => Some(email),
+        None => claim(&mut entries, |e| e.name_is(EMAIL_NAMES))?,
+    };
+    let phone = match phone {
+        Some(phone) => Some(phone),
+        None => claim(&mut entries, |e| e.name_is(PHONE_NAMES))?,
+    };
     let form = Form {
-        email: email.or_else(|| claim(&mut entries, |e| e.name_is(EMAIL_NAMES))),
-        phone: phone.or_else(|| claim(&mut entries, |e| e.name_is(PHONE_NAMES))),
-        name: claim(&mut entries, |e| e.name_is(NAME_NAMES)),
+        email,
+        phone,
+        name: claim(&mut entries, |e| e.name_is(NAME_NAMES))?,
     };
     let mut types = Map::new();
-    for entry in entries.iter().filter(|e| !e.used) {
+    for entry in entries.into_iter().filter(|e| !e.used) {
+        let Some(value) = entry.value else { continue };
         let key = entry
             .name
-            .clone()
-            .or_else(|| entry.kind.clone())
-            .unwrap_or_else(|| "lead_data".to_owned());
-        let key = free_key(fields, &key);
-        fields.insert(key.clone(), trimmed(entry.value));
-        if let Some(kind) = &entry.kind {
-            types.insert(key, Value::String(kind.clone()));
+            .as_deref()
+            .or(entry.kind.as_deref())
+            .unwrap_or("lead_data");
+        let key = free_key(fields, key);
+        fields.insert(key.clone(), raw_trimmed(value)?);
+        if let Some(kind) = entry.kind {
+            types.insert(key, Value::String(kind.into_owned()));
         }
     }
     if !types.is_empty() {
         insert_unique(fields, "lead_data_types", Value::Object(types));
     }
-    form
+    Ok(form)
 }
 
 /// One Inbox session as listed: its id and the whole list item, which
@@ -439,11 +828,72 @@ const INBOX_TOKENS: &[&[&str]] = &[
 ];
 const SESSION_IDS: &[&str] = &["session_id", "sessionId", "id"];
 
-/// The first of `paths` that is an array (the empty path is the body).
-fn list_at<'a>(value: &'a Value, paths: &[&[&str]]) -> Option<&'a Vec<Value>> {
-    paths
-        .iter()
-        .find_map(|path| at(value, path).and_then(Value::as_array))
+/// An Inbox body, whose shape is undocumented: the body and its objects
+/// `.`, `data` and `data.report` as raw members, each level read once, so
+/// every tolerated place for the list and the token is looked up without a
+/// tree of the page. Only the list's items are built as values (the
+/// records the conversation plan carries).
+struct Inbox<'a> {
+    body: &'a RawValue,
+    top: Option<ObjectEntries<'a>>,
+    data: Option<ObjectEntries<'a>>,
+    report: Option<ObjectEntries<'a>>,
+}
+
+/// The members of `raw` when it is an object.
+fn members(raw: Option<&RawValue>) -> Result<Option<ObjectEntries<'_>>, serde_json::Error> {
+    match raw {
+        Some(raw) if raw.get().starts_with('{') => serde_json::from_str(raw.get()).map(Some),
+        _ => Ok(None),
+    }
+}
+
+impl<'a> Inbox<'a> {
+    /// Reads the envelope; a refusal inside it is an error.
+    fn parse(body: &'a [u8], shape: &str) -> Result<Inbox<'a>, BodyError> {
+        let whole = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+        let read = || -> Result<Inbox<'a>, serde_json::Error> {
+            let body: &RawValue = serde_json::from_slice(whole)?;
+            let top = members(Some(body))?;
+            let data = members(top.as_ref().and_then(|t| t.get("data")))?;
+            let report = members(data.as_ref().and_then(|d| d.get("report")))?;
+            Ok(Inbox {
+                body,
+                top,
+                data,
+                report,
+            })
+        };
+        let inbox = read().map_err(|e| not_json(e, shape))?;
+        let data_carries = inbox.at(&["data"]).is_some_and(raw_carries_data);
+        refusal(inbox.at(&["error"]), data_carries, body)?;
+        Ok(inbox)
+    }
+
+    /// `at` of the old value tree: a path of exact keys.
+    fn at(&self, path: &[&str]) -> Option<&'a RawValue> {
+        match path {
+            [] => Some(self.body),
+            ["data", "report", key] => self.report.as_ref()?.get(key),
+            ["data", key] => self.data.as_ref()?.get(key),
+            [key] => self.top.as_ref()?.get(key),
+            _ => None,
+        }
+    }
+
+    /// The items of the first of `paths` that is an array, built as values.
+    fn list(&self, paths: &[&[&str]], shape: &str) -> Result<Vec<Value>, BodyError> {
+        let list = paths
+            .iter()
+            .find_map(|path| self.at(path).filter(|raw| raw.get().starts_with('[')))
+            .ok_or_else(|| BodyError::Malformed(format!("expected {shape}")))?;
+        serde_json::from_str(list.get()).map_err(|e| not_json(e, shape))
+    }
+
+    fn token(&self, shape: &str) -> Result<Option<String>, BodyError> {
+        let tokens: Vec<_> = INBOX_TOKENS.iter().map(|path| self.at(path)).collect();
+        first_token(&tokens).map_err(|e| not_json(e, shape))
+    }
 }
 
 const SESSIONS_SHAPE: &str = "a JSON object with the sessions in `data.sessions`, `data.rows`, `data.items`, `data.report.rows`, `data` or `sessions`, or an array";
@@ -453,29 +903,36 @@ const SESSIONS_SHAPE: &str = "a JSON object with the sessions in `data.sessions`
 /// id (`session_id`, `sessionId` or `id`) cannot be fetched, so it makes the
 /// page `Malformed` rather than being skipped.
 pub fn parse_sessions(body: &[u8]) -> Result<Page<SessionSummary>, BodyError> {
-    let value = parse_json(body, SESSIONS_SHAPE)?;
-    refusal(&value, body)?;
-    let list = list_at(&value, SESSION_LISTS)
-        .ok_or_else(|| BodyError::Malformed(format!("expected {SESSIONS_SHAPE}")))?;
-    let records = objects(list, "session")?
+    let inbox = Inbox::parse(body, SESSIONS_SHAPE)?;
+    let list = inbox.list(SESSION_LISTS, SESSIONS_SHAPE)?;
+    let returned = list.len();
+    let mut items = Vec::with_capacity(returned);
+    for (i, item) in list.into_iter().enumerate() {
+        match item {
+            Value::Object(item) => items.push(item),
+            _ => {
+                return Err(BodyError::Malformed(format!(
+                    "expected each session to be a JSON object; item {i} is not"
+                )));
+            }
+        }
+    }
+    let records = items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let id = Picker::new(item).string(SESSION_IDS).ok_or_else(|| {
+            let id = Picker::new(&item).string(SESSION_IDS).ok_or_else(|| {
                 BodyError::Malformed(format!(
                     "expected each session to have a session_id; item {i} has none"
                 ))
             })?;
-            Ok(SessionSummary {
-                id,
-                item: item.clone(),
-            })
+            Ok(SessionSummary { id, item })
         })
         .collect::<Result<Vec<_>, BodyError>>()?;
     Ok(Page {
         records,
-        returned: list.len(),
-        next_token: token(&value, INBOX_TOKENS),
+        returned,
+        next_token: inbox.token(SESSIONS_SHAPE)?,
         total: None,
     })
 }
@@ -485,17 +942,42 @@ const MESSAGES_SHAPE: &str = "a JSON object with the messages in `data.messages`
 /// One page of a session's messages, unmapped: `conversation` maps them
 /// once all pages are in, so the conversation comes out whole.
 pub fn parse_messages(body: &[u8]) -> Result<Page<Value>, BodyError> {
-    let value = parse_json(body, MESSAGES_SHAPE)?;
-    refusal(&value, body)?;
-    let list = list_at(&value, MESSAGE_LISTS)
-        .ok_or_else(|| BodyError::Malformed(format!("expected {MESSAGES_SHAPE}")))?;
+    let inbox = Inbox::parse(body, MESSAGES_SHAPE)?;
+    let records = inbox.list(MESSAGE_LISTS, MESSAGES_SHAPE)?;
     Ok(Page {
-        records: list.clone(),
-        returned: list.len(),
-        next_token: token(&value, INBOX_TOKENS),
+        returned: records.len(),
+        records,
+        next_token: inbox.token(MESSAGES_SHAPE)?,
         total: None,
     })
 }
+
+/// The id of a Robofy lead row that came without one (the vendor documents
+/// one, so this is a safety net): `"rf_"` + the first 20 hex digits of
+/// SHA-256 over, joined by U+001F, the chatbot id, `created_at` as sent
+/// (trimmed), and `lead_data` as compact JSON with object keys sorted
+/// (absent = empty string).
+pub fn lead_synthetic_id(
+    chatbot: &str,
+    created_at_raw: Option<&str>,
+    lead_data: Option<&Value>,
+) -> String {
+    let form = lead_data.map(canonical_json).unwrap_or_default();
+    synthetic_id("rf_", &[chatbot, created_at_raw.unwrap_or(""), &form])
+}
+
+#[derive(Debug, Default)]
+struct Form {
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+const EMAIL_TYPES: &[&str] = &["email"];
+const PHONE_TYPES: &[&str] = &["phone", "tel", "mobile"];
+const EMAIL_NAMES: &[&str] = &["email", "e-mail"];
+const PHONE_NAMES: &[&str] = &["phone", "mobile", "telephone", "tel", "whatsapp"];
+const NAME_NAMES: &[&str] = &["name", "full_name", "full name"];
 
 fn role(lower: &str) -> Option<&'static str> {
     match lower {
@@ -863,7 +1345,9 @@ mod tests {
             {"field_value": 7},
             "loose"
         ]);
-        let form = map_lead_data(items.as_array().unwrap(), &mut fields);
+        let text = items.to_string();
+        let items: Vec<FormItem<'_>> = serde_json::from_str(&text).unwrap();
+        let form = map_lead_data(items, &mut fields).unwrap();
         assert_eq!(form.name, s("First"));
         assert_eq!(form.email, s("a@example.com"));
         assert_eq!(form.phone, s("+1 555"));
