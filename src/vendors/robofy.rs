@@ -1672,4 +1672,228 @@ mod tests {
         assert_eq!(c.created_at, None);
         assert_eq!(c.fields, obj(json!({"created_at_raw": "n/a"})));
     }
+
+    // ------------------------------------------------------------------
+    // The typed parsers against the Value-tree parsers they replaced
+    // (`reference`), and the token pre-scan against the parser.
+
+    /// Rows that exercise a rule the typed path has to get right by itself.
+    const ROWS: &[&str] = &[
+        r#"{"id":"lead_1","created_at":"2025-01-15 10:30:00","source":" chatbot ","page_url":"https://x.example/","ip_address":"203.0.113.7","lead_data":[{"field_name":"Full Name","field_type":"text","field_value":" Zo\u00eb "},{"field_name":"email","field_type":"email","field_value":"a@example.com"},{"field_name":"Mobile","field_type":"tel","field_value":"+1 555"}]}"#,
+        // Duplicate keys: the last value wins, in the first one's place.
+        r#"{"id":"first","source":"a","id":"second","note":"x","note":" y ","lead_data":[],"lead_data":[{"field_name":"n","field_value":"1","field_value":"2"}]}"#,
+        // Odd casing: `ID` is read when `id` is absent, `Lead_Data` is not the form.
+        r#"{"ID":"upper","Created_At":"2025-02-01T10:00:00Z","Source":"s","Lead_Data":[{"field_name":"email","field_value":"z@example.com"}]}"#,
+        r#"{"ID":"upper","id":"lower","SOURCE":"S","source":"s"}"#,
+        // Exact numbers, everywhere they can be.
+        r#"{"id":12345678901234567890123,"created_at":1736937000,"score":1.000000000000000000001,"big":1E5,"neg":-0,"lead_data":[{"field_name":"budget","field_type":"number","field_value":5e-3},{"field_name":7,"field_type":1.50,"field_value":true}]}"#,
+        r#"{"id":"f","created_at":1736937000.25,"lead_data":[{"field_name":"x","field_value":{"b":1,"a":[1,2.0]}},{"field_value":[]},{"field_value":{}}]}"#,
+        // No id: synthetic, from created_at and the canonical form (numbers included).
+        r#"{"created_at":" sometime ","lead_data":[{"field_value":1E2,"field_name":"z"},7,"loose",null,[],{}," "]}"#,
+        r#"{"created_at":"","lead_data":"not a form"}"#,
+        r#"{"lead_data":{"field_name":"email","field_value":"o@example.com"}}"#,
+        r#"{}"#,
+        // Escapes in keys and values, and text that looks like structure.
+        r#"{"i\u0064":"esc\"aped\\","page_url":"\"next_page_token\":\"NOPE\"}}}","next_page_token":"row level","lead_data":[{"field_n\u0061me":"E-Mail","field_value":"\ud83d\ude00@example.com"},{"field_name":"notes\n","field_type":" textarea ","field_value":"line\nbreak"}]}"#,
+        // Names that collide with row keys and each other.
+        r#"{"id":"c","company":"row","company_2":"row too","lead_data":[{"field_name":"company","field_value":"A"},{"field_name":"company","field_value":"B"},{"field_type":"hidden","field_value":"h"},{"field_value":"anon"},{"field_name":"lead_data_types","field_value":"t"}]}"#,
+        r#"{"id":"p","lead_data":[{"field_name":"phone","field_type":"text","field_value":"1"},{"field_name":"x","field_type":"PHONE","field_value":"2"},{"field_name":"whatsapp","field_value":"3"},{"field_name":"Name","field_value":""},{"field_name":"full name","field_value":"N"}]}"#,
+        r#"{"id":"t","created_at":"2025-01-15T02:30:00.123456789-08:00","lead_data":null}"#,
+        r#"{"id":"u","created_at":"2025-13-45 99:99:99","created_at_raw":"taken"}"#,
+        r#"{"id":"   ","source":null,"page_url":[],"ip_address":{},"x":"  "}"#,
+    ];
+
+    /// Envelopes around `ROWS` (`{rows}` is replaced), token in every place
+    /// and shape, with duplicates and whitespace.
+    const ENVELOPES: &[&str] = &[
+        r#"{"message":"OK","data":{"report":{"columns":[],"rows":{rows},"next_page_token":"eyJwYWdlIjoyfQ=="}}}"#,
+        r#"{"data":{"report":{"rows":{rows}},"next_page_token":"beside"},"message":"OK"}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":null},"next_page_token":" beside "}}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":""},"next_page_token":""}}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":"A","next_page_token":"B"}}}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":"A","next_page_token":null},"next_page_token":"D"}}"#,
+        r#"{"data":{"report":{"next_page_token":"old"},"report":{"rows":{rows}}}}"#,
+        r#"{"data":{"report":{"rows":[],"next_page_token":"old"}},"data":{"report":{"rows":{rows}}}}"#,
+        r#"{"data":{"report":{"rows":{rows}},"next_page_token":"x"},"data":{"report":{"rows":{rows}}}}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":12}}}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":1E5}}}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":-0.50}}}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":true}}}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":{"b":1,"a":"\u00e9","b":2}}}}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":[]}, "next_page_token":["x"]}}"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":"a\"b\\c\u00e9\/"}}}"#,
+        r#"{"d\u0061ta":{"rep\u006frt":{"rows":{rows},"next_p\u0061ge_token":"escaped keys"}}}"#,
+        r#"{"Data":{"report":{"rows":[],"next_page_token":"wrong case"}},"data":{"Report":{"next_page_token":"no"},"report":{"rows":{rows}},"Next_Page_Token":"no"}}"#,
+        r#"{"data":{"report":{"rows":{rows},"meta":{"next_page_token":"nested"},"next_page_token":"real"}},"next_page_token":"top"}"#,
+        r#"{"data":{"report":"not an object","next_page_token":"t"}}"#,
+        r#"{"data":{"report":{"rows":{rows}}},"error":{"code":"FORBIDDEN","detail":"ignored: data carries data"}}"#,
+        r#"{"error":{"code":"BAD_REQUEST","detail":"no"},"data":{}}"#,
+        r#"{"error":"plain","data":null}"#,
+        r#"{"error":{"code":"SESSION_NOT_FOUND"},"message":"m"}"#,
+        "\u{feff} \n {\n \"data\" : {\t\"report\" :\r\n { \"rows\" : {rows} , \"next_page_token\" : \"spaced\" } } } \n",
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":"t"}}} trailing"#,
+        r#"{"data":{"report":{"rows":{rows},"next_page_token":"t"}}"#,
+        r#"{"data":{"report":{"rows":[1,{rows}]}}}"#,
+        r#"{"data":{"report":{"rows":{"id":1}}}}"#,
+        r#"[{rows}]"#,
+        r#"{"data":[{rows}],"next_page_token":"t"}"#,
+        r#"{"data":{"sessions":{rows},"report":{"next_page_token":"r"}},"sessions":[{"id":"x"}],"next_page_token":"top"}"#,
+        r#"{"messages":{rows},"next_page_token":"m"}"#,
+    ];
+
+    /// Every Robofy fixture, every envelope around every row alone and
+    /// around all rows, and generated pages mixing them.
+    fn corpus() -> Vec<Vec<u8>> {
+        let mut bodies = Vec::new();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/robofy");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                bodies.push(std::fs::read(path).unwrap());
+            }
+        }
+        let wrap = |envelope: &str, rows: &[&str], sep: &str| {
+            envelope
+                .replace("{rows}", &format!("[{}]", rows.join(sep)))
+                .into_bytes()
+        };
+        for envelope in ENVELOPES {
+            bodies.push(wrap(envelope, ROWS, ","));
+            for row in ROWS {
+                bodies.push(wrap(envelope, &[row], ","));
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(14);
+        for _ in 0..400 {
+            let rows: Vec<&str> = (0..rng.usize(0..6))
+                .map(|_| ROWS[rng.usize(..ROWS.len())])
+                .collect();
+            let sep = [",", " , ", ",\n  "][rng.usize(..3)];
+            bodies.push(wrap(ENVELOPES[rng.usize(..ENVELOPES.len())], &rows, sep));
+        }
+        bodies.push(b"\xff\xfe".to_vec());
+        bodies.push(br#"{"data":{"report":{"rows":[{"id":"\xff"}]}}}"#.to_vec());
+        bodies
+    }
+
+    /// Same page, or the same kind of error: a refusal is the same refusal,
+    /// a shape error says the same thing; syntax errors may be worded
+    /// differently (the position is serde_json's either way).
+    fn assert_same<T: PartialEq + std::fmt::Debug>(
+        typed: Result<Page<T>, BodyError>,
+        reference: Result<Page<T>, BodyError>,
+        body: &[u8],
+    ) {
+        let body = String::from_utf8_lossy(body);
+        match (&typed, &reference) {
+            (Err(BodyError::Malformed(a)), Err(BodyError::Malformed(b)))
+                if a.starts_with("body is not JSON") || b.starts_with("body is not JSON") =>
+            {
+                assert!(
+                    a.starts_with("body is not JSON") && b.starts_with("body is not JSON"),
+                    "{a} / {b}: {body}"
+                );
+            }
+            _ => assert_eq!(typed, reference, "{body}"),
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_value_tree_parser() {
+        let bodies = corpus();
+        let mut pages = 0;
+        for body in &bodies {
+            for keep_raw in [false, true] {
+                for session in [None, Some(" s-1 ")] {
+                    let ctx = ctx(BOT, keep_raw);
+                    let typed = parse_leads(body, &ctx, session);
+                    pages += usize::from(typed.is_ok());
+                    assert_same(typed, reference::parse_leads(body, &ctx, session), body);
+                }
+            }
+            assert_same(parse_sessions(body), reference::parse_sessions(body), body);
+            assert_same(parse_messages(body), reference::parse_messages(body), body);
+        }
+        assert!(pages > 500, "only {pages} lead pages parsed");
+    }
+
+    #[test]
+    fn token_prescan_agrees_with_the_parser() {
+        let (mut told, mut parsed) = (0, 0);
+        for body in corpus() {
+            let scanned = next_page_token(&body);
+            if let Ok(page) = parse_leads(&body, &ctx(BOT, false), None) {
+                parsed += 1;
+                if let Some(token) = scanned {
+                    told += 1;
+                    assert_eq!(token, page.next_token, "{}", String::from_utf8_lossy(&body));
+                }
+            }
+        }
+        assert!(
+            told == parsed,
+            "the scan could not tell on {} of {parsed} pages",
+            parsed - told
+        );
+        for fixture in [
+            &include_bytes!("../../fixtures/robofy/leads-page-1.json")[..],
+            include_bytes!("../../fixtures/robofy/leads-page-2.json"),
+            include_bytes!("../../fixtures/robofy/leads-doc-example.json"),
+        ] {
+            assert!(matches!(next_page_token(fixture), Some(Some(_))));
+        }
+        assert_eq!(
+            next_page_token(include_bytes!("../../fixtures/robofy/leads-page-3.json")),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn token_prescan_says_when_it_cannot_tell() {
+        for body in [
+            &b""[..],
+            b"[]",
+            b"{\"data\":",
+            b"{\"data\":{\"report\":{\"rows\":[],\"next_page_token\":\"t\"}}} x",
+            b"{\"data\":{\"report\":{\"rows\":[\"unterminated]}}}",
+            b"{\"data\" \"report\"}",
+            b"{\"data\":{\"report\":{\"next_page_token\":tru}}}",
+        ] {
+            assert_eq!(
+                next_page_token(body),
+                None,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    /// The rules the typed path implements by itself, spelled out.
+    #[test]
+    fn duplicate_keys_numbers_and_casing() {
+        let body = br#"{"data":{"report":{"rows":[
+            {"id":"first","id":"second","Source":"S","score":1E5,"big":12345678901234567890123,"note":"a","note":" b "}
+        ]}}}"#;
+        let page = parse_leads(body, &ctx(BOT, true), None).unwrap();
+        let lead = &page.records[0];
+        assert_eq!(lead.id, "second");
+        assert_eq!(lead.source, s("S"));
+        assert_eq!(
+            serde_json::to_string(&lead.fields).unwrap(),
+            r#"{"score":1e+5,"big":12345678901234567890123,"note":"b"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(lead.raw.as_ref().unwrap()).unwrap(),
+            r#"{"id":"second","Source":"S","score":1e+5,"big":12345678901234567890123,"note":" b "}"#
+        );
+        let numbers = br#"{"data":{"report":{"rows":[{"id":7.50,"lead_data":[{"field_name":"n","field_value":-0}]}],"next_page_token":1E2}}}"#;
+        let page = parse_leads(numbers, &ctx(BOT, false), None).unwrap();
+        assert_eq!(page.records[0].id, "7.50");
+        assert_eq!(
+            serde_json::to_string(&page.records[0].fields).unwrap(),
+            r#"{"n":-0}"#
+        );
+        assert_eq!(page.next_token, s("1e+2"));
+        assert_eq!(next_page_token(numbers), Some(s("1e+2")));
+    }
 }
