@@ -16,7 +16,8 @@
 #     BENCH_LATENCY_RUNS=10 leads runs of the latency-bound export (at least
 #                           BENCH_ROUNDS: the first BENCH_ROUNDS are paired with Python)
 #     BENCH_MSG_BYTES=100000        message size of `messages`
-#     BENCH_MSG_CONVERSATIONS=300   conversations of `messages` (100 a page)
+#     BENCH_MSG_CONVERSATIONS=300   conversations of `messages`
+#     BENCH_MSG_PAGE_SIZE=40        their --page-size (see `messages` below)
 #     BENCH_DB=0            leaves out `db` even when BENCH_SECTIONS names it
 #     BENCH_OUT=bench/results.md    where the result table is written
 #
@@ -42,9 +43,13 @@
 #               (d) their peak RSS; peak RSS of 10,000 leads to NDJSON, CSV, JSON.
 #   messages    (g) `leads conversations` of BENCH_MSG_CONVERSATIONS Chatzuri
 #               conversations whose every message is BENCH_MSG_BYTES long
-#               (`leads sandbox --message-bytes`), defaults: peak RSS against
-#               30 MB + 2 x the largest response body (the largest `N bytes`
-#               of the run's `-v` log).
+#               (`leads sandbox --message-bytes`), defaults but for
+#               --page-size 40: peak RSS against 30 MB + 2 x the largest
+#               response body (the largest `N bytes` of the run's `-v` log).
+#               Why 40: a sandbox conversation has 12.7 messages on average,
+#               so the default 100 a page would make ~127 MB bodies, which
+#               the client refuses (SPEC section 6: over 64 MiB is exit 5);
+#               40 a page is ~51 MB, at most ~56 MB at 100 KB.
 #   multi       (h) `leads pull --all` over a config file with three named
 #               sources (Chatzuri, NeoAgent, Robofy, BENCH_BIG leads each)
 #               alternated with the same three pulls run alone one after
@@ -89,6 +94,7 @@ LATENCY_RUNS=${BENCH_LATENCY_RUNS:-10}
 ((LATENCY_RUNS >= ROUNDS)) || LATENCY_RUNS=$ROUNDS
 MSG_BYTES=${BENCH_MSG_BYTES:-100000}
 MSG_CONVERSATIONS=${BENCH_MSG_CONVERSATIONS:-300}
+MSG_PAGE_SIZE=${BENCH_MSG_PAGE_SIZE:-40}
 SMALL=10000
 BIN="$ROOT/target/release/leads"
 # The interpreter itself, not a launcher shim (pyenv's would run helper
@@ -401,7 +407,7 @@ if wants messages; then
     for ((r = 1; r <= ROUNDS; r++)); do
         out="$TMP/messages.ndjson"
         # shellcheck disable=SC2046
-        measure M "$BIN" conversations $(source_args messages chatzuri) --format ndjson -o "$out" -v
+        measure M "$BIN" conversations $(source_args messages chatzuri) --page-size "$MSG_PAGE_SIZE" --format ndjson -o "$out" -v
         check_count "$out" ndjson "$MSG_CONVERSATIONS"
         body=$(grep -oE ' -> [0-9]+ in [0-9]+ ms, [0-9]+ bytes' "$TMP/last-stderr.txt" | awk '{print $(NF-1)}' | sort -n | tail -1)
         [[ -n "$body" ]] || die "no page sizes in the -v log of the conversations export: $(tail -3 "$TMP/last-stderr.txt")"
@@ -411,7 +417,7 @@ if wants messages; then
     done
     rss=$(mb "$(maximum "${G_RSS[@]}")") body_mb=$(calc "$(maximum "${G_BODY[@]}") / 1000000")
     limit=$(calc "30 + 2 * $body_mb")
-    row "(g) peak RSS, Chatzuri conversations, $MSG_CONVERSATIONS with $MSG_BYTES-byte messages, defaults (max of $ROUNDS)" \
+    row "(g) peak RSS, Chatzuri conversations, $MSG_CONVERSATIONS with $MSG_BYTES-byte messages, --page-size $MSG_PAGE_SIZE, defaults otherwise (max of $ROUNDS)" \
         "$(printf '%.1f MB (largest body %.1f MB; %.2f s)' "$rss" "$body_mb" "$(median "${G_WALL[@]}")")$RSS_NOTE" \
         "$(printf '<= 30 MB + 2 x largest body = %.1f MB' "$limit")" "$(verdict "$rss <= $limit")"
 fi
