@@ -9,7 +9,7 @@
 # Environment (all optional):
 #     BENCH_ROUNDS=3        rounds of every alternating comparison (medians are taken)
 #     BENCH_BIG=1000000     leads per vendor of the throughput / large-memory exports
-#     BENCH_SECTIONS="latency throughput formats messages multi db xlsx"
+#     BENCH_SECTIONS="latency throughput formats messages multi db xlsx instructions"
 #                           which sections to run (space- or comma-separated, any order;
 #                           they always run in the order below)
 #     BENCH_VENDORS="chatzuri neoagent robofy chatbase"   vendors of `throughput`
@@ -19,6 +19,8 @@
 #     BENCH_MSG_CONVERSATIONS=300   conversations of `messages`
 #     BENCH_MSG_PAGE_SIZE=40        their --page-size (see `messages` below)
 #     BENCH_DB=0            leaves out `db` even when BENCH_SECTIONS names it
+#     BENCH_BASELINE=PATH   an older `leads` binary: `instructions` counts it too
+#                           (before/after), on the same sandbox
 #     BENCH_OUT=bench/results.md    where the result table is written
 #
 # Sections, each one paired run (commands alternated round by round, A B A B,
@@ -62,6 +64,10 @@
 #               leads/s and peak RSS (info).
 #   xlsx        (e) BENCH_BIG and 10,000 leads to XLSX (constant-memory mode):
 #               wall and peak RSS, the bound of (d).
+#   instructions (i) instructions of a 20,000-lead NDJSON export of each vendor
+#               (`valgrind --tool=callgrind`, the client only; the sandbox runs
+#               apart), and of BENCH_BASELINE's when set: the repeatable measure
+#               of a change on a shared machine. Skipped without valgrind.
 # Every export writes to a temporary file (or database) whose record count is
 # checked against what the sandbox served; a mismatch stops the script (exit 1).
 # The sandboxes (`target/release/leads sandbox --port 0`, each its own process,
@@ -87,7 +93,7 @@ ROOT=$(pwd)
 ROUNDS=${BENCH_ROUNDS:-3}
 BIG=${BENCH_BIG:-1000000}
 OUT=${BENCH_OUT:-bench/results.md}
-SECTIONS=" ${BENCH_SECTIONS:-latency throughput formats messages multi db xlsx} "
+SECTIONS=" ${BENCH_SECTIONS:-latency throughput formats messages multi db xlsx instructions} "
 SECTIONS=${SECTIONS//,/ }
 VENDORS=${BENCH_VENDORS:-chatzuri neoagent robofy chatbase}
 LATENCY_RUNS=${BENCH_LATENCY_RUNS:-10}
@@ -111,8 +117,8 @@ die() {
 
 for section in $SECTIONS; do
     case $section in
-        latency | throughput | formats | messages | multi | db | xlsx) ;;
-        *) die "unknown section '$section' in BENCH_SECTIONS (latency throughput formats messages multi db xlsx)" ;;
+        latency | throughput | formats | messages | multi | db | xlsx | instructions) ;;
+        *) die "unknown section '$section' in BENCH_SECTIONS (latency throughput formats messages multi db xlsx instructions)" ;;
     esac
 done
 for vendor in $VENDORS; do
@@ -495,7 +501,7 @@ if wants db; then
         [[ "$(pg_count)" -eq "$BIG" ]] || die "PostgreSQL: not $BIG rows"
         DB_WALL[postgres]+="$(wall_of "$M") " DB_RSS[postgres]+="$(rss_kb "$M") "
         pg_reset
-        echo "bench: round $r $BIG leads to SQLite, again, PostgreSQL: ${DB_WALL[postgres]}" >&2
+        echo "bench: round $r $BIG leads to SQLite, again, PostgreSQL: $(wall_of "$M") s (last)" >&2
     done
     compare="(none)"
     if [[ -n "${TP_WALL[chatzuri]:-}" ]]; then
@@ -540,6 +546,36 @@ if wants xlsx; then
     big_mb=$(mb "$(maximum "${X_RSS[@]}")") small_mb=$(mb "$(maximum "${X_SMALL_RSS[@]}")") limit=$(rss_limit "$BIG")
     row "(e) peak RSS, xlsx: $SMALL leads / $BIG leads (max of $ROUNDS)" "$(printf '%.1f MB / %.1f MB%s' "$small_mb" "$big_mb" "$RSS_NOTE")" \
         "$(printf '<= %.2f MB at %s' "$limit" "$BIG")" "$(verdict "$big_mb <= $limit")"
+fi
+
+# ---------------------------------------------------------------- (i) instructions
+# instructions BINARY VENDOR : the callgrind instruction count of one export.
+instructions() {
+    local out="$TMP/instructions.ndjson" log="$TMP/callgrind.txt"
+    # shellcheck disable=SC2046
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" pull $(source_args instructions "$2") \
+        --format ndjson -o "$out" -q 2>"$log" || die "callgrind of $1 ($2) failed: $(tail -3 "$log")"
+    check_count "$out" ndjson 20000
+    rm -f "$out"
+    awk '/Collected :/ {print $NF}' "$log"
+}
+if wants instructions; then
+    if ! command -v valgrind >/dev/null; then
+        echo "bench: no valgrind: section instructions skipped" >&2
+    else
+        sandbox instructions --leads 20000
+        [[ -z "${BENCH_BASELINE:-}" || -x "$BENCH_BASELINE" ]] || die "BENCH_BASELINE=$BENCH_BASELINE is not an executable"
+        for vendor in $VENDORS; do
+            now=$(instructions "$BIN" "$vendor")
+            measured=$(printf '%.1fM instructions' "$(calc "$now / 1000000")")
+            if [[ -n "${BENCH_BASELINE:-}" ]]; then
+                before=$(instructions "$BENCH_BASELINE" "$vendor")
+                measured=$(printf '%.1fM (baseline %.1fM: %.2fx)' "$(calc "$now / 1000000")" "$(calc "$before / 1000000")" "$(calc "$now / $before")")
+            fi
+            echo "bench: $vendor 20000 leads under callgrind: $measured" >&2
+            row "(i) $(display "$vendor") leads, 20000 to ndjson, callgrind" "$measured" "(none)" "info"
+        done
+    fi
 fi
 
 # ---------------------------------------------------------------- report
