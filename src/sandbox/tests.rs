@@ -64,6 +64,17 @@ async fn neoagent(
     post(&url, auth, body).await
 }
 
+/// NeoAgent's conversations (`ChatContentHistory`) of the demo agent.
+async fn neoagent_history(sandbox: &Sandbox, auth: Option<&str>) -> (StatusCode, Value) {
+    neoagent(
+        sandbox,
+        "ChatContentHistory",
+        auth,
+        json!({"SerialNumber": "demo"}),
+    )
+    .await
+}
+
 fn chatzuri_url(sandbox: &Sandbox, endpoint: &str, query: &str) -> String {
     format!("{}/{endpoint}?{query}", sandbox.url(Vendor::Chatzuri))
 }
@@ -130,13 +141,7 @@ async fn each_vendor_checks_its_own_auth_form() {
         sandbox.url(Vendor::Robofy)
     );
     assert_eq!(get(&sessions, None).await.0, StatusCode::UNAUTHORIZED);
-    let (_, body) = neoagent(
-        &sandbox,
-        "ChatContentHistory",
-        None,
-        json!({"SerialNumber": "demo"}),
-    )
-    .await;
+    let (_, body) = neoagent_history(&sandbox, None).await;
     assert_eq!(body["Code"], 401);
     sandbox.shutdown().await;
 }
@@ -467,13 +472,7 @@ async fn neoagent_serves_the_whole_window_with_utc_day_filters() {
         (json!(false), json!(400))
     );
 
-    let (_, body) = neoagent(
-        &sandbox,
-        "ChatContentHistory",
-        neo,
-        json!({"SerialNumber": "demo"}),
-    )
-    .await;
+    let (_, body) = neoagent_history(&sandbox, neo).await;
     let sessions = body["Data"].as_array().unwrap();
     assert_eq!(sessions.len(), 40);
     let oracle = data::conversation(Vendor::Neoagent, 42, 2, 40);
@@ -903,13 +902,7 @@ async fn message_bytes_serves_big_messages_from_every_conversation_endpoint() {
     }
 
     let neo = Some(key(Vendor::Neoagent));
-    let (_, body) = neoagent(
-        &sandbox,
-        "ChatContentHistory",
-        neo,
-        json!({"SerialNumber": "demo"}),
-    )
-    .await;
+    let (_, body) = neoagent_history(&sandbox, neo).await;
     assert_eq!(body["Data"][3], oracle(Vendor::Neoagent, 3).wire());
 
     let robofy = oracle(Vendor::Robofy, 4);
