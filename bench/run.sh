@@ -12,7 +12,7 @@
 #     BENCH_SECTIONS="latency throughput formats messages multi db xlsx instructions"
 #                           which sections to run (space- or comma-separated, any order;
 #                           they always run in the order below)
-#     BENCH_VENDORS="chatzuri neoagent robofy chatbase"   vendors of `throughput`
+#     BENCH_VENDORS="chatzuri neoagent robofy chatbase"   vendors of `throughput`, `instructions`
 #     BENCH_LATENCY_RUNS=10 leads runs of the latency-bound export (at least
 #                           BENCH_ROUNDS: the first BENCH_ROUNDS are paired with Python)
 #     BENCH_MSG_BYTES=100000        message size of `messages`
@@ -583,7 +583,7 @@ fi
     echo "Measured by \`bash bench/run.sh\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
     echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo '?')), shared with other work"
     echo "(load average $(cut -d' ' -f1-3 /proc/loadavg) at the end); medians of $ROUNDS alternated rounds,"
-    echo "BENCH_BIG=$BIG, sections:$SECTIONS; the sandbox runs as its own process on the same cores. MB = 10^6 bytes."
+    echo "BENCH_BIG=$BIG, sections: $(echo $SECTIONS); the sandbox runs as its own process on the same cores. MB = 10^6 bytes."
     echo
     echo "| measurement | measured | target | pass/miss |"
     echo "|---|---|---|---|"
