@@ -97,10 +97,12 @@ fn leads_plan(job: &Job, _bookmark: Option<&Bookmark>) -> crate::error::Result<L
     let (agent, session) = (job.agent.clone(), job.filters.session.clone());
     let parse_session = session.clone();
     let ctx = job.map_context();
-    Ok(Listing::Tokens(Tokens::new(
+    let mut tokens = Tokens::new(
         move |token| leads_request(&project, &agent, token, session.as_deref()),
         move |body| parse_leads(body, &ctx, parse_session.as_deref()),
-    )))
+    );
+    tokens.peek = Some(next_page_token);
+    Ok(Listing::Tokens(tokens))
 }
 
 /// The inbox's sessions, then each session's messages; with `--session`,
