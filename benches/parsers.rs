@@ -109,8 +109,13 @@ fn main() {
             .records
             .len()
     });
+    let robofy_scan = median_ns_per_lead(&robofy_pages, per_page, |body| {
+        assert!(robofy::next_page_token(body).is_some());
+        per_page
+    });
     println!("robofy leads, ns per lead (median of 9 runs over 50,000 leads):");
     println!("  parse_leads                       {robofy_leads:8.0}");
+    println!("  next_page_token (pre-scan)        {robofy_scan:8.0}");
 
     // Timestamps as Chatzuri (RFC 3339), Robofy (zone-less, space) and
     // NeoAgent (offset, microseconds) send them.
