@@ -4,6 +4,7 @@
 //! Code, Message}` envelope that can say "no" inside an HTTP 200, and lead
 //! records have no id, so one is derived from the record (`lead_id`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
@@ -15,12 +16,13 @@ use super::plan::{
     DateFilter, Listing, Parse, ResourceSpec, SessionFilter, VendorSpec, no_code_hints,
 };
 use super::{
-    AuthScheme, BodyError, MapContext, ObjectEntries, Page, Picker, RequestSpec, Stamp,
-    canonical_json, get_ci, keep_message_extras, map_message, synthetic_id,
+    AuthScheme, BodyError, MapContext, Member, MemberPicker, ObjectEntries, Page, RequestSpec,
+    Stamp, canonical_json, keep_message_extras, map_message, not_an_object, record_members,
+    synthetic_id,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{Bookmark, Job, split_days};
-use crate::model::{Conversation, Lead, clean_string};
+use crate::model::{Conversation, Lead, clean_string, timestamp_bytes};
 use crate::time::DayRange;
 
 pub static VENDOR: VendorSpec = VendorSpec {
@@ -240,16 +242,6 @@ fn data_list(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
     }
 }
 
-/// Parses one raw `Data` element into its object.
-fn object(raw: &RawValue, what: &str, index: usize) -> Result<Map<String, Value>, BodyError> {
-    match serde_json::from_str::<Value>(raw.get()) {
-        Ok(Value::Object(obj)) => Ok(obj),
-        _ => Err(BodyError::Malformed(format!(
-            "expected each {what} to be a JSON object; item {index} is not"
-        ))),
-    }
-}
-
 /// The envelope's `Code` read like an HTTP status (the vendor describes it
 /// as one).
 fn refusal_kind(code: Option<i64>) -> ErrorKind {
@@ -262,21 +254,20 @@ fn refusal_kind(code: Option<i64>) -> ErrorKind {
 
 /// All leads and appointments of one window (the vendor does not page).
 pub fn parse_leads(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyError> {
-    parse_window(body, "lead", |obj| map_lead(obj, ctx))
+    parse_window(body, |raw, i| lead_from_raw(raw, i, ctx))
 }
 
 /// One window's `Data`, each element mapped by `map` (the vendor does not
 /// page, so a window is always a whole page).
 fn parse_window<R>(
     body: &[u8],
-    what: &str,
-    map: impl Fn(&Map<String, Value>) -> R,
+    map: impl Fn(&RawValue, usize) -> Result<R, BodyError>,
 ) -> Result<Page<R>, BodyError> {
     let list = data_list(body)?;
     let records = list
         .iter()
         .enumerate()
-        .map(|(i, raw)| object(raw, what, i).map(|obj| map(&obj)))
+        .map(|(i, raw)| map(raw, i))
         .collect::<Result<Vec<R>, BodyError>>()?;
     Ok(Page {
         records,
@@ -286,47 +277,92 @@ fn parse_window<R>(
     })
 }
 
+/// One `Data` element of a `LeadList` window (its JSON text) as a lead;
+/// `index` is its place in the window, for the error when it is not an
+/// object.
+pub fn lead_from_raw(raw: &RawValue, index: usize, ctx: &MapContext) -> Result<Lead, BodyError> {
+    let record = record_members(raw, "lead", index)?;
+    map_lead(&record, raw, ctx).map_err(|_| not_an_object("lead", index))
+}
+
+/// One `Data` element of a `ChatContentHistory` window as a conversation.
+pub fn conversation_from_raw(
+    raw: &RawValue,
+    index: usize,
+    ctx: &MapContext,
+) -> Result<Conversation, BodyError> {
+    let record = record_members(raw, "conversation", index)?;
+    map_conversation(&record, raw, ctx).map_err(|_| not_an_object("conversation", index))
+}
+
 /// `Lead`/`Appointment` become `lead`/`appointment`; other values are kept
 /// lower-cased; no `Type` at all reads as `lead`.
-fn kind_of(value: Option<String>) -> String {
-    value
-        .map(|t| t.to_lowercase())
-        .unwrap_or_else(|| "lead".to_owned())
+fn kind_of(value: Option<Member>) -> Result<Cow<'static, str>, serde_json::Error> {
+    if let Some(Member::Text(text)) = &value {
+        for known in ["lead", "appointment"] {
+            // No other text lower-cases to these two (the Kelvin sign, the
+            // one non-ASCII letter that lower-cases to ASCII, is a `k`).
+            if text.trim().eq_ignore_ascii_case(known) {
+                return Ok(Cow::Borrowed(known));
+            }
+        }
+    }
+    Ok(match value {
+        Some(value) => Cow::Owned(
+            value
+                .into_model_string()?
+                .unwrap_or_default()
+                .to_lowercase(),
+        ),
+        None => Cow::Borrowed("lead"),
+    })
 }
 
 /// Maps one `LeadList` record. Key spellings are matched case-insensitively
 /// (`SessionID`, `sessionId`, `createTime` ...). `URI` → `page_url`,
 /// `Content` → `message`, `SessionID` stringified; `Count` and every other
 /// key that carries data → `fields`.
-fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
-    let mut pick = Picker::new(obj);
-    let kind = kind_of(pick.string(&["Type"]));
-    let name = pick.string(&["Name"]);
-    let email = pick.string(&["Email"]);
-    let phone = pick.string(&["PhoneNumber", "Phone"]);
-    let created_value = pick.take(&["CreateTime", "CreatedAt", "created_at"]);
-    let message = pick.string(&["Content"]);
-    let session_id = pick.string(&["SessionID", "session_id"]);
-    let page_url = pick.string(&["URI", "Url"]);
-    let mut fields = pick.rest();
-    let created_at = Stamp::of(created_value).apply(&mut fields);
-    let raw_time = clean_string(created_value).unwrap_or_default();
-    let id = lead_id(
+fn map_lead(
+    record: &ObjectEntries,
+    raw: &RawValue,
+    ctx: &MapContext,
+) -> Result<Lead, serde_json::Error> {
+    let mut pick = MemberPicker::new(record);
+    let kind = kind_of(pick.take(&["Type"])?)?;
+    let name = pick.string(&["Name"])?;
+    let email = pick.string(&["Email"])?;
+    let phone = pick.string(&["PhoneNumber", "Phone"])?;
+    let created_value = pick.take(&["CreateTime", "CreatedAt", "created_at"])?;
+    let message = pick.string(&["Content"])?;
+    let session_id = pick.string(&["SessionID", "session_id"])?;
+    let page_url = pick.string(&["URI", "Url"])?;
+    // The id comes last: it needs the time, and `fields` is filled first.
+    let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, String::new());
+    for member in pick.rest() {
+        let (key, value) = member?;
+        lead.fields.insert(key, value);
+    }
+    let stamp = match &created_value {
+        Some(value) => value.stamp()?,
+        None => Stamp::Absent,
+    };
+    let created_at = stamp.apply(&mut lead.fields);
+    // The text as sent counts only when it could not be read.
+    let raw_time = match created_value {
+        Some(value) if created_at.is_none() => value.into_model_string()?,
+        _ => None,
+    };
+    lead.id = lead_id(
         &ctx.agent_id,
         session_id.as_deref(),
         &kind,
         created_at.as_ref(),
-        &raw_time,
+        raw_time.as_deref().unwrap_or(""),
         email.as_deref(),
         phone.as_deref(),
         name.as_deref(),
     );
-    let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, id);
-    lead.kind = match kind.as_str() {
-        "lead" => "lead".into(),
-        "appointment" => "appointment".into(),
-        _ => kind.into(),
-    };
+    lead.kind = kind;
     lead.created_at = created_at;
     lead.name = name;
     lead.email = email;
@@ -334,11 +370,10 @@ fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
     lead.page_url = page_url;
     lead.session_id = session_id;
     lead.message = message;
-    lead.fields = fields;
     if ctx.keep_raw {
-        lead.raw = Some(Value::Object(obj.clone()));
+        lead.raw = Some(serde_json::from_str(raw.get())?);
     }
-    lead
+    Ok(lead)
 }
 
 /// The id of a NeoAgent lead or appointment (the vendor sends none):
@@ -368,27 +403,46 @@ pub fn lead_id(
     phone: Option<&str>,
     name: Option<&str>,
 ) -> String {
-    let time = match created_at {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
-        None => create_time_raw.trim().to_owned(),
-    };
-    let clean = |v: Option<&str>| v.map(str::trim).unwrap_or("").to_owned();
-    let parts = [
-        serial.to_owned(),
-        clean(session_id),
-        kind.to_owned(),
-        time,
-        clean(email),
-        clean(phone),
-        clean(name),
-    ];
-    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-    synthetic_id("na_", &parts)
+    fn clean(v: Option<&str>) -> &str {
+        v.map(str::trim).unwrap_or("")
+    }
+    with_id_time(created_at, create_time_raw, |time| {
+        synthetic_id(
+            "na_",
+            &[
+                serial,
+                clean(session_id),
+                kind,
+                time,
+                clean(email),
+                clean(phone),
+                clean(name),
+            ],
+        )
+    })
+}
+
+/// Calls `f` with the time as the synthetic ids spell it: the instant as
+/// RFC 3339 in UTC with six fraction digits, else the text as sent,
+/// trimmed. Written on the stack for the years 0-9999 (chrono's formatter
+/// allocates).
+fn with_id_time<R>(
+    created_at: Option<&DateTime<Utc>>,
+    create_time_raw: &str,
+    f: impl FnOnce(&str) -> R,
+) -> R {
+    match created_at {
+        Some(t) => match timestamp_bytes(t) {
+            Some(bytes) => f(std::str::from_utf8(&bytes).unwrap_or_default()),
+            None => f(&t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        },
+        None => f(create_time_raw.trim()),
+    }
 }
 
 /// All sessions of one window, one conversation per `Data` element.
 pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>, BodyError> {
-    parse_window(body, "conversation", |obj| map_conversation(obj, ctx))
+    parse_window(body, |raw, i| conversation_from_raw(raw, i, ctx))
 }
 
 fn role(lower: &str) -> Option<&'static str> {
@@ -403,32 +457,55 @@ fn role(lower: &str) -> Option<&'static str> {
 /// `SessionID` stringified, `URI` → `page_url`; messages `Type` `User` →
 /// `user`, `AI` → `assistant`, others lower-cased. The vendor sends no
 /// message times; one is read if it ever appears (`CreateTime`), else null.
-fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation {
-    let mut pick = Picker::new(obj);
-    let session_id = pick.string(&["SessionID", "session_id"]);
-    let created_value = pick.take(&["CreateTime", "CreatedAt", "created_at"]);
-    let page_url = pick.string(&["URI", "Url"]);
-    let messages_value = get_ci(obj, "Messages").filter(|v| v.is_array());
-    if messages_value.is_some() {
-        pick.take(&["Messages"]);
+fn map_conversation(
+    record: &ObjectEntries,
+    raw: &RawValue,
+    ctx: &MapContext,
+) -> Result<Conversation, serde_json::Error> {
+    let mut pick = MemberPicker::new(record);
+    let session_id = pick.string(&["SessionID", "session_id"])?;
+    let created_value = pick.take(&["CreateTime", "CreatedAt", "created_at"])?;
+    let page_url = pick.string(&["URI", "Url"])?;
+    // Only an array is a message list; anything else stays in `fields`.
+    let messages_value = match pick.get("Messages") {
+        Some(list) if list.get().starts_with('[') => {
+            pick.take(&["Messages"])?;
+            Some(serde_json::from_str::<Value>(list.get())?)
+        }
+        _ => None,
+    };
+    let mut conversation = Conversation::new(ctx.vendor, &ctx.agent_id, String::new());
+    for member in pick.rest() {
+        let (key, value) = member?;
+        conversation.fields.insert(key, value);
     }
-    let mut fields = pick.rest();
-    let created_at = Stamp::of(created_value).apply(&mut fields);
-    let id = session_id.clone().unwrap_or_else(|| {
-        conversation_synthetic_id(
-            &ctx.agent_id,
-            created_at.as_ref(),
-            &clean_string(created_value).unwrap_or_default(),
-            page_url.as_deref(),
-            messages_value,
-        )
-    });
-    let mut conversation = Conversation::new(ctx.vendor, &ctx.agent_id, id);
+    let stamp = match &created_value {
+        Some(value) => value.stamp()?,
+        None => Stamp::Absent,
+    };
+    let created_at = stamp.apply(&mut conversation.fields);
+    conversation.id = match &session_id {
+        Some(id) => id.clone(),
+        None => {
+            let raw_time = match created_value {
+                Some(value) if created_at.is_none() => value.into_model_string()?,
+                _ => None,
+            };
+            conversation_synthetic_id(
+                &ctx.agent_id,
+                created_at.as_ref(),
+                raw_time.as_deref().unwrap_or(""),
+                page_url.as_deref(),
+                messages_value.as_ref(),
+            )
+        }
+    };
     conversation.created_at = created_at;
     conversation.session_id = session_id;
     conversation.page_url = page_url;
     let mut extras = Vec::new();
     for message in messages_value
+        .as_ref()
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -443,12 +520,11 @@ fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation 
         conversation.messages.push(message);
         extras.push(extra);
     }
-    keep_message_extras(&mut fields, extras);
-    conversation.fields = fields;
+    keep_message_extras(&mut conversation.fields, extras);
     if ctx.keep_raw {
-        conversation.raw = Some(Value::Object(obj.clone()));
+        conversation.raw = Some(serde_json::from_str(raw.get())?);
     }
-    conversation
+    Ok(conversation)
 }
 
 /// The id of a session that came without `SessionID` (documented as always
@@ -463,21 +539,19 @@ fn conversation_synthetic_id(
     page_url: Option<&str>,
     messages: Option<&Value>,
 ) -> String {
-    let time = match created_at {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
-        None => create_time_raw.trim().to_owned(),
-    };
     let messages = messages.map(canonical_json).unwrap_or_default();
-    synthetic_id(
-        "na_",
-        &[
-            serial,
-            "conversation",
-            &time,
-            page_url.unwrap_or(""),
-            &messages,
-        ],
-    )
+    with_id_time(created_at, create_time_raw, |time| {
+        synthetic_id(
+            "na_",
+            &[
+                serial,
+                "conversation",
+                time,
+                page_url.unwrap_or(""),
+                &messages,
+            ],
+        )
+    })
 }
 
 #[cfg(test)]
