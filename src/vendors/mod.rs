@@ -831,6 +831,26 @@ mod tests {
     }
 
     #[test]
+    fn member_picker_reads_a_raw_record_as_picker_reads_its_map() {
+        let text = r#"{"Zed":1,"sessionId":5,"Name":" ","x":null,"a":" kept ","Zed":[2],"e":[ ],"n":"\u0041 "}"#;
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        let record = record_members(&raw, "record", 0).unwrap();
+        let mut raw_pick = MemberPicker::new(&record);
+        let map: Map<String, Value> = serde_json::from_str(text).unwrap();
+        let mut pick = Picker::new(&map);
+        for names in [&["SessionID"][..], &["name", "a"], &["missing"]] {
+            assert_eq!(
+                raw_pick.string(names).unwrap(),
+                pick.string(names),
+                "{names:?}"
+            );
+        }
+        let rest: Map<String, Value> = raw_pick.rest().map(Result::unwrap).collect();
+        assert_eq!(rest, pick.rest());
+        assert_eq!(Value::Object(rest), json!({"Zed": [2], "n": "A"}));
+    }
+
+    #[test]
     fn insert_unique_never_overwrites() {
         let mut fields = Map::new();
         insert_unique(&mut fields, "k", json!(1));

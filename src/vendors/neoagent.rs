@@ -1053,4 +1053,196 @@ mod tests {
         assert_eq!(page.records[0].id, "na_a46f7be413c13e45dc3c");
         assert_eq!(page.records[0].session_id, None);
     }
+
+    fn one_lead(record: &str) -> Lead {
+        let raw: Box<RawValue> = serde_json::from_str(record).unwrap();
+        lead_from_raw(&raw, 0, &ctx(SERIAL, false)).unwrap()
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_first_place_and_the_last_value() {
+        // As serde_json's `Map` read them: the records must map as before.
+        let lead = one_lead(
+            r#"{"Count":1,"Name":"first","X":" x ","Count":2,"Name":" last ","Y":true,"X":"y"}"#,
+        );
+        assert_eq!(lead.name, s("last"));
+        assert_eq!(
+            lead.fields,
+            obj(json!({"Count": 2, "X": "y", "Y": true})),
+            "{:?}",
+            lead.fields
+        );
+        let order: Vec<&str> = lead.fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(order, ["Count", "X", "Y"]);
+    }
+
+    #[test]
+    fn odd_cased_keys_are_read_and_the_documented_spelling_wins() {
+        let lead = one_lead(
+            r#"{"email":"first@x","EMAIL":"other@x","Email":" doc@x ","sessionid":5,
+                "phonenumber":"  ","Phone":"+1 555","tYPE":"APPOINTMENT ","uri":"u","CONTENT":"hi"}"#,
+        );
+        assert_eq!(lead.email, s("doc@x"));
+        assert_eq!(lead.session_id, s("5"));
+        // An empty `PhoneNumber` lets the next spelling, `Phone`, count.
+        assert_eq!(lead.phone, s("+1 555"));
+        assert_eq!(lead.kind, "appointment");
+        assert_eq!(lead.page_url, s("u"));
+        assert_eq!(lead.message, s("hi"));
+        // The other casings of a mapped key are data the vendor sent.
+        assert_eq!(
+            lead.fields,
+            obj(json!({"email": "first@x", "EMAIL": "other@x"}))
+        );
+    }
+
+    #[test]
+    fn numbers_as_ids_and_values_are_exact() {
+        let lead = one_lead(
+            r#"{"SessionID":123456789012345678901234567890,"Name":42,"Email":true,
+                "Count":1.000000000000000000001,"Big":-0,"Exp":1E5,"Type":7}"#,
+        );
+        assert_eq!(lead.session_id, s("123456789012345678901234567890"));
+        assert_eq!(lead.name, s("42"));
+        assert_eq!(lead.email, s("true"));
+        assert_eq!(lead.kind, "7");
+        let spelled: Vec<(&str, String)> = lead
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .collect();
+        assert_eq!(
+            spelled,
+            [
+                ("Count", "1.000000000000000000001".to_owned()),
+                ("Big", "-0".to_owned()),
+                ("Exp", "1e+5".to_owned())
+            ]
+        );
+        for (session, spelled) in [
+            ("-0", "-0"),
+            ("1.50", "1.50"),
+            ("1E5", "1e+5"),
+            ("-7", "-7"),
+        ] {
+            let lead = one_lead(&format!(r#"{{"SessionID":{session}}}"#));
+            assert_eq!(lead.session_id.as_deref(), Some(spelled), "{session}");
+        }
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped_then_trimmed() {
+        let lead = one_lead(
+            r#"{"Name":" Zo\u00eb \"Z\" ","Content":"a\nb","K\u0065y":"\u0020v ","Email":"\u0020","CreateTime":"2025-01-15T10:30:00\u005a"}"#,
+        );
+        assert_eq!(lead.name, s("Zoë \"Z\""));
+        assert_eq!(lead.message, s("a\nb"));
+        assert_eq!(lead.email, None);
+        assert_eq!(lead.created_at, ts("2025-01-15T10:30:00Z"));
+        assert_eq!(lead.fields, obj(json!({"Key": "v"})));
+    }
+
+    #[test]
+    fn times_sent_as_numbers_or_unreadable_text() {
+        let at = one_lead(r#"{"CreateTime":1736937000,"SessionID":1}"#);
+        assert_eq!(at.created_at, ts("2025-01-15T10:30:00Z"));
+        let unreadable = one_lead(r#"{"createtime":" soon ","SessionID":1,"created_at_raw":"x"}"#);
+        assert_eq!(unreadable.created_at, None);
+        assert_eq!(
+            unreadable.fields,
+            obj(json!({"created_at_raw": "x", "created_at_raw_2": "soon"}))
+        );
+        // The unreadable text, trimmed, is what the id hashes.
+        assert_eq!(
+            unreadable.id,
+            lead_id(SERIAL, Some("1"), "lead", None, "soon", None, None, None)
+        );
+    }
+
+    #[test]
+    fn items_that_are_not_objects_are_malformed_and_named() {
+        for (item, text) in ["1", r#""x""#, "[]", "null", "true"]
+            .into_iter()
+            .enumerate()
+        {
+            let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+            let expected = |what: &str| {
+                BodyError::Malformed(format!(
+                    "expected each {what} to be a JSON object; item {item} is not"
+                ))
+            };
+            assert_eq!(
+                lead_from_raw(&raw, item, &ctx(SERIAL, false)),
+                Err(expected("lead"))
+            );
+            assert_eq!(
+                conversation_from_raw(&raw, item, &ctx(SERIAL, false)),
+                Err(expected("conversation"))
+            );
+        }
+        // A lone surrogate is not text: a `Value` refused it, and so does
+        // the typed path, wherever in the record it is.
+        for text in [
+            r#"{"Name":"\ud800"}"#,
+            r#"{"X":"\ud800","X":1}"#,
+            r#"{"X":["\ud800"]}"#,
+        ] {
+            let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+            assert!(
+                matches!(
+                    lead_from_raw(&raw, 3, &ctx(SERIAL, false)),
+                    Err(BodyError::Malformed(_))
+                ),
+                "{text}"
+            );
+        }
+        let body = br#"{"Data":[{"Type":"Lead"},[1]],"Success":true,"Code":200}"#;
+        assert_eq!(
+            parse_leads(body, &ctx(SERIAL, false)),
+            Err(BodyError::Malformed(
+                "expected each lead to be a JSON object; item 1 is not".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn raw_is_the_record_as_a_value_reads_it() {
+        let text = r#"{"Name":"a","Name":"b","Count":1.50,"Nested":{"k":[1,2]}}"#;
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        let lead = lead_from_raw(&raw, 0, &ctx(SERIAL, true)).unwrap();
+        assert_eq!(
+            serde_json::to_string(lead.raw.as_ref().unwrap()).unwrap(),
+            r#"{"Name":"b","Count":1.50,"Nested":{"k":[1,2]}}"#
+        );
+    }
+
+    #[test]
+    fn messages_only_as_an_array_and_in_any_casing() {
+        let page = parse_conversations(
+            br#"{"Data":[
+                {"sessionid":1,"messages":[{"type":"USER","content":" hi "},{"Role":"AI","Content":"yo"}]},
+                {"SessionID":2,"Messages":"not a list"},
+                {"SessionID":3,"Messages":[],"messages":[{"Type":"AI","Content":"x"}]}
+            ],"Success":true,"Code":200}"#,
+            &ctx(SERIAL, false),
+        )
+        .unwrap();
+        let [first, second, third] = &page.records[..] else {
+            panic!("{page:?}")
+        };
+        assert_eq!(first.id, "1");
+        assert_eq!(
+            first.messages,
+            vec![msg("user", "hi"), msg("assistant", "yo")]
+        );
+        assert_eq!(first.fields, obj(json!({})));
+        assert!(second.messages.is_empty());
+        assert_eq!(second.fields, obj(json!({"Messages": "not a list"})));
+        // The documented spelling is the list; the other casing is data.
+        assert!(third.messages.is_empty());
+        assert_eq!(
+            third.fields,
+            obj(json!({"messages": [{"Type": "AI", "Content": "x"}]}))
+        );
+    }
 }
