@@ -14,6 +14,7 @@ pub mod chatzuri;
 pub mod neoagent;
 pub mod plan;
 pub mod robofy;
+pub mod stream;
 
 pub use crate::model::Vendor;
 
@@ -230,16 +231,16 @@ impl<'de> serde::Deserialize<'de> for BorrowedText<'de> {
     }
 }
 
-/// One record (an element of a vendor's list, as raw JSON text) read into
+/// One record (an element of a vendor's list, as JSON text) read into
 /// its members, repeated names merged as a `Map` merges them. Anything that
 /// is not a JSON object, or holds a string that is not valid text (a lone
 /// surrogate escape), is `Malformed` and names the item.
 pub(crate) fn record_members<'a>(
-    raw: &'a RawValue,
+    text: &'a str,
     what: &str,
     index: usize,
 ) -> Result<ObjectEntries<'a>, BodyError> {
-    serde_json::from_str::<ObjectEntries>(raw.get())
+    serde_json::from_str::<ObjectEntries>(text)
         .and_then(|mut entries| entries.merge_repeated().map(|()| entries))
         .map_err(|_| not_an_object(what, index))
 }
@@ -253,7 +254,7 @@ pub(crate) fn not_an_object(what: &str, index: usize) -> BodyError {
 
 /// One member's value, read from its raw text without building a tree.
 #[derive(Debug, Clone)]
-pub(crate) enum Member<'a> {
+pub(crate) enum RawMember<'a> {
     Null,
     /// A string, unescaped (borrowed unless it had escapes), untrimmed.
     Text(Cow<'a, str>),
@@ -261,28 +262,28 @@ pub(crate) enum Member<'a> {
     Other(&'a RawValue),
 }
 
-impl<'a> Member<'a> {
+impl<'a> RawMember<'a> {
     /// Fails only on a string that is not valid text (a lone surrogate),
     /// which a `Value` would not have taken either.
-    pub(crate) fn read(raw: &'a RawValue) -> Result<Member<'a>, serde_json::Error> {
+    pub(crate) fn read(raw: &'a RawValue) -> Result<RawMember<'a>, serde_json::Error> {
         let text = raw.get();
         Ok(match text.as_bytes().first() {
-            Some(b'n') => Member::Null,
+            Some(b'n') => RawMember::Null,
             Some(b'"') => match text.get(1..text.len() - 1) {
-                Some(inner) if !inner.contains('\\') => Member::Text(Cow::Borrowed(inner)),
-                _ => Member::Text(Cow::Owned(serde_json::from_str(text)?)),
+                Some(inner) if !inner.contains('\\') => RawMember::Text(Cow::Borrowed(inner)),
+                _ => RawMember::Text(Cow::Owned(serde_json::from_str(text)?)),
             },
-            _ => Member::Other(raw),
+            _ => RawMember::Other(raw),
         })
     }
 
     /// `carries_data` without building the value.
     pub(crate) fn carries_data(&self) -> bool {
         match self {
-            Member::Null => false,
-            Member::Text(text) => !text.trim().is_empty(),
+            RawMember::Null => false,
+            RawMember::Text(text) => !text.trim().is_empty(),
             // `[]` and `{}`, with any whitespace inside, hold nothing.
-            Member::Other(raw) => match raw.get().as_bytes() {
+            RawMember::Other(raw) => match raw.get().as_bytes() {
                 [b'[' | b'{', inside @ ..] => inside
                     .iter()
                     .find(|b| !b.is_ascii_whitespace())
@@ -295,15 +296,15 @@ impl<'a> Member<'a> {
     /// `clean_string` of the value: text trimmed, empty or null `None`.
     pub(crate) fn into_model_string(self) -> Result<Option<String>, serde_json::Error> {
         Ok(match self {
-            Member::Null => None,
-            Member::Text(text) => Some(trim_text(text)).filter(|t| !t.is_empty()),
+            RawMember::Null => None,
+            RawMember::Text(text) => Some(trim_text(text)).filter(|t| !t.is_empty()),
             // An integer is spelled as a `Value` would spell it; other
             // numbers are normalised by serde_json (`1E5` is `1e+5`), so
             // they, `true`, `false` and lists go through one.
-            Member::Other(raw) if raw.get().bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
+            RawMember::Other(raw) if raw.get().bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
                 Some(raw.get().to_owned())
             }
-            Member::Other(raw) => clean_string(Some(&serde_json::from_str(raw.get())?)),
+            RawMember::Other(raw) => clean_string(Some(&serde_json::from_str(raw.get())?)),
         })
     }
 
@@ -311,18 +312,18 @@ impl<'a> Member<'a> {
     /// reads it (exact numbers included).
     pub(crate) fn into_field_value(self) -> Result<Value, serde_json::Error> {
         Ok(match self {
-            Member::Null => Value::Null,
-            Member::Text(text) => Value::String(trim_text(text)),
-            Member::Other(raw) => serde_json::from_str(raw.get())?,
+            RawMember::Null => Value::Null,
+            RawMember::Text(text) => Value::String(trim_text(text)),
+            RawMember::Other(raw) => serde_json::from_str(raw.get())?,
         })
     }
 
     /// What the value says as a timestamp (`Stamp::of`).
     pub(crate) fn stamp(&self) -> Result<Stamp, serde_json::Error> {
         Ok(match self {
-            Member::Null => Stamp::Absent,
-            Member::Text(text) => Stamp::of_text(text),
-            Member::Other(raw) => Stamp::of(Some(&serde_json::from_str(raw.get())?)),
+            RawMember::Null => Stamp::Absent,
+            RawMember::Text(text) => Stamp::of_text(text),
+            RawMember::Other(raw) => Stamp::of(Some(&serde_json::from_str(raw.get())?)),
         })
     }
 }
@@ -375,13 +376,16 @@ impl<'r, 'a> MemberPicker<'r, 'a> {
     }
 
     /// As [`Picker::take`]: the first of `names` whose value carries data.
-    pub(crate) fn take(&mut self, names: &[&str]) -> Result<Option<Member<'a>>, serde_json::Error> {
+    pub(crate) fn take(
+        &mut self,
+        names: &[&str],
+    ) -> Result<Option<RawMember<'a>>, serde_json::Error> {
         for name in names {
             if let Some(i) = self.record.position_ci(name)
                 && !self.is_used(i)
             {
                 self.mark(i);
-                let value = Member::read(self.record.0[i].1)?;
+                let value = RawMember::read(self.record.0[i].1)?;
                 if value.carries_data() {
                     return Ok(Some(value));
                 }
@@ -406,7 +410,7 @@ impl<'r, 'a> MemberPicker<'r, 'a> {
             .iter()
             .enumerate()
             .filter(|(i, _)| !self.is_used(*i))
-            .filter_map(|(_, (key, raw))| match Member::read(raw) {
+            .filter_map(|(_, (key, raw))| match RawMember::read(raw) {
                 Ok(value) if value.carries_data() => Some(
                     value
                         .into_field_value()
@@ -833,8 +837,7 @@ mod tests {
     #[test]
     fn member_picker_reads_a_raw_record_as_picker_reads_its_map() {
         let text = r#"{"Zed":1,"sessionId":5,"Name":" ","x":null,"a":" kept ","Zed":[2],"e":[ ],"n":"\u0041 "}"#;
-        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
-        let record = record_members(&raw, "record", 0).unwrap();
+        let record = record_members(text, "record", 0).unwrap();
         let mut raw_pick = MemberPicker::new(&record);
         let map: Map<String, Value> = serde_json::from_str(text).unwrap();
         let mut pick = Picker::new(&map);
