@@ -2,10 +2,10 @@
 //! compact, strings escaped as serde_json escapes them (the escape-free
 //! common case is copied whole, as this is the hot path of every export).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::fields::{Field, FieldValue, Getter, MESSAGE_FIELDS};
-use crate::model::{format_timestamp, timestamp_bytes};
+use crate::model::{Fields, format_timestamp, timestamp_bytes};
 
 /// Appends `record` as one compact JSON object.
 pub fn push_object<R>(out: &mut Vec<u8>, table: &[Field<Getter<R>>], record: &R) {
@@ -105,7 +105,7 @@ fn needs_escape(bytes: &[u8]) -> bool {
 
 /// A `fields` map as serde writes it (compact, in order), with the string
 /// values and keys through the fast path.
-pub fn push_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
+pub fn push_map(out: &mut Vec<u8>, map: &Fields) {
     out.push(b'{');
     for (i, (key, value)) in map.iter().enumerate() {
         if i > 0 {
@@ -166,7 +166,7 @@ mod tests {
             "ip_address": text(&lead.ip_address),
             "session_id": text(&lead.session_id),
             "message": text(&lead.message),
-            "fields": Value::Object(lead.fields.clone()),
+            "fields": Value::from(lead.fields.clone()),
         });
         if let Some(raw) = &lead.raw {
             object["raw"] = raw.clone();

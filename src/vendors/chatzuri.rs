@@ -17,7 +17,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Lead, clean_string};
+use crate::model::{Conversation, Fields, Lead, clean_string};
 use crate::time::DayRange;
 
 mod fast_leads;
@@ -253,7 +253,7 @@ fn assemble_lead(
     name: Option<String>,
     email: Option<String>,
     phone: Option<String>,
-    mut fields: Map<String, Value>,
+    mut fields: Fields,
     ctx: &MapContext,
 ) -> Lead {
     let created_raw = clean_string(created_value);

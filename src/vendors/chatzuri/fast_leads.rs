@@ -12,10 +12,10 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::assemble_lead;
-use crate::model::{Lead, carries_data, clean_string};
+use crate::model::{Fields, Lead, carries_data, clean_string};
 use crate::vendors::{MapContext, Page};
 
 const KNOWN: [&str; 5] = ["id", "created_at", "name", "email", "phone"];
@@ -141,7 +141,7 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lead, A::Error> {
         let mut known: [Option<Known<'de>>; 5] = Default::default();
-        let mut fields = Map::new();
+        let mut fields = Fields::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             if let Some(slot) = KNOWN.iter().position(|k| *k == key.0) {
                 if known[slot].is_some() {
@@ -162,7 +162,7 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
                         }
                         other => other,
                     };
-                    fields.insert(key.0.into_owned(), value);
+                    fields.push_new(key.0.into_owned(), value);
                 }
             }
         }
