@@ -364,13 +364,19 @@ mod tests {
     fn seen_ids_tell_a_million_ids_apart() {
         let mut presized = SeenIds::with_capacity(1_000_000);
         let mut grown = SeenIds::default();
-        let ids: Vec<String> = (0..1_000_000u32).map(|n| (10_000 + n).to_string()).collect();
+        let ids: Vec<String> = (0..1_000_000u32)
+            .map(|n| (10_000 + n).to_string())
+            .collect();
         for id in &ids {
             assert!(presized.insert(Vendor::Chatzuri, "demo", id), "{id}");
             assert!(grown.insert(Vendor::Chatzuri, "demo", id), "{id}");
         }
         assert_eq!(presized.len(), 1_000_000);
-        assert!(ids.iter().step_by(997).all(|id| !presized.insert(Vendor::Chatzuri, "demo", id)));
+        assert!(
+            ids.iter()
+                .step_by(997)
+                .all(|id| !presized.insert(Vendor::Chatzuri, "demo", id))
+        );
         assert!(!grown.is_empty());
         // A limit far above any listing reserves no more than the cap.
         assert!(SeenIds::with_capacity(u64::MAX).set.capacity() < 4 * MOST_RESERVED);

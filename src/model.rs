@@ -232,7 +232,9 @@ impl Fields {
         self.0.iter().map(|(_, v)| v)
     }
 
-    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut Value> + ExactSizeIterator {
+    pub fn values_mut(
+        &mut self,
+    ) -> impl DoubleEndedIterator<Item = &mut Value> + ExactSizeIterator {
         self.0.iter_mut().map(|(_, v)| v)
     }
 
@@ -459,12 +461,34 @@ impl Record for Conversation {
     record_accessors!();
 }
 
+/// `str::trim`, with a shortcut for the usual text, which starts and ends
+/// with a visible ASCII character and so has nothing to trim: the full
+/// trim looks for Unicode white space at both ends of every string of every
+/// record (issue 14).
+#[inline]
+pub fn trim_text(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
+/// A model string from vendor text: trimmed, and copied only when
+/// trimming changed it or it was borrowed.
+pub fn trimmed_string(text: Cow<'_, str>) -> String {
+    match text {
+        Cow::Owned(owned) if trim_text(&owned).len() == owned.len() => owned,
+        other => trim_text(&other).to_owned(),
+    }
+}
+
 /// Vendor values become model values the same way everywhere: strings are
 /// trimmed, and absent, `null` or empty values are `None`.
 pub fn clean_string(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(s) => {
-            let s = s.trim();
+            let s = trim_text(s);
             (!s.is_empty()).then(|| s.to_owned())
         }
         Value::Null => None,
@@ -478,7 +502,7 @@ pub fn clean_string(value: Option<&Value>) -> Option<String> {
 pub fn carries_data(value: &Value) -> bool {
     match value {
         Value::Null => false,
-        Value::String(s) => !s.trim().is_empty(),
+        Value::String(s) => !trim_text(s).is_empty(),
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
         _ => true,
@@ -577,7 +601,11 @@ mod tests {
         assert_eq!(fields.get("zz"), None);
 
         // Collecting keeps the first position and the last value too.
-        let collected: Fields = ops.iter().cloned().map(|(k, v)| (k.to_owned(), v)).collect();
+        let collected: Fields = ops
+            .iter()
+            .cloned()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         assert_eq!(collected, fields);
         assert_eq!(Fields::from(map.clone()), fields);
 
@@ -594,6 +622,39 @@ mod tests {
 
         let empty = Fields::default();
         assert!(empty.is_empty() && empty.iter().next().is_none());
+    }
+
+    #[test]
+    fn the_trim_shortcut_is_str_trim() {
+        for text in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "ab",
+            "a b",
+            "\u{a0}a",
+            "a\u{a0}",
+            "\u{3000}x\u{3000}",
+            "\u{2028}",
+            "x\u{85}",
+            "\ta\n",
+            "é",
+            "é ",
+            " é",
+            "~!",
+            "\u{7f}a",
+            "a\u{7f}",
+            "محمد علي",
+            "Zoë",
+            "\u{feff}a",
+        ] {
+            assert_eq!(trim_text(text), text.trim(), "{text:?}");
+            for owned in [Cow::Owned(text.to_owned()), Cow::Borrowed(text)] {
+                assert_eq!(trimmed_string(owned), text.trim(), "{text:?}");
+            }
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::ErrorKind;
-use crate::model::{Fields, Message, carries_data, clean_string};
+use crate::model::{Fields, Message, carries_data, clean_string, trim_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMethod {
@@ -320,7 +320,7 @@ impl<'a> Picker<'a> {
 /// A value for `fields`: a string trimmed, anything else unchanged.
 pub(crate) fn trimmed(value: &Value) -> Value {
     match value {
-        Value::String(s) => Value::String(s.trim().to_owned()),
+        Value::String(s) => Value::String(trim_text(s).to_owned()),
         other => other.clone(),
     }
 }
@@ -344,7 +344,7 @@ impl Stamp {
             return Stamp::Absent;
         };
         let parsed = match value {
-            Value::String(s) => crate::time::parse_vendor_timestamp(s),
+            Value::String(s) => return Stamp::of_text(s),
             Value::Number(n) => match (n.as_i64(), n.as_f64()) {
                 (Some(n), _) => crate::time::parse_epoch_number(n),
                 (None, Some(x)) => crate::time::parse_epoch_float(x),
@@ -355,6 +355,19 @@ impl Stamp {
         match parsed {
             Some(t) => Stamp::At(t),
             None => Stamp::Unreadable(clean_string(Some(value)).unwrap_or_default()),
+        }
+    }
+
+    /// A timestamp sent as text, by the rules of [`Stamp::of`] (blank is
+    /// absent; unreadable keeps the trimmed text), without a `Value`.
+    pub(crate) fn of_text(text: &str) -> Stamp {
+        let text = trim_text(text);
+        if text.is_empty() {
+            return Stamp::Absent;
+        }
+        match crate::time::parse_vendor_timestamp(text) {
+            Some(t) => Stamp::At(t),
+            None => Stamp::Unreadable(text.to_owned()),
         }
     }
 
@@ -506,10 +519,7 @@ pub(crate) fn map_message(
 /// Keeps per-message extras (ids, scores, unreadable times) in the
 /// conversation's `fields` as `message_fields`, one object per message in
 /// message order, only when some message had any.
-pub(crate) fn keep_message_extras(
-    fields: &mut Fields,
-    extras: Vec<Map<String, Value>>,
-) {
+pub(crate) fn keep_message_extras(fields: &mut Fields, extras: Vec<Map<String, Value>>) {
     if extras.iter().any(|e| !e.is_empty()) {
         let list = extras.into_iter().map(Value::Object).collect();
         insert_unique(fields, "message_fields", Value::Array(list));
