@@ -97,7 +97,7 @@ fn needs_escape(bytes: &[u8]) -> bool {
         return word_needs_escape(u64::from_le_bytes(padded));
     }
     let mut chunks = bytes.chunks_exact(WORD);
-    if (&mut chunks).any(|chunk| word_needs_escape(word(chunk))) {
+    if chunks.any(|chunk| word_needs_escape(word(chunk))) {
         return true;
     }
     !chunks.remainder().is_empty() && word_needs_escape(word(&bytes[bytes.len() - WORD..]))
