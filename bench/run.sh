@@ -1,55 +1,85 @@
 #!/usr/bin/env bash
-# bench/run.sh — the performance benchmark of SPEC section 9 (issue 5).
+# bench/run.sh — the performance benchmark of SPEC section 9 and issue 14.
 #
 # Usage, from the repository root:
 #
 #     bash bench/run.sh
+#     BENCH_BIG=20000 BENCH_ROUNDS=1 BENCH_SECTIONS="throughput multi" bash bench/run.sh   # a quick look
 #
 # Environment (all optional):
 #     BENCH_ROUNDS=3        rounds of every alternating comparison (medians are taken)
-#     BENCH_BIG=1000000     leads of the throughput / large-memory export
-#     BENCH_OUT=bench/results.md   where the result table is written
+#     BENCH_BIG=1000000     leads per vendor of the throughput / large-memory exports
+#     BENCH_SECTIONS="latency throughput formats messages multi db xlsx instructions"
+#                           which sections to run (space- or comma-separated, any order;
+#                           they always run in the order below)
+#     BENCH_VENDORS="chatzuri neoagent robofy chatbase"   vendors of `throughput`, `instructions`
+#     BENCH_LATENCY_RUNS=10 leads runs of the latency-bound export (at least
+#                           BENCH_ROUNDS: the first BENCH_ROUNDS are paired with Python)
+#     BENCH_MSG_BYTES=100000        message size of `messages`
+#     BENCH_MSG_CONVERSATIONS=300   conversations of `messages`
+#     BENCH_MSG_PAGE_SIZE=40        their --page-size (see `messages` below)
+#     BENCH_DB=0            leaves out `db` even when BENCH_SECTIONS names it
+#     BENCH_BASELINE=PATH   an older `leads` binary: `instructions` counts it too
+#                           (before/after), on the same sandbox
+#     BENCH_OUT=bench/results.md    where the result table is written
 #
-# What it does, in one run:
-#   1. builds `cargo build --release --locked`;
-#   2. starts three `target/release/leads sandbox --port 0` processes (each its
-#      own process, so the server's memory and CPU are not the client's):
-#        - 20,000 leads with 50 ms latency per request,
-#        - BENCH_BIG leads with no latency,
-#        - 10,000 leads with no latency;
-#      and stops them on exit (trap);
-#   3. measures, alternating the commands round by round and taking medians:
-#      (a) latency-bound export: 20,000 Chatzuri leads at --page-size 100
-#          (200 full pages, then the empty page that ends the listing) with
-#          `leads pull --concurrency 8 --format ndjson`; wall time against the
-#          ideal 200 / 8 x 50 ms = 1.25 s; target ratio <= 1.25;
-#      (b) the same export by bench/reference_export.py (sequential, standard
-#          library only, the vendors' own example approach), alternated with
-#          (a); wall and CPU (user+sys) of both; targets: leads >= 5x faster
-#          wall and >= 10x less CPU;
-#      (c) throughput with no latency: BENCH_BIG leads to NDJSON, CSV and
-#          JSON, leads/s; target >= 100k leads/s to NDJSON;
-#      (d) peak RSS of the client (GNU time's "Maximum resident set size",
-#          via bench/measure.py; see there for the fallback without
-#          /usr/bin/time) for 10,000 and BENCH_BIG
-#          leads, NDJSON, CSV and JSON; target <= 30 MB + 32 bytes per record.
-#          The BENCH_BIG figures come from the runs of (c).
-#      (e) BENCH_BIG and 10,000 leads to XLSX (constant-memory mode): wall
-#          time and peak RSS; target: the same flat-memory bound as (d).
-#      (f) database outputs: BENCH_BIG leads into a new SQLite file, into the
-#          same file again (every row unchanged: the upsert's worst case of
-#          lookups), and into PostgreSQL (a throw-away cluster from
-#          scripts/pg-test-cluster.sh unless LEADS_TEST_PG is set), leads/s and
-#          peak RSS beside the NDJSON export of (c); BENCH_DB=0 skips it.
-#   Every export writes to a temporary file whose record count is checked
-#   against what the sandbox served; a mismatch stops the script (exit 1).
-#   4. prints a table (measurement | measured | target | pass/miss) and
-#      writes it, with the machine and commit, to BENCH_OUT.
+# Sections, each one paired run (commands alternated round by round, A B A B,
+# medians; a "max" is over every run):
+#   latency     (a) 20,000 Chatzuri leads at --page-size 100 with 50 ms per
+#               request (200 full pages, then the empty page that ends the
+#               listing), `leads pull --concurrency 8 --format ndjson`; wall
+#               against the ideal 200 / 8 x 50 ms = 1.25 s: <= 1.25 x ideal in
+#               EVERY run (median and max reported);
+#               (b) the same export by bench/reference_export.py (sequential,
+#               urllib, standard library only), alternated with (a): >= 5x
+#               faster wall, >= 10x less CPU (user+sys; the median of the
+#               per-pair ratios).
+#   throughput  (c) BENCH_BIG leads of each vendor to NDJSON, no latency,
+#               default settings (NeoAgent over the sandbox's six months with
+#               `--since 2025-01-01`, default `--window 30`), vendors alternated:
+#               leads/s against SPEC section 9 (Chatzuri and Chatbase >= 600k/s,
+#               NeoAgent >= 300k/s, Robofy >= 250k/s), with the client's and the
+#               sandbox's CPU of the run;
+#               (d) peak RSS of the same runs: <= 30 MB + 32 B/record (62 MB at 1M).
+#   formats     (c) BENCH_BIG Chatzuri leads to CSV and JSON (leads/s, info) and
+#               (d) their peak RSS; peak RSS of 10,000 leads to NDJSON, CSV, JSON.
+#   messages    (g) `leads conversations` of BENCH_MSG_CONVERSATIONS Chatzuri
+#               conversations whose every message is BENCH_MSG_BYTES long
+#               (`leads sandbox --message-bytes`), defaults but for
+#               --page-size 40: peak RSS against 30 MB + 2 x the largest
+#               response body (the largest `N bytes` of the run's `-v` log).
+#               Why 40: a sandbox conversation has 12.7 messages on average,
+#               so the default 100 a page would make ~127 MB bodies, which
+#               the client refuses (SPEC section 6: over 64 MiB is exit 5);
+#               40 a page is ~51 MB, at most ~56 MB at 100 KB.
+#   multi       (h) `leads pull --all` over a config file with three named
+#               sources (Chatzuri, NeoAgent, Robofy, BENCH_BIG leads each)
+#               alternated with the same three pulls run alone one after
+#               another: CPU (user+sys) of --all / sum of the three <= 1.10
+#               (median of the per-pair ratios; max reported), peak RSS (info).
+#   db          (f) BENCH_BIG leads into a new SQLite file, into the same file
+#               again (every row unchanged: the upsert's worst case of
+#               lookups), and into PostgreSQL (a throw-away cluster from
+#               scripts/pg-test-cluster.sh unless LEADS_TEST_PG is set):
+#               leads/s and peak RSS (info).
+#   xlsx        (e) BENCH_BIG and 10,000 leads to XLSX (constant-memory mode):
+#               wall and peak RSS, the bound of (d).
+#   instructions (i) instructions of a 20,000-lead NDJSON export of each vendor
+#               (`valgrind --tool=callgrind`, the client only; the sandbox runs
+#               apart), and of BENCH_BASELINE's when set: the repeatable measure
+#               of a change on a shared machine. Skipped without valgrind.
+# Every export writes to a temporary file (or database) whose record count is
+# checked against what the sandbox served; a mismatch stops the script (exit 1).
+# The sandboxes (`target/release/leads sandbox --port 0`, each its own process,
+# so the server's memory and CPU are not the client's) start when a section
+# first needs them and stop on exit (trap). At the end a table (measurement |
+# measured | target | pass/miss) is printed and written, with the machine and
+# commit, to BENCH_OUT, in the shape the README's Performance section takes.
 #
 # Timings come from bench/measure.py (python3, standard library only; wall
 # time, user+sys CPU from wait4, peak RSS from /usr/bin/time when present),
-# so nothing beyond python3 and the Rust toolchain is needed. The machine is
-# shared: numbers are noisy, hence medians of alternated rounds.
+# so nothing beyond python3 and the Rust toolchain is needed (psql for `db`).
+# The machine is shared: numbers are noisy, hence medians of alternated rounds.
 
 set -euo pipefail
 
@@ -63,30 +93,55 @@ ROOT=$(pwd)
 ROUNDS=${BENCH_ROUNDS:-3}
 BIG=${BENCH_BIG:-1000000}
 OUT=${BENCH_OUT:-bench/results.md}
+SECTIONS=" ${BENCH_SECTIONS:-latency throughput formats messages multi db xlsx instructions} "
+SECTIONS=${SECTIONS//,/ }
+VENDORS=${BENCH_VENDORS:-chatzuri neoagent robofy chatbase}
+LATENCY_RUNS=${BENCH_LATENCY_RUNS:-10}
+((LATENCY_RUNS >= ROUNDS)) || LATENCY_RUNS=$ROUNDS
+MSG_BYTES=${BENCH_MSG_BYTES:-100000}
+MSG_CONVERSATIONS=${BENCH_MSG_CONVERSATIONS:-300}
+MSG_PAGE_SIZE=${BENCH_MSG_PAGE_SIZE:-40}
+SMALL=10000
 BIN="$ROOT/target/release/leads"
 # The interpreter itself, not a launcher shim (pyenv's would run helper
 # processes whose CPU would be charged to the Python reference).
 PY=$(python3 -c 'import sys; print(sys.executable)')
 MEASURE=("$PY" "$ROOT/bench/measure.py")
-CHATZURI_KEY=sk-sandbox-chatzuri-0123456789   # the sandbox's fixed, public key
+CLK_TCK=$(getconf CLK_TCK)
+RSS_NOTE=""
 
 die() {
     echo "bench: error: $*" >&2
     exit 1
 }
 
+for section in $SECTIONS; do
+    case $section in
+        latency | throughput | formats | messages | multi | db | xlsx | instructions) ;;
+        *) die "unknown section '$section' in BENCH_SECTIONS (latency throughput formats messages multi db xlsx instructions)" ;;
+    esac
+done
+for vendor in $VENDORS; do
+    case $vendor in
+        chatzuri | neoagent | robofy | chatbase) ;;
+        *) die "unknown vendor '$vendor' in BENCH_VENDORS" ;;
+    esac
+done
+[[ "${BENCH_DB:-1}" != 0 ]] || SECTIONS=${SECTIONS// db / }
+wants() { [[ "$SECTIONS" == *" $1 "* ]]; }
+
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/leads-bench.XXXXXX")
-SANDBOX_PIDS=()
+declare -A SANDBOX_PID BASE_URL
 PG_STARTED=""
 cleanup() {
     local pid
     if [[ -n "$PG_STARTED" ]]; then
         bash "$ROOT/scripts/pg-test-cluster.sh" stop "$PG_STARTED" || true
     fi
-    for pid in "${SANDBOX_PIDS[@]}"; do
+    for pid in "${SANDBOX_PID[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
-    for pid in "${SANDBOX_PIDS[@]}"; do
+    for pid in "${SANDBOX_PID[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$TMP"
@@ -98,33 +153,52 @@ echo "bench: building (cargo build --release --locked)" >&2
 cargo build --release --locked >&2
 [[ -x "$BIN" ]] || die "$BIN was not built"
 
-# start_sandbox NAME ARGS... : starts a sandbox, waits for its banner and sets
-# the global BASE to its Chatzuri base URL.
-start_sandbox() {
+# sandbox NAME ARGS... : starts sandbox NAME unless it runs already, waits for
+# its banner and records each vendor's base URL and key from it
+# (BASE_URL[NAME/vendor]; the keys are exported as the vendors' variables).
+sandbox() {
     local name=$1
     shift
+    [[ -z "${SANDBOX_PID[$name]:-}" ]] || return 0
     local log="$TMP/sandbox-$name.txt"
     "$BIN" sandbox --port 0 "$@" >"$log" 2>&1 &
     local pid=$!
-    SANDBOX_PIDS+=("$pid")
+    SANDBOX_PID[$name]=$pid
     local i
     for ((i = 0; i < 100; i++)); do
         grep -q 'Stop with Ctrl-C' "$log" 2>/dev/null && break
         kill -0 "$pid" 2>/dev/null || die "sandbox $name exited early: $(cat "$log")"
         sleep 0.1
     done
-    BASE=$(awk '/base URL/ && /chatzuri/ {print $3; exit}' "$log")
-    [[ "$BASE" == http://127.0.0.1:* ]] || die "no Chatzuri base URL in the output of sandbox $name: $(cat "$log")"
-    echo "bench: sandbox $name ($*) at $BASE" >&2
+    local vendor url key
+    for vendor in chatzuri neoagent robofy chatbase; do
+        url=$(awk -v v="/$vendor" '/base URL/ && index($3, v) {print $3; exit}' "$log")
+        [[ "$url" == http://127.0.0.1:* ]] || die "no $vendor base URL in the output of sandbox $name: $(cat "$log")"
+        BASE_URL[$name/$vendor]=$url
+        key=$(awk -v v="${vendor^^}_API_KEY" '$1 == "key" && index($0, v) {print $2; exit}' "$log")
+        [[ -n "$key" ]] || die "no $vendor key in the output of sandbox $name"
+        export "${vendor^^}_API_KEY=$key"
+    done
+    echo "bench: sandbox $name ($*) at ${BASE_URL[$name/chatzuri]%/chatzuri*}" >&2
+}
+sandbox_latency() { sandbox latency --leads 20000 --latency-ms 50; }
+sandbox_big() { sandbox big --leads "$BIG"; }
+sandbox_small() { sandbox small --leads "$SMALL"; }
+
+# sandbox_cpu NAME : CPU seconds (user+sys) the sandbox process used so far.
+sandbox_cpu() {
+    awk -v t="$CLK_TCK" '{sub(/.*\) /, ""); print ($12 + $13) / t}' "/proc/${SANDBOX_PID[$1]}/stat"
 }
 
 # measure OUTVAR COMMAND... : runs COMMAND under bench/measure.py and stores
-# "wall user sys maxrss_kb" in OUTVAR.
+# "wall user sys maxrss_kb [inflated]" in OUTVAR; the command's stdout and
+# stderr are left in $TMP/last-stderr.txt.
 measure() {
     local -n result=$1
     shift
-    result=$(CHATZURI_API_KEY=$CHATZURI_KEY "${MEASURE[@]}" "$@" 2>"$TMP/last-stderr.txt") ||
+    result=$("${MEASURE[@]}" "$@" 2>"$TMP/last-stderr.txt") ||
         die "command failed: $* : $(tail -5 "$TMP/last-stderr.txt")"
+    [[ "$result" != *inflated* ]] || RSS_NOTE=" (no /usr/bin/time: includes ~10 MB of the Python launcher)"
 }
 
 # check_count FILE FORMAT EXPECTED : the export holds exactly EXPECTED records.
@@ -167,81 +241,241 @@ PYEOF
 
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 maximum() { printf '%s\n' "$@" | sort -g | tail -1; }
+minimum() { printf '%s\n' "$@" | sort -g | head -1; }
 calc() { awk "BEGIN {print $*}"; }
 verdict() { if awk "BEGIN {exit !($*)}"; then echo pass; else echo miss; fi; }
+mb() { calc "$1 * 1024 / 1000000"; } # KiB -> MB (10^6 bytes)
+rss_limit() { calc "30 + 32 * $1 / 1000000"; }
 
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
+# The fields of a measure result.
+rss_kb() { local _w _u _s kb _r; read -r _w _u _s kb _r <<<"$1"; echo "$kb"; }
+cpu_of() { local _w u s _r; read -r _w u s _r <<<"$1"; calc "$u + $s"; }
+wall_of() { local w _r; read -r w _r <<<"$1"; echo "$w"; }
 
-leads_pull() { # BASE FORMAT OUTPUT [EXTRA...]
-    local base=$1 format=$2 output=$3
-    shift 3
-    measure M "$BIN" pull --vendor chatzuri --agent demo --base-url "$base" --format "$format" -o "$output" -q "$@"
+display() {
+    case $1 in
+        chatzuri) echo Chatzuri ;;
+        neoagent) echo NeoAgent ;;
+        robofy) echo Robofy ;;
+        chatbase) echo Chatbase ;;
+    esac
+}
+# The leads/s target of SPEC section 9.
+rate_target() {
+    case $1 in
+        chatzuri | chatbase) echo 600000 ;;
+        neoagent) echo 300000 ;;
+        robofy) echo 250000 ;;
+    esac
 }
 
-# ---------------------------------------------------------------- (a) + (b)
-LAT_LEADS=20000 LAT_MS=50 PAGE=100 CONC=8
-start_sandbox latency --leads "$LAT_LEADS" --latency-ms "$LAT_MS"
-LAT_BASE=$BASE
-IDEAL=$(calc "($LAT_LEADS / $PAGE) / $CONC * $LAT_MS / 1000")
-declare -a A_WALL A_CPU P_WALL P_CPU
-for ((r = 1; r <= ROUNDS; r++)); do
-    out="$TMP/latency.ndjson"
-    leads_pull "$LAT_BASE" ndjson "$out" --page-size "$PAGE" --concurrency "$CONC"
-    check_count "$out" ndjson "$LAT_LEADS"
-    read -r w u s _ <<<"$M"
-    A_WALL+=("$w") A_CPU+=("$(calc "$u + $s")")
-    rm -f "$out"
-    out="$TMP/reference.ndjson"
-    measure M "$PY" "$ROOT/bench/reference_export.py" "$LAT_BASE" demo "$PAGE" "$out"
-    check_count "$out" ndjson "$LAT_LEADS"
-    read -r w u s _ <<<"$M"
-    P_WALL+=("$w") P_CPU+=("$(calc "$u + $s")")
-    rm -f "$out"
-    echo "bench: round $r latency-bound: leads ${A_WALL[-1]} s wall ${A_CPU[-1]} s CPU; python ${P_WALL[-1]} s wall ${P_CPU[-1]} s CPU" >&2
-done
-aw=$(median "${A_WALL[@]}") ac=$(median "${A_CPU[@]}") pw=$(median "${P_WALL[@]}") pc=$(median "${P_CPU[@]}")
-ratio=$(calc "$aw / $IDEAL")
-row "(a) latency-bound: 200 pages x 50 ms, --concurrency 8, wall (ideal ${IDEAL} s)" \
-    "$(printf '%.2f s = %.2f x ideal' "$aw" "$ratio")" "<= 1.25 x ideal" "$(verdict "$ratio <= 1.25")"
-speed=$(calc "$pw / $aw")
-row "(b) same export, Python sequential reference, wall" "$(printf '%.2f s (leads %.2f s): leads %.1fx faster' "$pw" "$aw" "$speed")" \
-    ">= 5x faster" "$(verdict "$speed >= 5")"
-cpu=$(calc "$pc / $ac")
-row "(b) same export, CPU user+sys" "$(printf 'Python %.3f s, leads %.3f s: %.1fx less' "$pc" "$ac" "$cpu")" \
-    ">= 10x less" "$(verdict "$cpu >= 10")"
+# source_args SANDBOX VENDOR : the flags that name VENDOR's demo source on
+# SANDBOX (NeoAgent from the start of the sandbox's six months).
+source_args() {
+    local base=${BASE_URL[$1/$2]}
+    case $2 in
+        chatzuri) echo "--vendor chatzuri --agent demo --base-url $base" ;;
+        neoagent) echo "--vendor neoagent --agent demo --base-url $base --since 2025-01-01" ;;
+        robofy) echo "--vendor robofy --project 1 --agent demo --base-url $base" ;;
+        chatbase) echo "--vendor chatbase --agent demo --base-url $base" ;;
+    esac
+}
 
-# ---------------------------------------------------------------- (c) + (d) large
-start_sandbox big --leads "$BIG"
-BIG_BASE=$BASE
-declare -A WALLS RSS
-RSS_NOTE=""
-for ((r = 1; r <= ROUNDS; r++)); do
-    for format in ndjson csv json; do
-        out="$TMP/big.$format"
-        leads_pull "$BIG_BASE" "$format" "$out" --concurrency 4
-        check_count "$out" "$format" "$BIG"
-        read -r w _ _ kb note <<<"$M"
-        [[ -z "${note:-}" ]] || RSS_NOTE=" (no /usr/bin/time: includes ~10 MB of the Python launcher)"
-        WALLS[$format]+="$w " RSS[$format]+="$kb "
+# pull SANDBOX VENDOR FORMAT OUTPUT [EXTRA...] : measures one export into M.
+pull() {
+    local name=$1 vendor=$2 format=$3 output=$4
+    shift 4
+    # shellcheck disable=SC2046 # source_args is a list of flags without spaces
+    measure M "$BIN" pull $(source_args "$name" "$vendor") --format "$format" -o "$output" -q "$@"
+}
+
+# ---------------------------------------------------------------- (a) + (b) latency
+if wants latency; then
+    sandbox_latency
+    LAT_LEADS=20000 PAGE=100 CONC=8 LAT_MS=50
+    IDEAL=$(calc "($LAT_LEADS / $PAGE) / $CONC * $LAT_MS / 1000")
+    A_WALL=() A_CPU=() P_WALL=() P_CPU=() CPU_RATIO=()
+    for ((r = 1; r <= LATENCY_RUNS; r++)); do
+        out="$TMP/latency.ndjson"
+        pull latency chatzuri ndjson "$out" --page-size "$PAGE" --concurrency "$CONC"
+        check_count "$out" ndjson "$LAT_LEADS"
+        A_WALL+=("$(wall_of "$M")") A_CPU+=("$(cpu_of "$M")")
         rm -f "$out"
-        echo "bench: round $r $BIG leads to $format: $w s, peak RSS $kb KiB" >&2
+        if ((r > ROUNDS)); then
+            echo "bench: run $r latency-bound: leads ${A_WALL[-1]} s wall" >&2
+            continue
+        fi
+        out="$TMP/reference.ndjson"
+        measure M "$PY" "$ROOT/bench/reference_export.py" "${BASE_URL[latency/chatzuri]}" demo "$PAGE" "$out"
+        check_count "$out" ndjson "$LAT_LEADS"
+        P_WALL+=("$(wall_of "$M")") P_CPU+=("$(cpu_of "$M")")
+        CPU_RATIO+=("$(calc "${P_CPU[-1]} / ${A_CPU[-1]}")")
+        rm -f "$out"
+        echo "bench: round $r latency-bound: leads ${A_WALL[-1]} s wall ${A_CPU[-1]} s CPU; python ${P_WALL[-1]} s wall ${P_CPU[-1]} s CPU" >&2
     done
-done
-for format in ndjson csv json; do
-    # shellcheck disable=SC2086
-    w=$(median ${WALLS[$format]})
-    rate=$(calc "$BIG / $w")
-    if [[ $format == ndjson ]]; then
-        target=">= 100,000 leads/s" pass=$(verdict "$rate >= 100000")
-    else
-        target="(none; NDJSON's is 100k/s)" pass="info"
-    fi
-    row "(c) throughput, $BIG leads to $format, no latency" "$(printf '%.0f leads/s (%.2f s)' "$rate" "$w")" "$target" "$pass"
-done
+    aw=$(median "${A_WALL[@]}") amax=$(maximum "${A_WALL[@]}")
+    ratio=$(calc "$aw / $IDEAL") worst=$(calc "$amax / $IDEAL")
+    row "(a) latency-bound: 200 pages x 50 ms, --concurrency 8, wall (ideal ${IDEAL} s; $LATENCY_RUNS runs)" \
+        "$(printf 'median %.2f s = %.2f x ideal, max %.2f s = %.2f x' "$aw" "$ratio" "$amax" "$worst")" \
+        "<= 1.25 x ideal in every run" "$(verdict "$worst <= 1.25")"
+    # The wall comparison pairs the first ROUNDS leads runs with the Python runs.
+    pw=$(median "${P_WALL[@]}") paw=$(median "${A_WALL[@]:0:ROUNDS}")
+    speed=$(calc "$pw / $paw")
+    row "(b) same export, Python sequential reference (urllib), wall" \
+        "$(printf '%.2f s (leads %.2f s): leads %.1fx faster' "$pw" "$paw" "$speed")" ">= 5x faster" "$(verdict "$speed >= 5")"
+    cpu=$(median "${CPU_RATIO[@]}") cpu_min=$(minimum "${CPU_RATIO[@]}")
+    row "(b) same export, CPU user+sys (median of $ROUNDS pairs)" \
+        "$(printf 'Python %.3f s, leads %.3f s: %.1fx less (lowest pair %.1fx)' "$(median "${P_CPU[@]}")" "$(median "${A_CPU[@]:0:ROUNDS}")" "$cpu" "$cpu_min")" \
+        ">= 10x less" "$(verdict "$cpu >= 10")"
+fi
+
+# ---------------------------------------------------------------- (c) + (d) per vendor
+declare -A TP_WALL TP_CPU TP_SERVER TP_RSS
+if wants throughput; then
+    sandbox_big
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for vendor in $VENDORS; do
+            out="$TMP/big-$vendor.ndjson"
+            before=$(sandbox_cpu big)
+            pull big "$vendor" ndjson "$out"
+            server=$(calc "$(sandbox_cpu big) - $before")
+            check_count "$out" ndjson "$BIG"
+            TP_WALL[$vendor]+="$(wall_of "$M") " TP_CPU[$vendor]+="$(cpu_of "$M") "
+            TP_SERVER[$vendor]+="$server " TP_RSS[$vendor]+="$(rss_kb "$M") "
+            rm -f "$out"
+            echo "bench: round $r $BIG $vendor leads to ndjson: $M (sandbox CPU $server s)" >&2
+        done
+    done
+    for vendor in $VENDORS; do
+        # shellcheck disable=SC2086
+        w=$(median ${TP_WALL[$vendor]}) c=$(median ${TP_CPU[$vendor]}) s=$(median ${TP_SERVER[$vendor]})
+        rate=$(calc "$BIG / $w") target=$(rate_target "$vendor")
+        row "(c) throughput, $(display "$vendor") leads, $BIG to ndjson, no latency" \
+            "$(printf '%.0f leads/s (%.2f s; CPU: leads %.2f s, sandbox %.2f s)' "$rate" "$w" "$c" "$s")" \
+            "$(printf '>= %d leads/s' "$target")" "$(verdict "$rate >= $target")"
+    done
+    limit=$(rss_limit "$BIG")
+    for vendor in $VENDORS; do
+        # shellcheck disable=SC2086
+        rss=$(mb "$(maximum ${TP_RSS[$vendor]})")
+        row "(d) peak RSS, $(display "$vendor") leads, $BIG to ndjson (max of $ROUNDS)" \
+            "$(printf '%.1f MB%s' "$rss" "$RSS_NOTE")" "$(printf '<= %.2f MB' "$limit")" "$(verdict "$rss <= $limit")"
+    done
+fi
+
+# ---------------------------------------------------------------- (c) + (d) formats
+if wants formats; then
+    sandbox_big
+    sandbox_small
+    declare -A F_WALL F_RSS
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for format in csv json; do
+            out="$TMP/big.$format"
+            pull big chatzuri "$format" "$out"
+            check_count "$out" "$format" "$BIG"
+            F_WALL[$format]+="$(wall_of "$M") " F_RSS[$format]+="$(rss_kb "$M") "
+            rm -f "$out"
+            echo "bench: round $r $BIG leads to $format: $M" >&2
+        done
+        for format in ndjson csv json; do
+            out="$TMP/small.$format"
+            pull small chatzuri "$format" "$out"
+            check_count "$out" "$format" "$SMALL"
+            F_RSS[small-$format]+="$(rss_kb "$M") "
+            rm -f "$out"
+        done
+    done
+    for format in csv json; do
+        # shellcheck disable=SC2086
+        w=$(median ${F_WALL[$format]})
+        row "(c) throughput, Chatzuri leads, $BIG to $format, no latency" \
+            "$(printf '%.0f leads/s (%.2f s)' "$(calc "$BIG / $w")" "$w")" "(none; NDJSON's is above)" "info"
+    done
+    for n in "$SMALL" "$BIG"; do
+        for format in ndjson csv json; do
+            key=$format
+            [[ $n == "$SMALL" ]] && key=small-$format
+            [[ -n "${F_RSS[$key]:-}" ]] || continue # BIG NDJSON: under throughput
+            # shellcheck disable=SC2086
+            rss=$(mb "$(maximum ${F_RSS[$key]})") limit=$(rss_limit "$n")
+            row "(d) peak RSS, Chatzuri leads, $n to $format (max of $ROUNDS)" \
+                "$(printf '%.1f MB%s' "$rss" "$RSS_NOTE")" "$(printf '<= %.2f MB' "$limit")" "$(verdict "$rss <= $limit")"
+        done
+    done
+fi
+
+# ---------------------------------------------------------------- (g) big messages
+if wants messages; then
+    sandbox messages --conversations "$MSG_CONVERSATIONS" --message-bytes "$MSG_BYTES"
+    G_RSS=() G_BODY=() G_WALL=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        out="$TMP/messages.ndjson"
+        # shellcheck disable=SC2046
+        measure M "$BIN" conversations $(source_args messages chatzuri) --page-size "$MSG_PAGE_SIZE" --format ndjson -o "$out" -v
+        check_count "$out" ndjson "$MSG_CONVERSATIONS"
+        body=$(grep -oE ' -> [0-9]+ in [0-9]+ ms, [0-9]+ bytes' "$TMP/last-stderr.txt" | awk '{print $(NF-1)}' | sort -n | tail -1)
+        [[ -n "$body" ]] || die "no page sizes in the -v log of the conversations export: $(tail -3 "$TMP/last-stderr.txt")"
+        G_RSS+=("$(rss_kb "$M")") G_BODY+=("$body") G_WALL+=("$(wall_of "$M")")
+        rm -f "$out"
+        echo "bench: round $r $MSG_CONVERSATIONS conversations of $MSG_BYTES-byte messages: $M (largest body $body bytes)" >&2
+    done
+    rss=$(mb "$(maximum "${G_RSS[@]}")") body_mb=$(calc "$(maximum "${G_BODY[@]}") / 1000000")
+    limit=$(calc "30 + 2 * $body_mb")
+    row "(g) peak RSS, Chatzuri conversations, $MSG_CONVERSATIONS with $MSG_BYTES-byte messages, --page-size $MSG_PAGE_SIZE, defaults otherwise (max of $ROUNDS)" \
+        "$(printf '%.1f MB (largest body %.1f MB; %.2f s)' "$rss" "$body_mb" "$(median "${G_WALL[@]}")")$RSS_NOTE" \
+        "$(printf '<= 30 MB + 2 x largest body = %.1f MB' "$limit")" "$(verdict "$rss <= $limit")"
+fi
+
+# ---------------------------------------------------------------- (h) pull --all
+if wants multi; then
+    sandbox_big
+    config="$TMP/sources.toml"
+    {
+        for vendor in chatzuri neoagent robofy; do
+            echo "[sources.$vendor]"
+            echo "vendor = \"$vendor\""
+            echo "agent = \"demo\""
+            [[ $vendor == robofy ]] && echo 'project = "1"'
+            echo "api_key_env = \"${vendor^^}_API_KEY\""
+            echo "base_url = \"${BASE_URL[big/$vendor]}\""
+            echo
+        done
+    } >"$config"
+    chmod 600 "$config"
+    # The same settings for both sides: --since is NeoAgent's six months and
+    # changes nothing for the others (every sandbox lead is in 2025).
+    H_ALL=() H_ALONE=() H_RATIO=() H_RSS=() H_WALL=() H_ALONE_WALL=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        out="$TMP/all.ndjson"
+        measure M "$BIN" pull --config "$config" --all --since 2025-01-01 --format ndjson -o "$out" -q
+        check_count "$out" ndjson $((3 * BIG))
+        rm -f "$out"
+        H_ALL+=("$(cpu_of "$M")") H_RSS+=("$(rss_kb "$M")") H_WALL+=("$(wall_of "$M")")
+        alone=0 alone_wall=0
+        for vendor in chatzuri neoagent robofy; do
+            out="$TMP/alone-$vendor.ndjson"
+            measure M "$BIN" pull --config "$config" "$vendor" --since 2025-01-01 --format ndjson -o "$out" -q
+            check_count "$out" ndjson "$BIG"
+            rm -f "$out"
+            alone=$(calc "$alone + $(cpu_of "$M")") alone_wall=$(calc "$alone_wall + $(wall_of "$M")")
+        done
+        H_ALONE+=("$alone") H_ALONE_WALL+=("$alone_wall") H_RATIO+=("$(calc "${H_ALL[-1]} / $alone")")
+        echo "bench: round $r pull --all 3 x $BIG: ${H_ALL[-1]} s CPU; alone ${H_ALONE[-1]} s CPU; ratio ${H_RATIO[-1]}" >&2
+    done
+    ratio=$(median "${H_RATIO[@]}") worst=$(maximum "${H_RATIO[@]}")
+    row "(h) \`pull --all\`, 3 sources x $BIG (Chatzuri, NeoAgent, Robofy), CPU against the three alone (median of $ROUNDS pairs)" \
+        "$(printf '%.3f s against %.3f s: %.2fx (max %.2fx)' "$(median "${H_ALL[@]}")" "$(median "${H_ALONE[@]}")" "$ratio" "$worst")" \
+        "<= 1.10x" "$(verdict "$ratio <= 1.10")"
+    row "(h) \`pull --all\`, 3 sources x $BIG: wall, peak RSS (max of $ROUNDS)" \
+        "$(printf '%.2f s (alone, one after another: %.2f s), %.1f MB%s' "$(median "${H_WALL[@]}")" "$(median "${H_ALONE_WALL[@]}")" "$(mb "$(maximum "${H_RSS[@]}")")" "$RSS_NOTE")" \
+        "(none)" "info"
+fi
 
 # ---------------------------------------------------------------- (f) databases
-if [[ "${BENCH_DB:-1}" != 0 ]]; then
+if wants db; then
+    sandbox_big
     if [[ -z "${LEADS_TEST_PG:-}" ]]; then
         eval "$(bash "$ROOT/scripts/pg-test-cluster.sh" start)"
         PG_STARTED=$LEADS_TEST_PG_DIR
@@ -254,27 +488,26 @@ if [[ "${BENCH_DB:-1}" != 0 ]]; then
     for ((r = 1; r <= ROUNDS; r++)); do
         db="$TMP/big.db"
         rm -f "$db" "$db-wal" "$db-shm"
-        leads_pull "$BIG_BASE" sqlite "$db" --concurrency 4
+        pull big chatzuri sqlite "$db"
         [[ "$(sqlite_count "$db")" -eq "$BIG" ]] || die "$db: not $BIG rows"
-        read -r w _ _ kb _ <<<"$M"
-        DB_WALL[sqlite-new]+="$w " DB_RSS[sqlite-new]+="$kb "
-        leads_pull "$BIG_BASE" sqlite "$db" --concurrency 4
+        DB_WALL[sqlite-new]+="$(wall_of "$M") " DB_RSS[sqlite-new]+="$(rss_kb "$M") "
+        pull big chatzuri sqlite "$db"
         [[ "$(sqlite_count "$db")" -eq "$BIG" ]] || die "$db: not $BIG rows after the second run"
-        read -r w2 _ _ kb2 _ <<<"$M"
-        DB_WALL[sqlite-again]+="$w2 " DB_RSS[sqlite-again]+="$kb2 "
+        DB_WALL[sqlite-again]+="$(wall_of "$M") " DB_RSS[sqlite-again]+="$(rss_kb "$M") "
         rm -f "$db" "$db-wal" "$db-shm"
         pg_reset
-        measure M "$BIN" pull --vendor chatzuri --agent demo --base-url "$BIG_BASE" -o "$LEADS_TEST_PG" -q --concurrency 4
+        # shellcheck disable=SC2046
+        measure M "$BIN" pull $(source_args big chatzuri) -o "$LEADS_TEST_PG" -q
         [[ "$(pg_count)" -eq "$BIG" ]] || die "PostgreSQL: not $BIG rows"
-        read -r w3 _ _ kb3 _ <<<"$M"
-        DB_WALL[postgres]+="$w3 " DB_RSS[postgres]+="$kb3 "
+        DB_WALL[postgres]+="$(wall_of "$M") " DB_RSS[postgres]+="$(rss_kb "$M") "
         pg_reset
-        echo "bench: round $r $BIG leads to SQLite $w s ($kb KiB), again $w2 s ($kb2 KiB), PostgreSQL $w3 s ($kb3 KiB)" >&2
+        echo "bench: round $r $BIG leads to SQLite, again, PostgreSQL: $(wall_of "$M") s (last)" >&2
     done
-    # shellcheck disable=SC2086
-    nd_rate=$(calc "$BIG / $(median ${WALLS[ndjson]})")
-    # shellcheck disable=SC2086
-    nd_mb=$(calc "$(maximum ${RSS[ndjson]}) * 1024 / 1000000")
+    compare="(none)"
+    if [[ -n "${TP_WALL[chatzuri]:-}" ]]; then
+        # shellcheck disable=SC2086
+        compare=$(printf '(none; NDJSON %.0f leads/s, %.1f MB)' "$(calc "$BIG / $(median ${TP_WALL[chatzuri]})")" "$(mb "$(maximum ${TP_RSS[chatzuri]})")")
+    fi
     for kind in sqlite-new sqlite-again postgres; do
         case $kind in
             sqlite-new) what="into a new SQLite file" ;;
@@ -282,75 +515,75 @@ if [[ "${BENCH_DB:-1}" != 0 ]]; then
             postgres) what="into PostgreSQL (COPY + one merge), empty tables" ;;
         esac
         # shellcheck disable=SC2086
-        w=$(median ${DB_WALL[$kind]})
-        # shellcheck disable=SC2086
-        mb=$(calc "$(maximum ${DB_RSS[$kind]}) * 1024 / 1000000")
-        row "(f) $BIG leads $what" \
-            "$(printf '%.0f leads/s (%.2f s), peak RSS %.1f MB' "$(calc "$BIG / $w")" "$w" "$mb")" \
-            "$(printf '(none; NDJSON %.0f leads/s, %.1f MB)' "$nd_rate" "$nd_mb")" "info"
+        w=$(median ${DB_WALL[$kind]}) rss=$(mb "$(maximum ${DB_RSS[$kind]})")
+        row "(f) Chatzuri leads, $BIG $what" \
+            "$(printf '%.0f leads/s (%.2f s), peak RSS %.1f MB' "$(calc "$BIG / $w")" "$w" "$rss")" "$compare" "info"
     done
 fi
-
-# ---------------------------------------------------------------- (d) small
-start_sandbox small --leads 10000
-SMALL_BASE=$BASE
-for ((r = 1; r <= ROUNDS; r++)); do
-    for format in ndjson csv json; do
-        out="$TMP/small.$format"
-        leads_pull "$SMALL_BASE" "$format" "$out" --concurrency 4
-        check_count "$out" "$format" 10000
-        read -r _ _ _ kb note <<<"$M"
-        [[ -z "${note:-}" ]] || RSS_NOTE=" (no /usr/bin/time: includes ~10 MB of the Python launcher)"
-        RSS[small-$format]+="$kb "
-        rm -f "$out"
-    done
-done
-for n in 10000 "$BIG"; do
-    for format in ndjson csv json; do
-        key=$format
-        [[ $n == 10000 ]] && key=small-$format
-        # shellcheck disable=SC2086
-        kb=$(maximum ${RSS[$key]})
-        mb=$(calc "$kb * 1024 / 1000000")
-        limit=$(calc "30 + 32 * $n / 1000000")
-        row "(d) peak RSS, $n leads to $format (max of $ROUNDS)" "$(printf '%.1f MB%s' "$mb" "$RSS_NOTE")" "$(printf '<= %.2f MB' "$limit")" \
-            "$(verdict "$mb <= $limit")"
-    done
-done
 
 # ---------------------------------------------------------------- (e) XLSX
 # XLSX is written in rust_xlsxwriter's constant-memory mode: peak RSS must not
 # grow with the number of rows (the same bound as (d)).
-declare -a X_WALL X_RSS X_SMALL_RSS
-for ((r = 1; r <= ROUNDS; r++)); do
-    out="$TMP/big.xlsx"
-    leads_pull "$BIG_BASE" xlsx "$out" --concurrency 4
-    check_count "$out" xlsx "$BIG"
-    read -r w _ _ kb _ <<<"$M"
-    X_WALL+=("$w") X_RSS+=("$kb")
+if wants xlsx; then
+    sandbox_big
+    sandbox_small
+    X_WALL=() X_RSS=() X_SMALL_RSS=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        out="$TMP/big.xlsx"
+        pull big chatzuri xlsx "$out"
+        check_count "$out" xlsx "$BIG"
+        X_WALL+=("$(wall_of "$M")") X_RSS+=("$(rss_kb "$M")")
+        rm -f "$out"
+        out="$TMP/small.xlsx"
+        pull small chatzuri xlsx "$out"
+        check_count "$out" xlsx "$SMALL"
+        X_SMALL_RSS+=("$(rss_kb "$M")")
+        rm -f "$out"
+        echo "bench: round $r $BIG leads to xlsx: ${X_WALL[-1]} s, peak RSS ${X_RSS[-1]} KiB ($SMALL leads: ${X_SMALL_RSS[-1]} KiB)" >&2
+    done
+    w=$(median "${X_WALL[@]}")
+    row "(e) Chatzuri leads, $BIG to xlsx (constant memory), wall" "$(printf '%.2f s = %.0f leads/s' "$w" "$(calc "$BIG / $w")")" "(none)" "info"
+    big_mb=$(mb "$(maximum "${X_RSS[@]}")") small_mb=$(mb "$(maximum "${X_SMALL_RSS[@]}")") limit=$(rss_limit "$BIG")
+    row "(e) peak RSS, xlsx: $SMALL leads / $BIG leads (max of $ROUNDS)" "$(printf '%.1f MB / %.1f MB%s' "$small_mb" "$big_mb" "$RSS_NOTE")" \
+        "$(printf '<= %.2f MB at %s' "$limit" "$BIG")" "$(verdict "$big_mb <= $limit")"
+fi
+
+# ---------------------------------------------------------------- (i) instructions
+# instructions BINARY VENDOR : the callgrind instruction count of one export.
+instructions() {
+    local out="$TMP/instructions.ndjson" log="$TMP/callgrind.txt"
+    # shellcheck disable=SC2046
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" pull $(source_args instructions "$2") \
+        --format ndjson -o "$out" -q 2>"$log" || die "callgrind of $1 ($2) failed: $(tail -3 "$log")"
+    check_count "$out" ndjson 20000
     rm -f "$out"
-    out="$TMP/small.xlsx"
-    leads_pull "$SMALL_BASE" xlsx "$out" --concurrency 4
-    check_count "$out" xlsx 10000
-    read -r _ _ _ kb _ <<<"$M"
-    X_SMALL_RSS+=("$kb")
-    rm -f "$out"
-    echo "bench: round $r $BIG leads to xlsx: ${X_WALL[-1]} s, peak RSS ${X_RSS[-1]} KiB (10000 leads: ${X_SMALL_RSS[-1]} KiB)" >&2
-done
-w=$(median "${X_WALL[@]}")
-row "(e) $BIG leads to xlsx (constant memory), wall" "$(printf '%.2f s = %.0f leads/s' "$w" "$(calc "$BIG / $w")")" "(none)" "info"
-big_mb=$(calc "$(maximum "${X_RSS[@]}") * 1024 / 1000000")
-small_mb=$(calc "$(maximum "${X_SMALL_RSS[@]}") * 1024 / 1000000")
-limit=$(calc "30 + 32 * $BIG / 1000000")
-row "(e) peak RSS, xlsx: 10000 leads / $BIG leads (max of $ROUNDS)" "$(printf '%.1f MB / %.1f MB%s' "$small_mb" "$big_mb" "$RSS_NOTE")" \
-    "$(printf '<= %.2f MB at %s' "$limit" "$BIG")" "$(verdict "$big_mb <= $limit")"
+    awk '/Collected :/ {print $NF}' "$log"
+}
+if wants instructions; then
+    if ! command -v valgrind >/dev/null; then
+        echo "bench: no valgrind: section instructions skipped" >&2
+    else
+        sandbox instructions --leads 20000
+        [[ -z "${BENCH_BASELINE:-}" || -x "$BENCH_BASELINE" ]] || die "BENCH_BASELINE=$BENCH_BASELINE is not an executable"
+        for vendor in $VENDORS; do
+            now=$(instructions "$BIN" "$vendor")
+            measured=$(printf '%.1fM instructions' "$(calc "$now / 1000000")")
+            if [[ -n "${BENCH_BASELINE:-}" ]]; then
+                before=$(instructions "$BENCH_BASELINE" "$vendor")
+                measured=$(printf '%.1fM (baseline %.1fM: %.2fx)' "$(calc "$now / 1000000")" "$(calc "$before / 1000000")" "$(calc "$now / $before")")
+            fi
+            echo "bench: $vendor 20000 leads under callgrind: $measured" >&2
+            row "(i) $(display "$vendor") leads, 20000 to ndjson, callgrind" "$measured" "(none)" "info"
+        done
+    fi
+fi
 
 # ---------------------------------------------------------------- report
 {
     echo "Measured by \`bash bench/run.sh\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
-    echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo '?')), shared with other work;"
-    echo "medians of $ROUNDS alternated rounds; the sandbox runs as its own process on the same cores."
-    echo "MB = 10^6 bytes."
+    echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo '?')), shared with other work"
+    echo "(load average $(cut -d' ' -f1-3 /proc/loadavg) at the end); medians of $ROUNDS alternated rounds,"
+    echo "BENCH_BIG=$BIG, sections: $(echo $SECTIONS); the sandbox runs as its own process on the same cores. MB = 10^6 bytes."
     echo
     echo "| measurement | measured | target | pass/miss |"
     echo "|---|---|---|---|"

@@ -395,11 +395,24 @@ pub async fn run_export<R: Exportable + Formatted + Stored>(
 /// How many named sources are fetched at the same time.
 pub const MAX_SOURCES_AT_ONCE: usize = 16;
 
-/// Several sources at once: each exports into its own temporary spool, its
-/// records already formatted for the output; when all are done, the spools
-/// of the sources that succeeded are copied in source order into the one
-/// output. Memory stays flat; a failing source leaves no trace in the
-/// output.
+/// Where a source of a multi-source run wrote its records.
+enum Written {
+    /// Straight into the output (the first source): the ids it wrote.
+    Output(SeenIds),
+    /// Into its own spool, to be copied into the output once every source
+    /// before it is.
+    Spool(std::fs::File),
+}
+
+/// Several sources at once. The first writes straight into the output
+/// when that output is a file or a database that a failed run leaves as
+/// it was (and without `--keep-going`, where a failed source must leave no
+/// trace);
+/// each other exports into its own temporary spool, its records already
+/// formatted for the output, and when all are done the spools of the
+/// sources that succeeded are copied in source order after it. Memory
+/// stays flat, and only the records of the second and later sources are
+/// written twice.
 async fn run_spooled<R: Exportable + Formatted + Stored>(
     sources: &[Source],
     bookmarks: &[Option<Bookmark>],
@@ -411,48 +424,75 @@ async fn run_spooled<R: Exportable + Formatted + Stored>(
 ) -> Result<Vec<(usize, Result<RunStats>)>> {
     let spool_error =
         |e: std::io::Error| Error::local_file(format!("cannot write a spool file: {e}"));
-    let options = output.options();
+    let options = &output.options().clone();
+    // Straight into the output only where a failed run leaves no trace of
+    // it: not stdout or a pipe, and not with --keep-going (where the run
+    // succeeds without the failed source).
+    let streams = !keep_going && output.is_atomic();
+    let mut direct = streams.then_some(&mut *output);
     let runs = sources.iter().zip(bookmarks).zip(fetchers).enumerate().map(
-        |(index, ((source, bookmark), fetcher))| async move {
-            let result = async {
-                let spool = tempfile::tempfile()
-                    .map_err(|e| Error::local_file(format!("cannot create a spool file: {e}")))?;
-                let mut spool = spool::SpoolWriter::new(std::io::BufWriter::new(spool));
-                let mut seen = SeenIds::default();
-                let mut sink = |record: &R| {
-                    let unit = crate::output::format_unit(record, options).map_err(spool_error)?;
-                    spool
-                        .write(record.agent_id(), record.id(), &unit)
-                        .map_err(spool_error)?;
-                    progress.record();
-                    Ok(())
-                };
-                let stats = export_source(
-                    &source.job,
-                    bookmark.as_ref(),
-                    from_table,
-                    fetcher,
-                    &mut seen,
-                    &mut sink,
-                )
-                .await?;
-                let spool = spool
-                    .into_inner()
-                    .into_inner()
-                    .map_err(|e| spool_error(e.into_error()))?;
-                Ok::<_, Error>((stats, spool))
-            }
-            .await;
-            let name = source.name.clone().unwrap_or_default();
-            (
-                index,
-                result.map_err(|mut e| {
-                    if !name.is_empty() {
-                        e.message = format!("source {name}: {}", e.message);
+        |(index, ((source, bookmark), fetcher))| {
+            let direct = if index == 0 { direct.take() } else { None };
+            async move {
+                let result = async {
+                    let mut seen = SeenIds::default();
+                    if let Some(output) = direct {
+                        let mut sink = |record: &R| {
+                            output.write(record)?;
+                            progress.record();
+                            Ok(())
+                        };
+                        let stats = export_source(
+                            &source.job,
+                            bookmark.as_ref(),
+                            from_table,
+                            fetcher,
+                            &mut seen,
+                            &mut sink,
+                        )
+                        .await?;
+                        return Ok::<_, Error>((stats, Written::Output(seen)));
                     }
-                    e
-                }),
-            )
+                    let spool = tempfile::tempfile().map_err(|e| {
+                        Error::local_file(format!("cannot create a spool file: {e}"))
+                    })?;
+                    let mut spool = spool::SpoolWriter::new(std::io::BufWriter::new(spool));
+                    let mut sink = |record: &R| {
+                        let unit =
+                            crate::output::format_unit(record, options).map_err(spool_error)?;
+                        spool
+                            .write(record.agent_id(), record.id(), &unit)
+                            .map_err(spool_error)?;
+                        progress.record();
+                        Ok(())
+                    };
+                    let stats = export_source(
+                        &source.job,
+                        bookmark.as_ref(),
+                        from_table,
+                        fetcher,
+                        &mut seen,
+                        &mut sink,
+                    )
+                    .await?;
+                    let spool = spool
+                        .into_inner()
+                        .into_inner()
+                        .map_err(|e| spool_error(e.into_error()))?;
+                    Ok((stats, Written::Spool(spool)))
+                }
+                .await;
+                let name = source.name.clone().unwrap_or_default();
+                (
+                    index,
+                    result.map_err(|mut e| {
+                        if !name.is_empty() {
+                            e.message = format!("source {name}: {}", e.message);
+                        }
+                        e
+                    }),
+                )
+            }
         },
     );
     // Bounded: each running source holds a spool file and its connections,
@@ -474,7 +514,11 @@ async fn run_spooled<R: Exportable + Formatted + Stored>(
     let mut first_failure_pending = true;
     for (index, result) in results {
         match result {
-            Ok((mut stats, mut spool)) => {
+            Ok((stats, Written::Output(written))) => {
+                seen = written;
+                outcomes.push((index, Ok(stats)));
+            }
+            Ok((mut stats, Written::Spool(mut spool))) => {
                 use std::io::Seek;
                 let read_error =
                     |e: std::io::Error| Error::local_file(format!("cannot read a spool file: {e}"));

@@ -353,6 +353,9 @@ pub struct SandboxArgs {
     /// Answer 429 with Retry-After above N requests per second.
     #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: Option<u32>,
+    /// Repeat every conversation message's text to about N bytes.
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub message_bytes: Option<usize>,
 }
 
 #[derive(Debug, Args)]

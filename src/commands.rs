@@ -127,5 +127,32 @@ fn sandbox_options(args: &SandboxArgs) -> SandboxOptions {
         fail_every: args.fail_every,
         rate_limit: args.rate_limit,
         log_requests: false,
+        message_bytes: args.message_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn sandbox_args(argv: &[&str]) -> std::result::Result<SandboxArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["leads", "sandbox"].iter().chain(argv))?;
+        match cli.command {
+            Command::Sandbox(args) => Ok(args),
+            _ => panic!("not the sandbox command"),
+        }
+    }
+
+    #[test]
+    fn sandbox_message_bytes_flag_reaches_the_options() {
+        let args = sandbox_args(&["--message-bytes", "100000"]).unwrap();
+        assert_eq!(sandbox_options(&args).message_bytes, Some(100_000));
+        let args = sandbox_args(&[]).unwrap();
+        assert_eq!(sandbox_options(&args).message_bytes, None);
+        for bad in ["0", "-5", "big"] {
+            assert!(sandbox_args(&["--message-bytes", bad]).is_err(), "{bad}");
+        }
     }
 }

@@ -19,7 +19,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::export::{Bookmark, FUTURE_TOLERANCE, Job, RunStats, SeenIds, Sink};
 use crate::fetch::Fetcher;
 use crate::model::Record;
-use crate::vendors::plan::{Children, Listing, Numbered, Parents, Parse, Tokens};
+use crate::pipe::{self, Piece, PipeReader, PipeWriter};
+use crate::vendors::plan::{
+    Children, Incremental, Listing, Numbered, Parents, Parse, Streamed, Tokens,
+};
 use crate::vendors::{self, BodyError, HttpMethod, Page, RequestSpec};
 
 /// Walks `listing` to its end (or `--limit`), handing each record that
@@ -42,10 +45,12 @@ pub async fn walk<R: Record>(
         if wanted == Some(0) {
             break;
         }
-        let Some(page) = walk.next(wanted).await? else {
+        let Some(Batch { page, new_body }) = walk.next(wanted).await? else {
             break;
         };
-        stats.pages += 1;
+        if new_body {
+            stats.pages += 1;
+        }
         if let Some(total) = page.total {
             fetcher
                 .stats
@@ -122,12 +127,31 @@ fn note_newest<R: Record>(newest: &mut Option<Bookmark>, record: &R) {
     }
 }
 
+/// Records a walk hands over: a whole page, or, for a body parsed as it
+/// arrives, the records of its latest part.
+struct Batch<R> {
+    page: Page<R>,
+    /// Whether these are the first records of a body (what `pages` counts).
+    new_body: bool,
+}
+
+impl<R> Batch<R> {
+    fn whole(page: Page<R>) -> Self {
+        Batch {
+            page,
+            new_body: true,
+        }
+    }
+}
+
 /// What every walk shares: the source's fetcher and the run's bounds.
 #[derive(Clone)]
 struct Context {
     fetcher: Arc<Fetcher>,
     concurrency: usize,
     max_pages: u64,
+    /// What each body in flight may hold ahead of the walk.
+    share: usize,
 }
 
 type Task<T> = AbortOnDropHandle<Result<T>>;
@@ -148,19 +172,53 @@ struct PostFallback {
     in_use: Arc<AtomicBool>,
 }
 
-/// Sends one request (as POST if the listing switched) and parses the body,
-/// in a task of its own.
-fn spawn_page<T: Send + 'static>(
-    fetcher: Arc<Fetcher>,
-    get: RequestSpec,
+/// A request in flight: the task that sends it (and returns the request as
+/// finally sent, for messages) and the pipe its body comes through.
+struct Pending {
+    task: Task<RequestSpec>,
+    body: PipeReader,
     what: String,
-    parse: Parse<T>,
-    post: Option<PostFallback>,
-) -> Task<Page<T>> {
-    spawn(async move {
-        let (spec, body) = fetch(&fetcher, get, &what, post.as_ref()).await?;
-        parse(&body).map_err(|e| body_error(&fetcher, &spec, &what, e, &body))
-    })
+}
+
+/// Sends one request (as POST if the listing switched) in a task of its
+/// own; its body waits in a pipe of `context.share` bytes.
+fn send(context: &Context, get: RequestSpec, what: String, post: Option<PostFallback>) -> Pending {
+    let (mut writer, reader) = pipe::pipe(context.share);
+    let fetcher = context.fetcher.clone();
+    let task_what = what.clone();
+    let task =
+        spawn(async move { fetch(&fetcher, get, &task_what, post.as_ref(), &mut writer).await });
+    Pending {
+        task,
+        body: reader,
+        what,
+    }
+}
+
+impl Pending {
+    /// The whole body, with the request as sent.
+    async fn whole(mut self) -> Result<(RequestSpec, Bytes, String)> {
+        let mut chunks: Vec<Bytes> = Vec::new();
+        while let Some(piece) = self.body.next().await {
+            match piece {
+                Piece::Chunk(bytes, _) => chunks.push(bytes),
+                Piece::Restart => chunks.clear(),
+            }
+        }
+        let spec = join(self.task).await?;
+        let body = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.swap_remove(0),
+            _ => Bytes::from(chunks.concat()),
+        };
+        Ok((spec, body, self.what))
+    }
+
+    /// The whole body, parsed.
+    async fn parsed<T>(self, parse: &Parse<T>, fetcher: &Fetcher) -> Result<Page<T>> {
+        let (spec, body, what) = self.whole().await?;
+        parse(&body).map_err(|e| body_error(fetcher, &spec, &what, e, &body))
+    }
 }
 
 /// The one place a listing's request is sent: a 405 is answered by
@@ -171,20 +229,21 @@ async fn fetch(
     get: RequestSpec,
     what: &str,
     post: Option<&PostFallback>,
-) -> Result<(RequestSpec, Bytes)> {
+    pipe: &mut PipeWriter,
+) -> Result<RequestSpec> {
     let Some(post) = post else {
-        let body = fetcher.fetch(&get, what).await?;
-        return Ok((get, body));
+        fetcher.fetch_into(&get, what, pipe).await?;
+        return Ok(get);
     };
     // The POST form is built only when it is sent: most vendors' pages never
     // need it.
     if post.in_use.load(Ordering::Relaxed) {
         let as_post = (post.to_post)(&get);
-        let body = fetcher.fetch(&as_post, what).await?;
-        return Ok((as_post, body));
+        fetcher.fetch_into(&as_post, what, pipe).await?;
+        return Ok(as_post);
     }
-    match fetcher.fetch(&get, what).await {
-        Ok(body) => Ok((get, body)),
+    match fetcher.fetch_into(&get, what, pipe).await {
+        Ok(()) => Ok(get),
         Err(e) if e.status == Some(405) && get.method == HttpMethod::Get => {
             tracing::info!(
                 "{} answered 405 to GET {}; sending it as POST",
@@ -192,9 +251,9 @@ async fn fetch(
                 get.endpoint
             );
             let as_post = (post.to_post)(&get);
-            let body = fetcher.fetch(&as_post, what).await?;
+            fetcher.fetch_into(&as_post, what, pipe).await?;
             post.in_use.store(true, Ordering::Relaxed);
-            Ok((as_post, body))
+            Ok(as_post)
         }
         Err(e) => Err(e),
     }
@@ -268,10 +327,12 @@ enum Walk<R> {
 
 impl<R: Record> Walk<R> {
     fn new(listing: Listing<R>, job: &Job, fetcher: &Arc<Fetcher>) -> Walk<R> {
+        let concurrency = job.concurrency.max(1);
         let context = Context {
             fetcher: fetcher.clone(),
-            concurrency: job.concurrency.max(1),
+            concurrency,
             max_pages: job.max_pages,
+            share: pipe::share(concurrency),
         };
         match listing {
             Listing::Numbered(numbered) => {
@@ -282,6 +343,7 @@ impl<R: Record> Walk<R> {
                 parse,
                 requests: requests.into(),
                 in_flight: VecDeque::new(),
+                current: None,
             }),
             Listing::Tokens(tokens) => Walk::Tokens(TokenWalk::new(tokens, context, true)),
             Listing::FanOut { parents } => Walk::FanOut(FanOutWalk::new(parents, context)),
@@ -302,12 +364,13 @@ impl<R: Record> Walk<R> {
 
     /// The next page; `wanted` is how many more records the run can still
     /// write (`--limit`), so a walk does not fetch pages it cannot need.
-    fn next(&mut self, wanted: Option<u64>) -> BoxFuture<'_, Result<Option<Page<R>>>> {
+    fn next(&mut self, wanted: Option<u64>) -> BoxFuture<'_, Result<Option<Batch<R>>>> {
+        let whole = |page: Result<Option<Page<R>>>| page.map(|page| page.map(Batch::whole));
         match self {
-            Walk::Numbered(walk) => Box::pin(walk.next(wanted)),
+            Walk::Numbered(walk) => Box::pin(async move { whole(walk.next(wanted).await) }),
             Walk::Requests(walk) => Box::pin(walk.next(wanted)),
-            Walk::Tokens(walk) => Box::pin(walk.next(wanted)),
-            Walk::FanOut(walk) => Box::pin(walk.next(wanted)),
+            Walk::Tokens(walk) => Box::pin(async move { whole(walk.next(wanted).await) }),
+            Walk::FanOut(walk) => Box::pin(async move { whole(walk.next(wanted).await) }),
             Walk::Fallback(walk) => Box::pin(walk.next(wanted)),
         }
     }
@@ -324,7 +387,7 @@ struct NumberedWalk<R> {
     next_to_request: u64,
     last_yielded: u64,
     ended: bool,
-    in_flight: VecDeque<(u64, Task<Page<R>>)>,
+    in_flight: VecDeque<(u64, Pending)>,
     previous_page_ids: Option<Vec<String>>,
     /// Page 1's ids as first fetched, to see at the end whether the head of
     /// the listing moved while later pages were in flight. A set: a vendor
@@ -359,14 +422,17 @@ impl<R: Record> NumberedWalk<R> {
         }
     }
 
-    fn spawn(&self, page: u64) -> Task<Page<R>> {
-        spawn_page(
-            self.context.fetcher.clone(),
+    fn spawn(&self, page: u64) -> Pending {
+        send(
+            &self.context,
             (self.request)(page),
             format!("page {page}"),
-            self.parse.clone(),
             self.post.clone(),
         )
+    }
+
+    async fn parsed(&self, pending: Pending) -> Result<Page<R>> {
+        pending.parsed(&self.parse, &self.context.fetcher).await
     }
 
     /// Called when the listing ended. Pages in flight together are answered
@@ -383,7 +449,7 @@ impl<R: Record> NumberedWalk<R> {
         if self.last_yielded <= 1 {
             return Ok(());
         }
-        let page = join(self.spawn(1)).await?;
+        let page = self.parsed(self.spawn(1)).await?;
         let first = self.first_page_ids.take().unwrap_or_default();
         let moved = page.records.iter().any(|r| !first.contains(r.id()));
         if moved {
@@ -422,13 +488,13 @@ impl<R: Record> NumberedWalk<R> {
                 self.next_to_request += 1;
             }
         }
-        let Some((number, task)) = self.in_flight.pop_front() else {
+        let Some((number, pending)) = self.in_flight.pop_front() else {
             if !self.ended && self.last_yielded >= max_pages {
                 return Err(max_pages_error(&self.context.fetcher, max_pages));
             }
             return Ok(None);
         };
-        let page = join(task).await?;
+        let page = self.parsed(pending).await?;
         self.last_yielded = number;
         if number == 1 && !self.head_checked {
             self.first_page_ids = Some(page.records.iter().map(|r| r.id().to_owned()).collect());
@@ -458,40 +524,129 @@ impl<R: Record> NumberedWalk<R> {
     }
 }
 
-/// A fixed list of requests, several in flight, in list order. Bodies only
-/// are fetched ahead: a body is parsed when the writer reaches it, so a
-/// request fetched ahead costs its body, not body and records.
+/// A fixed list of requests, several in flight, in list order. Each body
+/// is parsed as it arrives once the walk reaches it, and handed over a
+/// part at a time; the bodies behind it wait in their pipes, so what is
+/// held is bounded by the read-ahead budget, not by the size of a window.
 struct RequestsWalk<R> {
     context: Context,
-    parse: Parse<R>,
+    parse: Streamed<R>,
     requests: VecDeque<(String, RequestSpec)>,
-    in_flight: VecDeque<(RequestSpec, String, Task<Bytes>)>,
+    in_flight: VecDeque<(RequestSpec, Pending)>,
+    current: Option<Reading<R>>,
 }
 
+/// The body being parsed.
+struct Reading<R> {
+    spec: RequestSpec,
+    pending: Pending,
+    parser: Box<dyn Incremental<R>>,
+    /// The start of the body, for the excerpt of an error.
+    head: Vec<u8>,
+    /// Whether a batch of this body was handed over.
+    yielded: bool,
+}
+
+/// How much of a body's start is kept for error excerpts.
+const EXCERPT_HEAD_BYTES: usize = 64 * 1024;
+
 impl<R: Record> RequestsWalk<R> {
-    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
+    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Batch<R>>> {
         // With a limit, one request at a time: any one may hold enough.
         let room = if wanted.is_some() {
             1
         } else {
             self.context.concurrency
         };
-        while self.in_flight.len() < room {
-            let Some((what, spec)) = self.requests.pop_front() else {
-                break;
+        loop {
+            while self.in_flight.len() + usize::from(self.current.is_some()) < room {
+                let Some((what, spec)) = self.requests.pop_front() else {
+                    break;
+                };
+                let pending = send(&self.context, spec.clone(), what, None);
+                self.in_flight.push_back((spec, pending));
+            }
+            if self.current.is_none() {
+                let Some((spec, pending)) = self.in_flight.pop_front() else {
+                    return Ok(None);
+                };
+                self.current = Some(Reading {
+                    spec,
+                    pending,
+                    parser: (self.parse)(),
+                    head: Vec::new(),
+                    yielded: false,
+                });
+            }
+            let Some(reading) = self.current.as_mut() else {
+                return Ok(None);
             };
-            let fetcher = self.context.fetcher.clone();
-            let (task_spec, task_what) = (spec.clone(), what.clone());
-            let task = spawn(async move { fetcher.fetch(&task_spec, &task_what).await });
-            self.in_flight.push_back((spec, what, task));
+            let mut records = Vec::new();
+            let ended = match reading.pending.body.next().await {
+                Some(Piece::Chunk(bytes, _)) => {
+                    if reading.head.len() < EXCERPT_HEAD_BYTES {
+                        let room = EXCERPT_HEAD_BYTES - reading.head.len();
+                        reading
+                            .head
+                            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+                    }
+                    let fed = reading.parser.feed(&bytes, &mut records);
+                    fed.map_err(|e| reading.error(&self.context.fetcher, e))?;
+                    false
+                }
+                Some(Piece::Restart) => {
+                    // The attempt broke off mid-body and is being sent
+                    // again: its records come again, and those already
+                    // handed over are dropped as duplicates by id.
+                    reading.parser = (self.parse)();
+                    reading.head.clear();
+                    false
+                }
+                None => true,
+            };
+            if ended {
+                let Some(Reading {
+                    pending: Pending { task, what, .. },
+                    mut parser,
+                    head,
+                    yielded,
+                    ..
+                }) = self.current.take()
+                else {
+                    return Ok(None);
+                };
+                let spec = join(task).await?;
+                parser
+                    .finish(&mut records)
+                    .map_err(|e| body_error(&self.context.fetcher, &spec, &what, e, &head))?;
+                if !records.is_empty() || !yielded {
+                    return Ok(Some(batch(records, !yielded)));
+                }
+                continue;
+            }
+            if !records.is_empty() {
+                let new_body = !std::mem::replace(&mut reading.yielded, true);
+                return Ok(Some(batch(records, new_body)));
+            }
         }
-        let Some((spec, what, task)) = self.in_flight.pop_front() else {
-            return Ok(None);
-        };
-        let body = join(task).await?;
-        (self.parse)(&body)
-            .map(Some)
-            .map_err(|e| body_error(&self.context.fetcher, &spec, &what, e, &body))
+    }
+}
+
+impl<R> Reading<R> {
+    fn error(&self, fetcher: &Fetcher, error: BodyError) -> Error {
+        body_error(fetcher, &self.spec, &self.pending.what, error, &self.head)
+    }
+}
+
+fn batch<R>(records: Vec<R>, new_body: bool) -> Batch<R> {
+    Batch {
+        page: Page {
+            returned: records.len(),
+            records,
+            next_token: None,
+            total: None,
+        },
+        new_body,
     }
 }
 
@@ -503,7 +658,7 @@ struct TokenWalk<T> {
     tokens: Tokens<T>,
     pages: u64,
     seen_tokens: HashSet<String>,
-    pending: Option<Task<Page<T>>>,
+    pending: Option<Pending>,
     /// A token whose page was not requested yet (the limit was reached, or
     /// prefetching is off).
     deferred: Option<String>,
@@ -530,13 +685,7 @@ impl<T: Send + 'static> TokenWalk<T> {
     fn spawn(&mut self, token: Option<&str>) {
         let spec = (self.tokens.request)(token);
         let what = format!("{} {}", self.tokens.what, self.pages + 1);
-        self.pending = Some(spawn_page(
-            self.context.fetcher.clone(),
-            spec,
-            what,
-            self.tokens.parse.clone(),
-            None,
-        ));
+        self.pending = Some(send(&self.context, spec, what, None));
     }
 
     async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<T>>> {
@@ -550,13 +699,37 @@ impl<T: Send + 'static> TokenWalk<T> {
                 return Ok(None);
             }
         }
-        let Some(task) = self.pending.take() else {
+        let Some(pending) = self.pending.take() else {
             return Ok(None);
         };
-        let page = join(task).await?;
+        let (spec, body, what) = pending.whole().await?;
         self.pages += 1;
+        // A token found by a scan of the body lets the next request leave
+        // before this page is parsed; the parse must then find the same.
+        let peeked = match self.tokens.peek {
+            Some(peek) if self.prefetch && wanted.is_none() => peek(&body),
+            _ => None,
+        };
+        let sent_early = match &peeked {
+            Some(Some(token))
+                if !self.seen_tokens.contains(token) && self.pages < self.context.max_pages =>
+            {
+                self.spawn(Some(token));
+                true
+            }
+            _ => false,
+        };
+        let fetcher = &self.context.fetcher;
+        let page =
+            (self.tokens.parse)(&body).map_err(|e| body_error(fetcher, &spec, &what, e, &body))?;
+        if let Some(peeked) = peeked
+            && peeked != page.next_token
+        {
+            return Err(Error::internal(format!(
+                "the scan of {what} found another next-page token than its parse"
+            )));
+        }
         if let Some(token) = &page.next_token {
-            let fetcher = &self.context.fetcher;
             if !self.seen_tokens.insert(token.clone()) {
                 return Err(Error::vendor(format!(
                     "{} pagination loop for agent {}: {} {} handed out a token already used ({}); stopped",
@@ -571,7 +744,9 @@ impl<T: Send + 'static> TokenWalk<T> {
             if self.pages >= self.context.max_pages {
                 return Err(max_pages_error(fetcher, self.context.max_pages));
             }
-            if !self.prefetch || wanted.is_some_and(|w| page.returned as u64 >= w) {
+            if sent_early {
+                // Already on its way.
+            } else if !self.prefetch || wanted.is_some_and(|w| page.returned as u64 >= w) {
                 self.deferred = Some(token.clone());
             } else {
                 let token = token.clone();
@@ -676,7 +851,7 @@ struct FallbackWalk<R> {
 }
 
 impl<R: Record> FallbackWalk<R> {
-    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
+    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Batch<R>>> {
         match self.current.next(wanted).await {
             Err(e)
                 if !self.yielded && self.fallback.as_ref().is_some_and(|(when, ..)| when(&e)) =>

@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Vendor;
+use crate::pipe::PipeWriter;
 use crate::secret::{self, ApiKey};
 use crate::vendors::{AuthScheme, HttpMethod, RequestSpec, error_detail, excerpt};
 
@@ -122,6 +123,24 @@ enum Attempt {
     /// The server's certificate did not verify: retrying cannot help.
     Untrusted(String),
     TooLarge,
+    /// The reader of a piped body went away.
+    Unwanted,
+}
+
+/// Where a 2xx body goes.
+enum Receiver<'a> {
+    Whole(&'a mut BytesMut),
+    Pipe(&'a mut PipeWriter),
+}
+
+impl Receiver<'_> {
+    /// A new attempt: what an earlier one delivered is void.
+    fn restart(&mut self) {
+        match self {
+            Receiver::Whole(body) => body.clear(),
+            Receiver::Pipe(pipe) => pipe.restart(),
+        }
+    }
 }
 
 impl Fetcher {
@@ -166,7 +185,6 @@ impl Fetcher {
         }
         let client = builder
             .user_agent(concat!("leads/", env!("CARGO_PKG_VERSION")))
-            .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             // Following a redirect to another host would drop (or, worse,
             // resend) the key; the vendors document none, so report it.
@@ -239,6 +257,32 @@ impl Fetcher {
     /// Sends `spec`, retrying what is worth retrying, and returns the body
     /// of a 2xx answer. `what` names the page for messages ("page 3").
     pub async fn fetch(&self, spec: &RequestSpec, what: &str) -> Result<Bytes> {
+        let mut body = BytesMut::new();
+        self.receive(spec, what, &mut Receiver::Whole(&mut body))
+            .await?;
+        Ok(body.freeze())
+    }
+
+    /// As [`Fetcher::fetch`], but the body goes into `pipe` as it arrives,
+    /// so the caller can parse it while it is read. An attempt that fails
+    /// mid-body is sent again after a restart marker. `--timeout` is then
+    /// the longest wait for the server (for the answer to start, or for the
+    /// next part of the body), not counting the time the pipe is full.
+    pub async fn fetch_into(
+        &self,
+        spec: &RequestSpec,
+        what: &str,
+        pipe: &mut PipeWriter,
+    ) -> Result<()> {
+        self.receive(spec, what, &mut Receiver::Pipe(pipe)).await
+    }
+
+    async fn receive(
+        &self,
+        spec: &RequestSpec,
+        what: &str,
+        receiver: &mut Receiver<'_>,
+    ) -> Result<()> {
         let url = self.url(spec)?;
         let retry = &self.settings.retry;
         let mut attempt = 0u32;
@@ -247,13 +291,28 @@ impl Fetcher {
                 pacer.wait().await;
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            receiver.restart();
             let started = Instant::now();
-            let outcome = self.attempt(spec, &url).await;
+            let outcome = match receiver {
+                // The whole answer within --timeout.
+                Receiver::Whole(_) => {
+                    match tokio::time::timeout(
+                        self.settings.timeout,
+                        self.attempt(spec, &url, receiver),
+                    )
+                    .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(Attempt::Transport("timed out".to_owned())),
+                    }
+                }
+                Receiver::Pipe(_) => self.attempt(spec, &url, receiver).await,
+            };
             let elapsed = started.elapsed();
             let (delay, failure) = match outcome {
-                Ok((status, body)) => {
-                    tracing::info!(target: "leads::http", "{} {} ({what}) -> {} in {} ms, {} bytes", method_name(spec), url, status.as_u16(), elapsed.as_millis(), body.len());
-                    return Ok(body);
+                Ok((status, length)) => {
+                    tracing::info!(target: "leads::http", "{} {} ({what}) -> {} in {} ms, {} bytes", method_name(spec), url, status.as_u16(), elapsed.as_millis(), length);
+                    return Ok(());
                 }
                 Err(Attempt::Status {
                     status,
@@ -305,6 +364,9 @@ impl Fetcher {
                     ))
                     .with_hint(self.vendor.spec().too_large_hint));
                 }
+                // The walk stopped wanting this body (it was dropped, or
+                // reached --limit): nothing to report.
+                Err(Attempt::Unwanted) => return Ok(()),
             };
             if attempt >= retry.retries {
                 return Err(match failure {
@@ -329,11 +391,14 @@ impl Fetcher {
         }
     }
 
+    /// One attempt: a 2xx body goes to `receiver` (its length is returned),
+    /// any other answer's body is kept for the error.
     async fn attempt(
         &self,
         spec: &RequestSpec,
         url: &Url,
-    ) -> std::result::Result<(StatusCode, Bytes), Attempt> {
+        receiver: &mut Receiver<'_>,
+    ) -> std::result::Result<(StatusCode, usize), Attempt> {
         let method = match spec.method {
             HttpMethod::Get => Method::GET,
             HttpMethod::Post => Method::POST,
@@ -347,7 +412,7 @@ impl Fetcher {
         if let Some(body) = &spec.json_body {
             request = request.body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let mut response = request.send().await.map_err(|e| {
+        let transport = |e: reqwest::Error| {
             if is_local_resource_exhaustion(&e) {
                 return Attempt::LocalResource(describe_reqwest(&e));
             }
@@ -355,7 +420,8 @@ impl Fetcher {
                 Some(reason) => Attempt::Untrusted(reason),
                 None => Attempt::Transport(describe_reqwest(&e)),
             }
-        })?;
+        };
+        let mut response = self.waited(request.send()).await?.map_err(transport)?;
         let status = response.status();
         if tracing::enabled!(target: "leads::http", tracing::Level::DEBUG) {
             self.log_headers(spec, &response);
@@ -386,46 +452,69 @@ impl Fetcher {
                 .map(|v| excerpt(&self.printable(v.trim())))
                 .filter(|v| !v.is_empty())
         };
-        let about = if status.is_success() {
-            AboutAnswer::default()
-        } else {
-            AboutAnswer {
-                request_id: printable_header("x-request-id"),
-                location: status
-                    .is_redirection()
-                    .then(|| printable_header("location"))
-                    .flatten(),
-            }
-        };
-        let mut body = BytesMut::with_capacity(
-            response
-                .content_length()
-                .unwrap_or(16 * 1024)
-                .min(8 * 1024 * 1024) as usize,
-        );
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Err(Attempt::TooLarge);
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => return Err(Attempt::Transport(describe_reqwest(&e))),
-            }
-        }
-        let body = body.freeze();
         if status.is_success() {
-            Ok((status, body))
-        } else {
-            Err(Attempt::Status {
-                status,
-                retry_after,
-                body,
-                about,
-            })
+            if let Receiver::Whole(body) = receiver {
+                body.reserve(
+                    response
+                        .content_length()
+                        .unwrap_or(16 * 1024)
+                        .min(8 * 1024 * 1024) as usize,
+                );
+            }
+            let mut length = 0usize;
+            while let Some(chunk) = self.next_chunk(&mut response).await? {
+                length += chunk.len();
+                if length > MAX_BODY_BYTES {
+                    return Err(Attempt::TooLarge);
+                }
+                match receiver {
+                    Receiver::Whole(body) => body.extend_from_slice(&chunk),
+                    Receiver::Pipe(pipe) => {
+                        if !pipe.send(chunk).await {
+                            return Err(Attempt::Unwanted);
+                        }
+                    }
+                }
+            }
+            return Ok((status, length));
         }
+        let about = AboutAnswer {
+            request_id: printable_header("x-request-id"),
+            location: status
+                .is_redirection()
+                .then(|| printable_header("location"))
+                .flatten(),
+        };
+        let mut body = BytesMut::new();
+        while let Some(chunk) = self.next_chunk(&mut response).await? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(Attempt::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Err(Attempt::Status {
+            status,
+            retry_after,
+            body: body.freeze(),
+            about,
+        })
+    }
+
+    async fn next_chunk(
+        &self,
+        response: &mut reqwest::Response,
+    ) -> std::result::Result<Option<Bytes>, Attempt> {
+        self.waited(response.chunk())
+            .await?
+            .map_err(|e| Attempt::Transport(describe_reqwest(&e)))
+    }
+
+    /// One wait for the server, at most `--timeout` (the whole attempt of
+    /// a [`Fetcher::fetch`] is bounded by it as well).
+    async fn waited<T>(&self, future: impl Future<Output = T>) -> std::result::Result<T, Attempt> {
+        tokio::time::timeout(self.settings.timeout, future)
+            .await
+            .map_err(|_| Attempt::Transport("timed out".to_owned()))
     }
 
     /// -vv: what was sent and what came back, headers included; the key is

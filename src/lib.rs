@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod keys;
 pub mod model;
 pub mod output;
+pub mod pipe;
 pub mod process;
 pub mod progress;
 pub mod report;

@@ -91,6 +91,13 @@ enum Target {
 pub struct PendingFile(Target);
 
 impl PendingFile {
+    /// Whether nothing written reaches its reader before the commit: a
+    /// temporary file renamed in place (not stdout, nor a FIFO or device
+    /// written directly).
+    pub fn is_atomic(&self) -> bool {
+        matches!(self.0, Target::Atomic { .. })
+    }
+
     pub fn join(self, writer: OutputWriter) -> OutputFile {
         OutputFile {
             writer,

@@ -671,6 +671,16 @@ impl<R: Formatted + crate::db::Stored> Output<R> {
         }
     }
 
+    /// Whether what is written stays invisible until the run commits (a
+    /// file renamed in place, a database transaction), so a failed run
+    /// leaves no trace of it.
+    pub fn is_atomic(&self) -> bool {
+        match &self.sink {
+            Sink::Bytes { file, .. } => file.is_atomic(),
+            Sink::Database(_) => true,
+        }
+    }
+
     /// How records are formatted: what a spool needs.
     pub fn options(&self) -> &FormatOptions {
         &self.options

@@ -623,6 +623,7 @@ async fn v1_conversations(
     let listing = v1_listing(&params)?;
     let seed = shared.options.seed;
     let total = shared.options.conversations;
+    let message_bytes = shared.options.message_bytes;
     let window = day_window(total, listing.window_start, listing.window_end, |i| {
         data::conversation_time_us(VENDOR, seed, i, total)
     });
@@ -633,7 +634,7 @@ async fn v1_conversations(
         .collect();
     let conversations: Vec<GeneratedConversation> = indices
         .into_iter()
-        .map(|i| data::conversation(VENDOR, seed, i, total))
+        .map(|i| data::conversation_sized(VENDOR, seed, i, total, message_bytes))
         .collect();
     let page = V1ConversationsPage {
         data: conversations
@@ -855,6 +856,7 @@ fn export(shared: &Shared, params: &ExportQuery) -> Result<Response, CbError> {
     }
     let seed = shared.options.seed;
     let total = shared.options.conversations;
+    let message_bytes = shared.options.message_bytes;
     let window = instant_window(total, start, end, |i| {
         data::conversation_time_us(VENDOR, seed, i, total)
     });
@@ -903,7 +905,7 @@ fn export(shared: &Shared, params: &ExportQuery) -> Result<Response, CbError> {
     });
     let conversations: Vec<GeneratedConversation> = indices
         .iter()
-        .map(|&i| data::conversation(VENDOR, seed, i, total))
+        .map(|&i| data::conversation_sized(VENDOR, seed, i, total, message_bytes))
         .collect();
     let page = ExportPage {
         data: conversations

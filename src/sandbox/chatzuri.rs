@@ -250,7 +250,8 @@ fn listing(shared: &super::server::Shared, leads: bool, params: Params) -> Answe
             if n > 0 {
                 buf.push(b',');
             }
-            data::conversation(vendor, seed, index, total).write_wire(&mut buf);
+            data::conversation_sized(vendor, seed, index, total, shared.options.message_bytes)
+                .write_wire(&mut buf);
         }
         StatusCode::OK
     };

@@ -1213,6 +1213,20 @@ pub fn conversation(
     index: usize,
     total: usize,
 ) -> GeneratedConversation {
+    conversation_sized(vendor, seed, index, total, None)
+}
+
+/// [`conversation`] with every message text repeated to about
+/// `message_bytes` bytes (`leads sandbox --message-bytes N`); `None` keeps
+/// the ordinary short lines. The padding is a function of the text alone, so
+/// the same seed still gives the same data.
+pub fn conversation_sized(
+    vendor: SimVendor,
+    seed: u64,
+    index: usize,
+    total: usize,
+    message_bytes: Option<usize>,
+) -> GeneratedConversation {
     let mut rng =
         fastrand::Rng::with_seed(hash(seed, vendor, Purpose::Conversation, index as u64) ^ 0x5eed);
     let created_us = conversation_time_us(vendor, seed, index, total);
@@ -1233,7 +1247,11 @@ pub fn conversation(
         } else {
             ASSISTANT_LINES
         };
-        let content = pick(&mut rng, pool).to_owned();
+        let line = pick(&mut rng, pool);
+        let content = match message_bytes {
+            Some(bytes) => padded_text(line, bytes),
+            None => line.to_owned(),
+        };
         let created_at = (vendor == SimVendor::Robofy).then(|| to_datetime(at));
         messages.push(GeneratedMessage {
             role,
@@ -1294,6 +1312,27 @@ pub fn conversation(
         SimVendor::Chatbase => chatbase_details(&mut conversation, seed, person),
     }
     conversation
+}
+
+/// `line` repeated, space-separated, to `bytes` bytes (cut at a character
+/// boundary, no trailing space); a line already that long is kept whole.
+fn padded_text(line: &str, bytes: usize) -> String {
+    if line.len() >= bytes {
+        return line.to_owned();
+    }
+    let mut text = String::with_capacity(bytes + line.len() + 1);
+    text.push_str(line);
+    while text.len() < bytes {
+        text.push(' ');
+        text.push_str(line);
+    }
+    let mut end = bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.truncate(text.trim_end().len());
+    text
 }
 
 /// Chatbase `source` names (the v2 enum; `None` is the wire's `null`).
@@ -1717,6 +1756,54 @@ mod tests {
             .map(|i| conversation(SimVendor::Robofy, 42, i, 40))
             .filter(|c| c.messages.len() >= 30);
         assert!(long.count() >= 5);
+    }
+
+    #[test]
+    fn padded_text_repeats_to_the_size_at_a_char_boundary() {
+        let text = padded_text("ab 王", 20);
+        assert!(text.starts_with("ab 王 ab 王"), "{text}");
+        assert!(
+            text.len() <= 20 && text.len() >= 20 - "ab 王".len(),
+            "{text}"
+        );
+        assert_eq!(text, text.trim_end());
+        // 王 is 3 bytes: a cut inside it steps back to its start.
+        assert_eq!(padded_text("王王", 11), "王王 王");
+        assert_eq!(padded_text("王王", 8), "王王");
+        assert_eq!(padded_text("already long", 4), "already long");
+    }
+
+    #[test]
+    fn message_bytes_pads_every_message_and_keeps_the_rest() {
+        let bytes = 10_000;
+        for vendor in SimVendor::ALL {
+            for index in [0, 2, 7, 11] {
+                let plain = conversation(vendor, 42, index, 40);
+                let big = conversation_sized(vendor, 42, index, 40, Some(bytes));
+                assert_eq!(big, conversation_sized(vendor, 42, index, 40, Some(bytes)));
+                assert_eq!(plain, conversation_sized(vendor, 42, index, 40, None));
+                assert_eq!(big.id, plain.id);
+                assert_eq!(big.created_at, plain.created_at);
+                assert_eq!(big.messages.len(), plain.messages.len());
+                for (big, plain) in big.messages.iter().zip(&plain.messages) {
+                    assert_eq!((big.role, big.created_at), (plain.role, plain.created_at));
+                    if plain.content.is_empty() {
+                        // A Chatbase tool-only message stays without text.
+                        assert!(big.content.is_empty(), "{vendor:?} {index}");
+                        continue;
+                    }
+                    let first = plain.content.split('\n').next().unwrap();
+                    assert!(big.content.starts_with(first), "{vendor:?} {index}");
+                    // Chatbase's two-part messages add a short second line.
+                    let extra = plain.content.len() - first.len();
+                    assert!(
+                        big.content.len() > bytes - 200 && big.content.len() <= bytes + extra,
+                        "{vendor:?} {index}: {} bytes",
+                        big.content.len()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -181,6 +181,7 @@ fn handle(shared: &Shared, endpoint: Endpoint, body: Result<Bytes, BytesRejectio
         });
     }
     let total = shared.options.conversations;
+    let message_bytes = shared.options.message_bytes;
     if let Endpoint::GetMessageCountByChatbot = endpoint {
         let count: usize = (0..total)
             .map(|i| data::message_count(VENDOR, seed, i))
@@ -194,6 +195,6 @@ fn handle(shared: &Shared, endpoint: Endpoint, body: Result<Bytes, BytesRejectio
         data::conversation_time_us(VENDOR, seed, i, total)
     });
     Ok(listing(window, move |index, buf: &mut Vec<u8>| {
-        data::conversation(VENDOR, seed, index, total).write_wire(buf)
+        data::conversation_sized(VENDOR, seed, index, total, message_bytes).write_wire(buf)
     }))
 }

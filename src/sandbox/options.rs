@@ -22,6 +22,9 @@ pub struct SandboxOptions {
     /// Log each request served (method, path and query, status, time) at
     /// info level: `leads sandbox -v`.
     pub log_requests: bool,
+    /// Every conversation message's text repeated to about N bytes (for
+    /// memory tests with big pages); `None`: the ordinary short lines.
+    pub message_bytes: Option<usize>,
 }
 
 impl Default for SandboxOptions {
@@ -35,6 +38,7 @@ impl Default for SandboxOptions {
             fail_every: None,
             rate_limit: None,
             log_requests: false,
+            message_bytes: None,
         }
     }
 }

@@ -202,6 +202,7 @@ async fn sessions(
     check_chatbot(&chatbot)?;
     let seed = shared.options.seed;
     let total = shared.options.conversations;
+    let message_bytes = shared.options.message_bytes;
     let pages = total.div_ceil(ROBOFY_SESSIONS_PER_PAGE).max(1);
     let page = robofy_page(query.token.as_deref(), pages)?;
     let first = (page - 1) * ROBOFY_SESSIONS_PER_PAGE;
@@ -212,7 +213,7 @@ async fn sessions(
         if index > first {
             buf.push(b',');
         }
-        data::conversation(VENDOR, seed, index, total).write_wire(&mut buf);
+        data::conversation_sized(VENDOR, seed, index, total, message_bytes).write_wire(&mut buf);
     }
     buf.extend_from_slice(b"],");
     push_token(&mut buf, page, pages);
@@ -230,6 +231,7 @@ async fn chats(
     check_chatbot(&chatbot)?;
     let seed = shared.options.seed;
     let total = shared.options.conversations;
+    let message_bytes = shared.options.message_bytes;
     let index = data::robofy_session_slot(seed, &session)
         .filter(|&i| i < total)
         .ok_or_else(|| {
@@ -239,7 +241,7 @@ async fn chats(
                 format!("session '{session}' not found"),
             )
         })?;
-    let conversation = data::conversation(VENDOR, seed, index, total);
+    let conversation = data::conversation_sized(VENDOR, seed, index, total, message_bytes);
     let mut buf = Vec::with_capacity(200 * conversation.messages.len() + 128);
     buf.extend_from_slice(b"{\"message\":\"OK\",\"data\":{\"messages\":");
     conversation.write_robofy_messages(&mut buf);

@@ -64,6 +64,17 @@ async fn neoagent(
     post(&url, auth, body).await
 }
 
+/// NeoAgent's conversations (`ChatContentHistory`) of the demo agent.
+async fn neoagent_history(sandbox: &Sandbox, auth: Option<&str>) -> (StatusCode, Value) {
+    neoagent(
+        sandbox,
+        "ChatContentHistory",
+        auth,
+        json!({"SerialNumber": "demo"}),
+    )
+    .await
+}
+
 fn chatzuri_url(sandbox: &Sandbox, endpoint: &str, query: &str) -> String {
     format!("{}/{endpoint}?{query}", sandbox.url(Vendor::Chatzuri))
 }
@@ -130,13 +141,7 @@ async fn each_vendor_checks_its_own_auth_form() {
         sandbox.url(Vendor::Robofy)
     );
     assert_eq!(get(&sessions, None).await.0, StatusCode::UNAUTHORIZED);
-    let (_, body) = neoagent(
-        &sandbox,
-        "ChatContentHistory",
-        None,
-        json!({"SerialNumber": "demo"}),
-    )
-    .await;
+    let (_, body) = neoagent_history(&sandbox, None).await;
     assert_eq!(body["Code"], 401);
     sandbox.shutdown().await;
 }
@@ -467,13 +472,7 @@ async fn neoagent_serves_the_whole_window_with_utc_day_filters() {
         (json!(false), json!(400))
     );
 
-    let (_, body) = neoagent(
-        &sandbox,
-        "ChatContentHistory",
-        neo,
-        json!({"SerialNumber": "demo"}),
-    )
-    .await;
+    let (_, body) = neoagent_history(&sandbox, neo).await;
     let sessions = body["Data"].as_array().unwrap();
     assert_eq!(sessions.len(), 40);
     let oracle = data::conversation(Vendor::Neoagent, 42, 2, 40);
@@ -875,4 +874,53 @@ async fn shutdown_is_quick_while_a_client_keeps_connections_alive() {
         client.get(&url).send().await.is_err(),
         "no longer listening"
     );
+}
+
+#[tokio::test]
+async fn message_bytes_serves_big_messages_from_every_conversation_endpoint() {
+    let bytes = 5_000;
+    let sandbox = start(SandboxOptions {
+        conversations: 12,
+        message_bytes: Some(bytes),
+        ..Default::default()
+    })
+    .await;
+    let oracle = |vendor, index| data::conversation_sized(vendor, 42, index, 12, Some(bytes));
+
+    let auth = bearer(Vendor::Chatzuri);
+    let url = chatzuri_url(&sandbox, "get-conversations", "agentId=demo&size=100");
+    let (status, _, body) = get(&url, Some(&auth)).await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = body["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 12);
+    for (index, row) in rows.iter().enumerate() {
+        assert_eq!(*row, oracle(Vendor::Chatzuri, index).wire());
+        for message in row["messages"].as_array().unwrap() {
+            let len = message["content"].as_str().unwrap().len();
+            assert!(len > bytes - 100 && len <= bytes, "{len}");
+        }
+    }
+
+    let neo = Some(key(Vendor::Neoagent));
+    let (_, body) = neoagent_history(&sandbox, neo).await;
+    assert_eq!(body["Data"][3], oracle(Vendor::Neoagent, 3).wire());
+
+    let robofy = oracle(Vendor::Robofy, 4);
+    let (status, _, body) = get(
+        &format!(
+            "{}/v1/ai-agent/inbox/chats/demo/{}",
+            sandbox.url(Vendor::Robofy),
+            robofy.id
+        ),
+        Some(&bearer(Vendor::Robofy)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let messages = body["data"]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), robofy.messages.len());
+    for (message, want) in messages.iter().zip(&robofy.messages) {
+        assert_eq!(message["message"].as_str().unwrap(), want.content);
+        assert!(want.content.len() > bytes - 100);
+    }
+    sandbox.shutdown().await;
 }

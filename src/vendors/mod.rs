@@ -14,6 +14,7 @@ pub mod chatzuri;
 pub mod neoagent;
 pub mod plan;
 pub mod robofy;
+pub mod stream;
 
 pub use crate::model::Vendor;
 

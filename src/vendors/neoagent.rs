@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::plan::{
-    DateFilter, Listing, Parse, ResourceSpec, SessionFilter, VendorSpec, no_code_hints,
+    DateFilter, Incremental, Listing, ResourceSpec, SessionFilter, Streamed, VendorSpec,
+    no_code_hints,
 };
+use super::stream::{Fed, Member, MemberValue, ObjectStream, ScanError};
 use super::{
-    AuthScheme, BodyError, MapContext, ObjectEntries, Page, Picker, RequestSpec, Stamp,
-    canonical_json, get_ci, keep_message_extras, map_message, synthetic_id,
+    AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, canonical_json, get_ci,
+    keep_message_extras, map_message, synthetic_id,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{Bookmark, Job, split_days};
@@ -72,23 +73,25 @@ fn leads_plan(job: &Job, bookmark: Option<&Bookmark>) -> Result<Listing<Lead>> {
         })?),
         None => None,
     };
-    let ctx = job.map_context();
-    let parse: Parse<Lead> = Arc::new(move |body: &[u8]| parse_leads(body, &ctx));
+    let ctx = Arc::new(job.map_context());
+    let parse: Streamed<Lead> =
+        Arc::new(move || Box::new(Window::new(lead_from_text, ctx.clone())));
     windows_listing(job, bookmark, parse, |serial, window| {
         leads_request(serial, window, session)
     })
 }
 
 fn conversations_plan(job: &Job, bookmark: Option<&Bookmark>) -> Result<Listing<Conversation>> {
-    let ctx = job.map_context();
-    let parse: Parse<Conversation> = Arc::new(move |body: &[u8]| parse_conversations(body, &ctx));
+    let ctx = Arc::new(job.map_context());
+    let parse: Streamed<Conversation> =
+        Arc::new(move || Box::new(Window::new(conversation_from_text, ctx.clone())));
     windows_listing(job, bookmark, parse, conversations_request)
 }
 
 fn windows_listing<R>(
     job: &Job,
     bookmark: Option<&Bookmark>,
-    parse: Parse<R>,
+    parse: Streamed<R>,
     request: impl Fn(&str, &DayRange) -> RequestSpec,
 ) -> Result<Listing<R>> {
     // NeoAgent's dates are UTC; its open end is handled by the windows.
@@ -186,29 +189,99 @@ pub fn conversations_request(serial: &str, window: &DayRange) -> RequestSpec {
 
 const ENVELOPE: &str = "a JSON object {Data, Version, Success, Code, Message} with `Data` an array";
 
-/// Unwraps the envelope. `Success: false`, or a `Code` outside 200..=299,
-/// is the vendor refusing inside a 2xx answer: `Refused`, classified by
-/// `Code`. `Data: null` is an empty answer only when `Success` is
-/// explicitly true; a missing `Data` is `Malformed`, never an empty page.
+/// The envelope members read besides `Data`.
+const ENVELOPE_KEPT: &[&str] = &["Success", "Code", "Message"];
+
+/// One window's body, parsed as it arrives. NeoAgent does not page, so a
+/// window can be tens of megabytes: each `Data` element is mapped as soon
+/// as its bytes are in, and only the element being read is held.
 ///
-/// NeoAgent does not page, so one window's body can be tens of megabytes:
-/// the records stay raw slices of the body here and are parsed one at a
-/// time by the caller, instead of as one tree of the whole window.
-fn data_list(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let envelope = match serde_json::from_slice::<ObjectEntries>(body) {
-        Ok(entries) => entries,
-        Err(e) if e.is_data() => return Err(BodyError::Malformed(format!("expected {ENVELOPE}"))),
-        Err(e) => {
-            return Err(BodyError::Malformed(format!(
-                "body is not JSON ({e}); expected {ENVELOPE}"
-            )));
+/// The envelope is decided when the body ends, as if it had been read
+/// whole: `Success: false`, or a `Code` outside 200..=299, is the vendor
+/// refusing inside a 2xx answer (`Refused`, classified by `Code`), even
+/// after records; `Data: null` is an empty answer only when `Success` is
+/// explicitly true; a missing `Data` is `Malformed`, never an empty page.
+/// Member names match ignoring case, the documented spelling winning.
+struct Window<R> {
+    stream: ObjectStream,
+    map: MapText<R>,
+    ctx: Arc<MapContext>,
+    /// The first element that could not be mapped: reported when the body
+    /// ends, unless the envelope refuses (which says more).
+    bad_element: Option<BodyError>,
+}
+
+/// Maps one `Data` element's JSON text (its index for messages).
+type MapText<R> = fn(&[u8], usize, &MapContext) -> Result<R, BodyError>;
+
+impl<R> Window<R> {
+    fn new(map: MapText<R>, ctx: Arc<MapContext>) -> Self {
+        Window {
+            stream: ObjectStream::new("Data", ENVELOPE_KEPT),
+            map,
+            ctx,
+            bad_element: None,
         }
+    }
+
+    /// Runs `step` on the stream, mapping the elements it completes.
+    fn step(
+        &mut self,
+        out: &mut Vec<R>,
+        step: impl FnOnce(
+            &mut ObjectStream,
+            &mut dyn FnMut(&[u8], usize) -> Result<(), ()>,
+        ) -> Result<(), Fed<()>>,
+    ) -> Result<(), BodyError> {
+        let (map, ctx, bad) = (self.map, &self.ctx, &mut self.bad_element);
+        let mut element = |text: &[u8], index: usize| {
+            if bad.is_none() {
+                match map(text, index, ctx) {
+                    Ok(record) => out.push(record),
+                    Err(e) => *bad = Some(e),
+                }
+            }
+            Ok(())
+        };
+        step(&mut self.stream, &mut element).map_err(|e| match e {
+            Fed::Scan(ScanError::NotObject) | Fed::Element(()) => {
+                BodyError::Malformed(format!("expected {ENVELOPE}"))
+            }
+            Fed::Scan(ScanError::NotJson(e)) => {
+                BodyError::Malformed(format!("body is not JSON ({e}); expected {ENVELOPE}"))
+            }
+        })
+    }
+}
+
+impl<R: Send> Incremental<R> for Window<R> {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<R>) -> Result<(), BodyError> {
+        self.step(out, |stream, element| {
+            stream.feed(chunk, &mut |t, i| element(t, i))
+        })
+    }
+
+    fn finish(&mut self, out: &mut Vec<R>) -> Result<(), BodyError> {
+        self.step(out, |stream, element| {
+            stream.finish(&mut |t, i| element(t, i))
+        })?;
+        envelope(self.stream.members(), self.bad_element.take())
+    }
+}
+
+/// The envelope's verdict on a body whose `Data` elements were mapped.
+fn envelope(members: &[Member], bad_element: Option<BodyError>) -> Result<(), BodyError> {
+    let member = |name: &str| {
+        members
+            .iter()
+            .find(|m| m.name == name)
+            .or_else(|| members.iter().find(|m| m.name.eq_ignore_ascii_case(name)))
     };
     let field = |name: &str| -> Option<Value> {
-        envelope
-            .get_ci(name)
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        match &member(name)?.value {
+            MemberValue::Kept(text) => serde_json::from_slice(text).ok(),
+            _ => None,
+        }
     };
     let success = match field("Success") {
         Some(Value::Bool(b)) => Some(b),
@@ -232,17 +305,27 @@ fn data_list(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
             message,
         });
     }
-    let data = envelope.get_ci("Data");
-    match data.map(|raw| serde_json::from_str::<Option<Vec<&RawValue>>>(raw.get())) {
-        Some(Ok(Some(items))) => Ok(items),
-        Some(Ok(None)) if success == Some(true) => Ok(Vec::new()),
-        _ => Err(BodyError::Malformed(format!("expected {ENVELOPE}"))),
+    let malformed = || BodyError::Malformed(format!("expected {ENVELOPE}"));
+    let streamed = members.iter().any(|m| m.value == MemberValue::Streamed);
+    match member("Data").map(|m| &m.value) {
+        Some(MemberValue::Streamed) => bad_element.map_or(Ok(()), Err),
+        // `Data: null` (and no other casing of it carried a list).
+        Some(MemberValue::Kept(text)) if success == Some(true) && !streamed => {
+            match serde_json::from_slice::<Value>(text) {
+                Ok(Value::Null) => Ok(()),
+                _ => Err(malformed()),
+            }
+        }
+        // A list came under another casing than the one that decides
+        // (`data: [...]` before `Data: null`): which one the vendor meant
+        // cannot be told, so neither is trusted.
+        _ => Err(malformed()),
     }
 }
 
-/// Parses one raw `Data` element into its object.
-fn object(raw: &RawValue, what: &str, index: usize) -> Result<Map<String, Value>, BodyError> {
-    match serde_json::from_str::<Value>(raw.get()) {
+/// Parses one `Data` element into its object.
+fn object(text: &[u8], what: &str, index: usize) -> Result<Map<String, Value>, BodyError> {
+    match serde_json::from_slice::<Value>(text) {
         Ok(Value::Object(obj)) => Ok(obj),
         _ => Err(BodyError::Malformed(format!(
             "expected each {what} to be a JSON object; item {index} is not"
@@ -260,30 +343,39 @@ fn refusal_kind(code: Option<i64>) -> ErrorKind {
     }
 }
 
-/// All leads and appointments of one window (the vendor does not page).
-pub fn parse_leads(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyError> {
-    parse_window(body, "lead", |obj| map_lead(obj, ctx))
-}
-
-/// One window's `Data`, each element mapped by `map` (the vendor does not
-/// page, so a window is always a whole page).
-fn parse_window<R>(
+/// A whole body through the same parser a window's chunks go through.
+fn parse_whole<R: Send>(
     body: &[u8],
-    what: &str,
-    map: impl Fn(&Map<String, Value>) -> R,
+    map: MapText<R>,
+    ctx: &MapContext,
 ) -> Result<Page<R>, BodyError> {
-    let list = data_list(body)?;
-    let records = list
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| object(raw, what, i).map(|obj| map(&obj)))
-        .collect::<Result<Vec<R>, BodyError>>()?;
+    let mut window = Window::new(map, Arc::new(ctx.clone()));
+    let mut records = Vec::new();
+    window.feed(body, &mut records)?;
+    window.finish(&mut records)?;
     Ok(Page {
+        returned: window.stream.elements(),
         records,
-        returned: list.len(),
         next_token: None,
         total: None,
     })
+}
+
+/// All leads and appointments of one window (the vendor does not page).
+pub fn parse_leads(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyError> {
+    parse_whole(body, lead_from_text, ctx)
+}
+
+fn lead_from_text(text: &[u8], index: usize, ctx: &MapContext) -> Result<Lead, BodyError> {
+    object(text, "lead", index).map(|obj| map_lead(&obj, ctx))
+}
+
+fn conversation_from_text(
+    text: &[u8],
+    index: usize,
+    ctx: &MapContext,
+) -> Result<Conversation, BodyError> {
+    object(text, "conversation", index).map(|obj| map_conversation(&obj, ctx))
 }
 
 /// `Lead`/`Appointment` become `lead`/`appointment`; other values are kept
@@ -388,7 +480,7 @@ pub fn lead_id(
 
 /// All sessions of one window, one conversation per `Data` element.
 pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>, BodyError> {
-    parse_window(body, "conversation", |obj| map_conversation(obj, ctx))
+    parse_whole(body, conversation_from_text, ctx)
 }
 
 fn role(lower: &str) -> Option<&'static str> {

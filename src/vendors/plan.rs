@@ -139,6 +139,25 @@ pub enum SessionFilter {
 /// A body parser: pure, run on a worker task.
 pub type Parse<T> = Arc<dyn Fn(&[u8]) -> std::result::Result<Page<T>, BodyError> + Send + Sync>;
 
+/// A parser fed one body as it arrives, for answers that do not page (one
+/// NeoAgent window can hold a whole date range): records are mapped as
+/// their bytes arrive, so memory does not grow with the body.
+pub trait Incremental<R>: Send {
+    /// The next part of the body; records completed by it go to `out`.
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<R>) -> std::result::Result<(), BodyError>;
+    /// The body ended: the rest of the records, or why the body as a
+    /// whole is not what the vendor documents.
+    fn finish(&mut self, out: &mut Vec<R>) -> std::result::Result<(), BodyError>;
+}
+
+/// A new incremental parser, one per body.
+pub type Streamed<R> = Arc<dyn Fn() -> Box<dyn Incremental<R>> + Send + Sync>;
+
+/// The next page's token read from a body before it is parsed, so the
+/// next request leaves sooner: `Some(token or None for the end)` when the
+/// scan is sure, `None` when only the full parse can tell.
+pub type PeekToken = fn(&[u8]) -> Option<Option<String>>;
+
 /// The request for a token (`None`: the first page).
 pub type TokenRequest = Arc<dyn Fn(Option<&str>) -> RequestSpec + Send + Sync>;
 
@@ -148,10 +167,10 @@ pub enum Listing<R> {
     /// on a page shorter than `page_size`.
     Numbered(Numbered<R>),
     /// A fixed list of requests (date windows), several in flight, each
-    /// body parsed when the writer reaches it.
+    /// body parsed as it arrives once the writer reaches it.
     Requests {
         requests: Vec<(String, RequestSpec)>,
-        parse: Parse<R>,
+        parse: Streamed<R>,
     },
     /// A token or cursor chain: strictly sequential.
     Tokens(Tokens<R>),
@@ -187,6 +206,7 @@ pub struct Tokens<T> {
     pub parse: Parse<T>,
     /// How a page is named in messages: `page N` or `session S page N`.
     pub what: String,
+    pub peek: Option<PeekToken>,
 }
 
 pub enum Parents<R> {
@@ -227,6 +247,7 @@ impl<T> Tokens<T> {
             request: Arc::new(request),
             parse: Arc::new(parse),
             what: "page".to_owned(),
+            peek: None,
         }
     }
 }

@@ -544,3 +544,88 @@ async fn state_advances_only_for_the_sources_that_succeeded() {
         "2025-01-04T10:00:00.000001Z"
     );
 }
+
+/// `pull --all` into a file: the first source is written straight into the
+/// output (it is renamed in place only when the run succeeds), the others
+/// through their spools; the order is the file order all the same.
+#[tokio::test]
+async fn all_sources_into_a_file_come_in_file_order_with_the_first_written_straight_in() {
+    let setup = Setup::new().await;
+    let out = setup.path("leads.ndjson");
+    let output = run(setup.pull(&["--all", "-o", out.to_str().unwrap()])).await;
+    assert_exit(&output, 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        attributed(&records),
+        [
+            rec("chatzuri", CZ_AGENT, 1),
+            rec("chatzuri", CZ_AGENT, 2),
+            rec("neoagent", NA_SERIAL, 3),
+            rec("neoagent", NA_SERIAL, 4),
+            rec("robofy", RF_BOT, 5),
+            rec("robofy", RF_BOT, 6)
+        ]
+    );
+}
+
+/// The source written straight into the output fails: the file is left as
+/// it was and no temporary file stays behind.
+#[tokio::test]
+async fn the_first_source_failing_leaves_the_output_file_as_it_was() {
+    let setup = Setup::new().await;
+    setup.vendor(V::Chatzuri).set(&[1, 2], Some(503));
+    let out = setup.path("leads.ndjson");
+    std::fs::write(&out, b"before\n").unwrap();
+    let output = run(setup.pull(&["--all", "-o", out.to_str().unwrap()])).await;
+    assert_exit(&output, 5);
+    assert!(stderr(&output).contains("website"), "{}", stderr(&output));
+    assert_eq!(std::fs::read(&out).unwrap(), b"before\n");
+    assert_eq!(
+        std::fs::read_dir(setup.dir.path()).unwrap().count(),
+        3,
+        "config, key file and the untouched output only"
+    );
+}
+
+/// The first source, written straight in, is named twice: the second
+/// copy's records are dropped as duplicates, as they are through spools.
+#[tokio::test]
+async fn a_source_named_twice_into_a_file_writes_its_records_once() {
+    let setup = Setup::new().await;
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let website = text
+        .split("[sources.shop]")
+        .next()
+        .unwrap()
+        .replace("# sources pulled by cron\n", "")
+        .replace("[sources.website]", "[sources.website_again]");
+    assert!(website.contains("[sources.website_again]"), "{website}");
+    write_private(&setup.config, &format!("{text}\n{website}"));
+    let out = setup.path("leads.ndjson");
+    let output = run(setup.pull(&["--all", "-o", out.to_str().unwrap()])).await;
+    assert_exit(&output, 0);
+    assert!(
+        setup.vendor(V::Chatzuri).requests() >= 2,
+        "both copies were pulled"
+    );
+    let records: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        attributed(&records),
+        [
+            rec("chatzuri", CZ_AGENT, 1),
+            rec("chatzuri", CZ_AGENT, 2),
+            rec("neoagent", NA_SERIAL, 3),
+            rec("neoagent", NA_SERIAL, 4),
+            rec("robofy", RF_BOT, 5),
+            rec("robofy", RF_BOT, 6)
+        ]
+    );
+}
