@@ -4,6 +4,7 @@
 //! Chatbase, whose lead list has appeared under three different keys; this
 //! module sends what both revisions accept and reads every documented shape.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use chrono::Duration;
@@ -12,8 +13,8 @@ use super::plan::{
     DateFilter, Listing, Numbered, PageSize, ResourceSpec, SessionFilter, VendorSpec, no_code_hints,
 };
 use super::{
-    AuthScheme, BodyError, HttpMethod, MapContext, Page, Picker, RequestSpec, Stamp, at,
-    canonical_json, keep_message_extras, map_message, objects, parse_json, synthetic_id,
+    AuthScheme, BodyError, HttpMethod, MapContext, ObjectEntries, Page, Picker, RequestSpec, Stamp,
+    at, canonical_json, keep_message_extras, map_message, objects, parse_json, synthetic_id,
 };
 use crate::error::Result;
 use crate::export::{Bookmark, Job};
@@ -310,21 +311,62 @@ const CONVERSATIONS_SHAPE: &str =
 
 /// One page of conversations (`data[]`, or a bare array).
 pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>, BodyError> {
-    let value = parse_json(body, CONVERSATIONS_SHAPE)?;
-    let list = value
-        .as_array()
-        .or_else(|| at(&value, &["data"]).and_then(Value::as_array))
-        .ok_or_else(|| BodyError::Malformed(format!("expected {CONVERSATIONS_SHAPE}")))?;
-    let records = objects(list, "conversation")?
-        .into_iter()
-        .map(|obj| map_conversation(obj, ctx))
-        .collect();
+    // Messages can be large: the page is split into its conversations
+    // first, and each is parsed and mapped on its own, so the body, its
+    // records and one conversation's tree are held, never the whole page's.
+    let items = conversation_items(body)?;
+    let records = items
+        .iter()
+        .enumerate()
+        .map(
+            |(index, raw)| match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::Object(obj)) => Ok(map_conversation(&obj, ctx)),
+                _ => Err(BodyError::Malformed(format!(
+                    "expected each conversation to be a JSON object; item {index} is not"
+                ))),
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Page {
         records,
-        returned: list.len(),
+        returned: items.len(),
         next_token: None,
         total: None,
     })
+}
+
+/// The conversations of a page, unparsed: a bare array, or the array under
+/// `data` (exact spelling; of repeated keys the last, as a parse into a
+/// map reads it).
+fn conversation_items(body: &[u8]) -> std::result::Result<Vec<&RawValue>, BodyError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let shape = || BodyError::Malformed(format!("expected {CONVERSATIONS_SHAPE}"));
+    let not_json = |e: serde_json::Error| {
+        if e.is_data() {
+            shape()
+        } else {
+            BodyError::Malformed(format!(
+                "body is not JSON ({e}); expected {CONVERSATIONS_SHAPE}"
+            ))
+        }
+    };
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        Some(b'[') => serde_json::from_slice::<Vec<&RawValue>>(body).map_err(not_json),
+        Some(b'{') => {
+            let entries = serde_json::from_slice::<ObjectEntries>(body).map_err(not_json)?;
+            let data = entries
+                .0
+                .iter()
+                .rev()
+                .find(|(key, _)| key == "data")
+                .ok_or_else(shape)?;
+            serde_json::from_str::<Vec<&RawValue>>(data.1.get()).map_err(|_| shape())
+        }
+        _ => Err(parse_json(body, CONVERSATIONS_SHAPE)
+            .err()
+            .unwrap_or_else(shape)),
+    }
 }
 
 /// The chat endpoint documents `user` and `assistant`; a few obvious
