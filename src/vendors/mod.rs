@@ -875,7 +875,7 @@ mod tests {
             );
         }
         let rest: Map<String, Value> = raw_pick.rest().map(Result::unwrap).collect();
-        assert_eq!(rest, pick.rest());
+        assert_eq!(rest, pick.rest::<Map<String, Value>>());
         assert_eq!(Value::Object(rest), json!({"Zed": [2], "n": "A"}));
     }
 
