@@ -102,18 +102,27 @@ pub async fn walk<R: Record>(
     Ok(stats)
 }
 
+/// Keeps the newest `created_at` written and the ids that share it. In an
+/// ascending listing every record is the newest so far: the bookmark's one
+/// id is then overwritten in its own buffer, so no record allocates here.
 fn note_newest<R: Record>(newest: &mut Option<Bookmark>, record: &R) {
     let Some(created) = record.created_at() else {
         return;
     };
-    match newest {
-        Some(mark) if mark.created_at == Some(created) => mark.ids.push(record.id().to_owned()),
-        Some(mark) if mark.created_at.is_some_and(|t| t > created) => {}
+    let mark = newest.get_or_insert_with(Bookmark::default);
+    match mark.created_at {
+        Some(t) if t > created => {}
+        Some(t) if t == created => mark.ids.push(record.id().to_owned()),
         _ => {
-            *newest = Some(Bookmark {
-                created_at: Some(created),
-                ids: vec![record.id().to_owned()],
-            })
+            mark.created_at = Some(created);
+            mark.ids.truncate(1);
+            match mark.ids.first_mut() {
+                Some(id) => {
+                    id.clear();
+                    id.push_str(record.id());
+                }
+                None => mark.ids.push(record.id().to_owned()),
+            }
         }
     }
 }

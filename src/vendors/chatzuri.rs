@@ -18,7 +18,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Lead, clean_string};
+use crate::model::{Conversation, Fields, Lead, clean_string};
 use crate::time::DayRange;
 
 mod fast_leads;
@@ -240,36 +240,43 @@ fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
     let email = pick.string(&["email"]);
     let phone = pick.string(&["phone"]);
     let fields = pick.rest();
-    let mut lead = assemble_lead(vendor_id, created_value, name, email, phone, fields, ctx);
+    let mut lead = assemble_lead(
+        vendor_id,
+        Stamp::of(created_value),
+        || clean_string(created_value),
+        [name, email, phone],
+        fields,
+        ctx,
+    );
     if ctx.keep_raw {
         lead.raw = Some(Value::Object(obj.clone()));
     }
     lead
 }
 
-/// The model lead from the values `map_lead` (or the fast path) picked out.
+/// The model lead from the values `map_lead` (or the fast path) picked out:
+/// the creation time read, and as sent (trimmed; only needed, so only
+/// built, for a lead without an id).
 fn assemble_lead(
     vendor_id: Option<String>,
-    created_value: Option<&Value>,
-    name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    mut fields: Map<String, Value>,
+    created: Stamp,
+    created_raw: impl FnOnce() -> Option<String>,
+    [name, email, phone]: [Option<String>; 3],
+    mut fields: Fields,
     ctx: &MapContext,
 ) -> Lead {
-    let created_raw = clean_string(created_value);
     let id = vendor_id.unwrap_or_else(|| {
         lead_synthetic_id(
             ctx.vendor.spec().id_prefix,
             &ctx.agent_id,
-            created_raw.as_deref(),
+            created_raw().as_deref(),
             email.as_deref(),
             phone.as_deref(),
             name.as_deref(),
         )
     });
     let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, id);
-    lead.created_at = Stamp::of(created_value).apply(&mut fields);
+    lead.created_at = created.apply(&mut fields);
     lead.name = name;
     lead.email = email;
     lead.phone = phone;

@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::ErrorKind;
-use crate::model::{Message, carries_data, clean_string};
+use crate::model::{Fields, Message, carries_data, clean_string, trim_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMethod {
@@ -297,7 +297,7 @@ impl<'a> RawMember<'a> {
     pub(crate) fn into_model_string(self) -> Result<Option<String>, serde_json::Error> {
         Ok(match self {
             RawMember::Null => None,
-            RawMember::Text(text) => Some(trim_text(text)).filter(|t| !t.is_empty()),
+            RawMember::Text(text) => Some(trimmed_owned(text)).filter(|t| !t.is_empty()),
             // An integer is spelled as a `Value` would spell it; other
             // numbers are normalised by serde_json (`1E5` is `1e+5`), so
             // they, `true`, `false` and lists go through one.
@@ -313,7 +313,7 @@ impl<'a> RawMember<'a> {
     pub(crate) fn into_field_value(self) -> Result<Value, serde_json::Error> {
         Ok(match self {
             RawMember::Null => Value::Null,
-            RawMember::Text(text) => Value::String(trim_text(text)),
+            RawMember::Text(text) => Value::String(trimmed_owned(text)),
             RawMember::Other(raw) => serde_json::from_str(raw.get())?,
         })
     }
@@ -329,10 +329,10 @@ impl<'a> RawMember<'a> {
 }
 
 /// `text` trimmed, copied only when it is borrowed or trimming changed it.
-fn trim_text(text: Cow<'_, str>) -> String {
+fn trimmed_owned(text: Cow<'_, str>) -> String {
     match text {
-        Cow::Owned(s) if s.trim().len() == s.len() => s,
-        other => other.trim().to_owned(),
+        Cow::Owned(s) if trim_text(&s).len() == s.len() => s,
+        other => trim_text(&other).to_owned(),
     }
 }
 
@@ -552,8 +552,9 @@ impl<'a> Picker<'a> {
 
     /// The keys not mapped so far that carry data. Top-level strings are
     /// trimmed like every model string; anything nested is kept as sent
-    /// (`raw` has the untouched original).
-    pub(crate) fn rest(&self) -> Map<String, Value> {
+    /// (`raw` has the untouched original). A record's [`Fields`], or a
+    /// message's extras as a `Map`.
+    pub(crate) fn rest<T: FromIterator<(String, Value)>>(&self) -> T {
         self.obj
             .iter()
             .filter(|(k, v)| !self.used.contains(&k.as_str()) && carries_data(v))
@@ -565,7 +566,7 @@ impl<'a> Picker<'a> {
 /// A value for `fields`: a string trimmed, anything else unchanged.
 pub(crate) fn trimmed(value: &Value) -> Value {
     match value {
-        Value::String(s) => Value::String(s.trim().to_owned()),
+        Value::String(s) => Value::String(trim_text(s).to_owned()),
         other => other.clone(),
     }
 }
@@ -603,10 +604,10 @@ impl Stamp {
         }
     }
 
-    /// A timestamp sent as text: `Absent` when it is blank, else read by
-    /// `parse_vendor_timestamp`, or `Unreadable` (trimmed).
+    /// A timestamp sent as text, by the rules of [`Stamp::of`] (blank is
+    /// absent; unreadable keeps the trimmed text), without a `Value`.
     pub(crate) fn of_text(text: &str) -> Stamp {
-        let text = text.trim();
+        let text = trim_text(text);
         if text.is_empty() {
             return Stamp::Absent;
         }
@@ -618,7 +619,7 @@ impl Stamp {
 
     /// The model value; an unreadable original goes into `fields` as
     /// `created_at_raw` (the engine warns about records that have one).
-    pub(crate) fn apply(self, fields: &mut Map<String, Value>) -> Option<DateTime<Utc>> {
+    pub(crate) fn apply(self, fields: &mut impl KeyedValues) -> Option<DateTime<Utc>> {
         match self {
             Stamp::Absent => None,
             Stamp::At(t) => Some(t),
@@ -630,15 +631,40 @@ impl Stamp {
     }
 }
 
+/// What `insert_unique` and `Stamp::apply` write into: a record's
+/// [`Fields`], or a message's extras (a `Map`).
+pub(crate) trait KeyedValues {
+    fn contains_key(&self, key: &str) -> bool;
+    fn insert(&mut self, key: String, value: Value);
+}
+
+impl KeyedValues for Fields {
+    fn contains_key(&self, key: &str) -> bool {
+        Fields::contains_key(self, key)
+    }
+    fn insert(&mut self, key: String, value: Value) {
+        Fields::insert(self, key, value);
+    }
+}
+
+impl KeyedValues for Map<String, Value> {
+    fn contains_key(&self, key: &str) -> bool {
+        Map::contains_key(self, key)
+    }
+    fn insert(&mut self, key: String, value: Value) {
+        Map::insert(self, key, value);
+    }
+}
+
 /// Inserts without overwriting: a key already taken gets `_2`, `_3`, ...
 /// appended, so two vendor values under one name are both kept.
-pub(crate) fn insert_unique(fields: &mut Map<String, Value>, key: &str, value: Value) {
+pub(crate) fn insert_unique(fields: &mut impl KeyedValues, key: &str, value: Value) {
     let key = free_key(fields, key);
     fields.insert(key, value);
 }
 
 /// `key`, or the first of `key_2`, `key_3`, ... not yet in `fields`.
-pub(crate) fn free_key(fields: &Map<String, Value>, key: &str) -> String {
+pub(crate) fn free_key(fields: &impl KeyedValues, key: &str) -> String {
     if !fields.contains_key(key) {
         return key.to_owned();
     }
@@ -727,7 +753,7 @@ pub(crate) fn map_message(
         .unwrap_or_else(|| "unknown".to_owned());
     let content = pick.string(content_keys);
     let stamp = Stamp::of(pick.take(time_keys));
-    let mut extras = pick.rest();
+    let mut extras: Map<String, Value> = pick.rest();
     let created_at = stamp.apply(&mut extras);
     (
         Message {
@@ -742,10 +768,7 @@ pub(crate) fn map_message(
 /// Keeps per-message extras (ids, scores, unreadable times) in the
 /// conversation's `fields` as `message_fields`, one object per message in
 /// message order, only when some message had any.
-pub(crate) fn keep_message_extras(
-    fields: &mut Map<String, Value>,
-    extras: Vec<Map<String, Value>>,
-) {
+pub(crate) fn keep_message_extras(fields: &mut Fields, extras: Vec<Map<String, Value>>) {
     if extras.iter().any(|e| !e.is_empty()) {
         let list = extras.into_iter().map(Value::Object).collect();
         insert_unique(fields, "message_fields", Value::Array(list));
@@ -787,9 +810,10 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn obj(value: Value) -> Map<String, Value> {
+    /// A JSON object literal as a `Map`, or as a record's `Fields`.
+    pub fn obj<T: From<Map<String, Value>>>(value: Value) -> T {
         match value {
-            Value::Object(map) => map,
+            Value::Object(map) => map.into(),
             other => panic!("not an object: {other}"),
         }
     }
@@ -832,6 +856,8 @@ mod tests {
         assert_eq!(pick.string(&["SessionID"]), Some("5".to_owned()));
         assert_eq!(pick.string(&["name"]), None);
         assert_eq!(Value::Object(pick.rest()), json!({"Zed": 1, "a": "kept"}));
+        let fields: Fields = pick.rest();
+        assert_eq!(Value::from(fields), json!({"Zed": 1, "a": "kept"}));
     }
 
     #[test]
@@ -849,17 +875,21 @@ mod tests {
             );
         }
         let rest: Map<String, Value> = raw_pick.rest().map(Result::unwrap).collect();
-        assert_eq!(rest, pick.rest());
+        assert_eq!(rest, pick.rest::<Map<String, Value>>());
         assert_eq!(Value::Object(rest), json!({"Zed": [2], "n": "A"}));
     }
 
     #[test]
     fn insert_unique_never_overwrites() {
-        let mut fields = Map::new();
+        let mut fields = Fields::new();
         insert_unique(&mut fields, "k", json!(1));
         insert_unique(&mut fields, "k", json!(2));
         insert_unique(&mut fields, "k", json!(3));
-        assert_eq!(Value::Object(fields), json!({"k": 1, "k_2": 2, "k_3": 3}));
+        assert_eq!(Value::from(fields), json!({"k": 1, "k_2": 2, "k_3": 3}));
+        let mut extras = Map::new();
+        insert_unique(&mut extras, "k", json!(1));
+        insert_unique(&mut extras, "k", json!(2));
+        assert_eq!(Value::Object(extras), json!({"k": 1, "k_2": 2}));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{Bookmark, Job, split_days};
-use crate::model::{Conversation, Lead, clean_string, timestamp_bytes};
+use crate::model::{Conversation, Fields, Lead, clean_string, timestamp_bytes};
 use crate::time::DayRange;
 
 pub static VENDOR: VendorSpec = VendorSpec {
@@ -453,7 +453,7 @@ fn map_lead(
 fn rest_and_time(
     pick: &MemberPicker,
     created_value: Option<RawMember>,
-    fields: &mut Map<String, Value>,
+    fields: &mut Fields,
 ) -> Result<(Option<DateTime<Utc>>, Option<String>), serde_json::Error> {
     for member in pick.rest() {
         let (key, value) = member?;

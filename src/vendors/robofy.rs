@@ -20,7 +20,7 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Lead, Resource, carries_data, clean_string};
+use crate::model::{Conversation, Fields, Lead, Resource, carries_data, clean_string};
 
 pub static VENDOR: VendorSpec = VendorSpec {
     name: "robofy",
@@ -362,7 +362,7 @@ fn claim(entries: &mut [Entry<'_>], matches: impl Fn(&Entry<'_>) -> bool) -> Opt
 /// Their `field_type`s go into `fields.lead_data_types`, keyed like the
 /// values: `{"company": "Acme", "lead_data_types": {"company": "text"}}`.
 /// Items of `lead_data` that are not objects are kept under `lead_data`.
-fn map_lead_data(items: &[Value], fields: &mut Map<String, Value>) -> Form {
+fn map_lead_data(items: &[Value], fields: &mut Fields) -> Form {
     let mut entries = Vec::new();
     for item in items {
         let Some(obj) = item.as_object() else {
@@ -852,7 +852,7 @@ mod tests {
 
     #[test]
     fn form_mapping_rules() {
-        let mut fields = Map::new();
+        let mut fields = Fields::new();
         let items = json!([
             {"field_name": "Name", "field_type": "text", "field_value": "First"},
             {"field_name": "name", "field_type": "text", "field_value": "Second"},
@@ -868,7 +868,7 @@ mod tests {
         assert_eq!(form.email, s("a@example.com"));
         assert_eq!(form.phone, s("+1 555"));
         assert_eq!(
-            Value::Object(fields),
+            Value::from(fields),
             json!({
                 "lead_data": "loose",
                 "name": "Second",
