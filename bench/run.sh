@@ -482,7 +482,7 @@ if wants db; then
     fi
     export PGPASSWORD=${LEADS_TEST_PG_PASSWORD:-${PGPASSWORD:-}}
     pg_count() { psql "$LEADS_TEST_PG" -tAc 'SELECT count(*) FROM leads'; }
-    pg_reset() { psql "$LEADS_TEST_PG" -qc 'DROP TABLE IF EXISTS leads, conversations, messages, leads_schema' >/dev/null; }
+    pg_reset() { PGOPTIONS='-c client_min_messages=warning' psql "$LEADS_TEST_PG" -qc 'DROP TABLE IF EXISTS leads, conversations, messages, leads_schema' >/dev/null; }
     sqlite_count() { "$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM leads").fetchone()[0])' "$1"; }
     declare -A DB_WALL DB_RSS
     for ((r = 1; r <= ROUNDS; r++)); do

@@ -1,13 +1,13 @@
 //! Parser cost per record, for deciding whether a second parser earns its
 //! place (`cargo bench --bench parsers`). Prints nanoseconds per record for
-//! each parser on the same generated Chatzuri and Robofy pages; medians of 9
-//! runs.
+//! each parser on the same generated Chatzuri and Robofy pages and NeoAgent
+//! windows; medians of 9 runs.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use leads::model::Vendor;
-use leads::vendors::{MapContext, chatzuri, robofy};
+use leads::vendors::{MapContext, chatzuri, neoagent, robofy};
 
 fn page(leads: usize, first: usize) -> Vec<u8> {
     let rows: Vec<String> = (first..first + leads)
@@ -22,6 +22,56 @@ fn page(leads: usize, first: usize) -> Vec<u8> {
         })
         .collect();
     format!(r#"{{"data":[{}]}}"#, rows.join(",")).into_bytes()
+}
+
+/// A NeoAgent `LeadList` window as the sandbox writes it: every documented
+/// key, times in the chatbot's zone with microseconds, `SessionID` a number.
+fn neoagent_window(leads: usize, first: usize) -> Vec<u8> {
+    let rows: Vec<String> = (first..first + leads)
+        .map(|n| {
+            format!(
+                r#"{{"Type":"{}","Name":"Lead Number {n}","Email":"lead{n}@example.com","PhoneNumber":"+1 555 {n:07}","CreateTime":"2025-01-{:02}T02:{:02}:{:02}.{:06}-08:00","Content":"Please call me back about plan {}","SessionID":{},"URI":"https://example.com/pricing/{}","Count":{}}}"#,
+                if n % 5 == 0 { "Appointment" } else { "Lead" },
+                n % 28 + 1,
+                n % 60,
+                n % 59,
+                n % 1_000_000,
+                n % 7,
+                31305 + n / 2,
+                n % 11,
+                n % 3 + 1
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"Data":[{}],"Version":"1.0.0","Success":true,"Code":200,"Message":""}}"#,
+        rows.join(",")
+    )
+    .into_bytes()
+}
+
+/// A NeoAgent `ChatContentHistory` window: one session per element, four
+/// messages each.
+fn neoagent_history(sessions: usize, first: usize) -> Vec<u8> {
+    let rows: Vec<String> = (first..first + sessions)
+        .map(|n| {
+            format!(
+                r#"{{"SessionID":{},"CreateTime":"2025-01-{:02}T02:{:02}:00.{:06}-08:00","URI":"https://example.com/p/{}","Messages":[{{"Type":"AI","Content":"Hello! How can I help?"}},{{"Type":"User","Content":"What does plan {} cost?"}},{{"Type":"AI","Content":"It is {} a month."}},{{"Type":"User","Content":"Thanks, \"great\"."}}]}}"#,
+                31305 + n,
+                n % 28 + 1,
+                n % 60,
+                n % 1_000_000,
+                n % 11,
+                n % 7,
+                n % 50 * 10
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"Data":[{}],"Version":"1.0.0","Success":true,"Code":200,"Message":""}}"#,
+        rows.join(",")
+    )
+    .into_bytes()
 }
 
 /// A Robofy lead page as the sandbox serves it: the documented envelope,
@@ -94,6 +144,44 @@ fn main() {
     println!("  general (serde_json::Value tree)  {general:8.0}");
     println!("  fast path (borrowed, streaming)   {fast:8.0}");
     println!("  general / fast                    {:8.2}", general / fast);
+
+    let neo_ctx = MapContext {
+        vendor: Vendor::Neoagent,
+        agent_id: "demo".to_owned(),
+        keep_raw: false,
+    };
+    let per_window = 1000;
+    let windows: Vec<Vec<u8>> = (0..50)
+        .map(|i| neoagent_window(per_window, i * per_window))
+        .collect();
+    let neo_leads = median_ns_per_lead(&windows, per_window, |body| {
+        neoagent::parse_leads(body, &neo_ctx).unwrap().records.len()
+    });
+    let neo_raw_ctx = MapContext {
+        keep_raw: true,
+        ..neo_ctx.clone()
+    };
+    let neo_leads_raw = median_ns_per_lead(&windows, per_window, |body| {
+        neoagent::parse_leads(body, &neo_raw_ctx)
+            .unwrap()
+            .records
+            .len()
+    });
+    let histories: Vec<Vec<u8>> = (0..50)
+        .map(|i| neoagent_history(per_window / 5, i * per_window / 5))
+        .collect();
+    let neo_conversations = median_ns_per_lead(&histories, per_window / 5, |body| {
+        neoagent::parse_conversations(body, &neo_ctx)
+            .unwrap()
+            .records
+            .len()
+    });
+    println!(
+        "neoagent, ns per record (median of 9 runs; 50 windows of 1,000 leads / 200 sessions):"
+    );
+    println!("  leads                             {neo_leads:8.0}");
+    println!("  leads with --raw                  {neo_leads_raw:8.0}");
+    println!("  conversations (4 messages)        {neo_conversations:8.0}");
 
     let robofy_pages: Vec<Vec<u8>> = (0..500)
         .map(|i| robofy_page(per_page, i * per_page))

@@ -225,7 +225,8 @@ pub async fn run_export<R: Exportable + Formatted + Stored>(
     let mut outcomes: Vec<(usize, Result<RunStats>)> = Vec::new();
 
     if settings.sources.len() == 1 {
-        let mut seen = SeenIds::default();
+        let limit = settings.sources[0].job.filters.limit;
+        let mut seen = limit.map_or_else(SeenIds::default, SeenIds::with_capacity);
         let mut sink = |record: &R| {
             output.write(record)?;
             progress.record();

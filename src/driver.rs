@@ -11,7 +11,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use tokio_util::task::AbortOnDropHandle;
 
@@ -102,18 +102,27 @@ pub async fn walk<R: Record>(
     Ok(stats)
 }
 
+/// Keeps the newest `created_at` written and the ids that share it. In an
+/// ascending listing every record is the newest so far: the bookmark's one
+/// id is then overwritten in its own buffer, so no record allocates here.
 fn note_newest<R: Record>(newest: &mut Option<Bookmark>, record: &R) {
     let Some(created) = record.created_at() else {
         return;
     };
-    match newest {
-        Some(mark) if mark.created_at == Some(created) => mark.ids.push(record.id().to_owned()),
-        Some(mark) if mark.created_at.is_some_and(|t| t > created) => {}
+    let mark = newest.get_or_insert_with(Bookmark::default);
+    match mark.created_at {
+        Some(t) if t > created => {}
+        Some(t) if t == created => mark.ids.push(record.id().to_owned()),
         _ => {
-            *newest = Some(Bookmark {
-                created_at: Some(created),
-                ids: vec![record.id().to_owned()],
-            })
+            mark.created_at = Some(created);
+            mark.ids.truncate(1);
+            match mark.ids.first_mut() {
+                Some(id) => {
+                    id.clear();
+                    id.push_str(record.id());
+                }
+                None => mark.ids.push(record.id().to_owned()),
+            }
         }
     }
 }
@@ -188,27 +197,76 @@ fn send(context: &Context, get: RequestSpec, what: String, post: Option<PostFall
 
 impl Pending {
     /// The whole body, with the request as sent.
-    async fn whole(mut self) -> Result<(RequestSpec, Bytes, String)> {
-        let mut chunks: Vec<Bytes> = Vec::new();
+    /// `spare` is the buffer of an earlier body of the same walk, reused:
+    /// allocating a new one for every large body would leave the last one's
+    /// pages resident while the next is read.
+    async fn whole(mut self, spare: &mut Option<BytesMut>) -> Result<(RequestSpec, Bytes, String)> {
+        // One chunk is kept as it came; more are copied into one buffer
+        // sized from the announced length (never a list of chunks and
+        // their concatenation at once: twice the body).
+        let mut first: Option<Bytes> = None;
+        let mut body = spare.take().unwrap_or_default();
+        body.clear();
+        let mut announced = 0usize;
         while let Some(piece) = self.body.next().await {
             match piece {
-                Piece::Chunk(bytes, _) => chunks.push(bytes),
-                Piece::Restart => chunks.clear(),
+                Piece::Length(length) => {
+                    announced = usize::try_from(length)
+                        .unwrap_or(usize::MAX)
+                        .min(crate::fetch::MAX_BODY_BYTES);
+                }
+                Piece::Chunk(bytes, _) => match first.take() {
+                    None if body.is_empty() => first = Some(bytes),
+                    held => {
+                        if body.is_empty() {
+                            body.reserve(announced.max(bytes.len() * 2));
+                        }
+                        if let Some(held) = held {
+                            body.extend_from_slice(&held);
+                        }
+                        body.extend_from_slice(&bytes);
+                    }
+                },
+                Piece::Restart => {
+                    first = None;
+                    body.clear();
+                }
             }
         }
         let spec = join(self.task).await?;
-        let body = match chunks.len() {
-            0 => Bytes::new(),
-            1 => chunks.swap_remove(0),
-            _ => Bytes::from(chunks.concat()),
+        let body = match first {
+            Some(bytes) => {
+                *spare = Some(body);
+                bytes
+            }
+            None => body.freeze(),
         };
         Ok((spec, body, self.what))
     }
 
     /// The whole body, parsed.
-    async fn parsed<T>(self, parse: &Parse<T>, fetcher: &Fetcher) -> Result<Page<T>> {
-        let (spec, body, what) = self.whole().await?;
-        parse(&body).map_err(|e| body_error(fetcher, &spec, &what, e, &body))
+    async fn parsed<T>(
+        self,
+        parse: &Parse<T>,
+        fetcher: &Fetcher,
+        spare: &mut Option<BytesMut>,
+    ) -> Result<Page<T>> {
+        let (spec, body, what) = self.whole(spare).await?;
+        let page = parse(&body).map_err(|e| body_error(fetcher, &spec, &what, e, &body));
+        keep_buffer(body, spare);
+        page
+    }
+}
+
+/// Takes a parsed body's buffer back for the next body, if nothing else
+/// holds it.
+fn keep_buffer(body: Bytes, spare: &mut Option<BytesMut>) {
+    if let Ok(buffer) = body.try_into_mut()
+        && spare
+            .as_ref()
+            .is_none_or(|s| s.capacity() < buffer.capacity())
+    {
+        *spare = Some(buffer);
     }
 }
 
@@ -387,6 +445,7 @@ struct NumberedWalk<R> {
     first_page_ids: Option<HashSet<String>>,
     /// Whether the end-of-listing check of page 1 was done (or is moot).
     head_checked: bool,
+    spare: Option<BytesMut>,
 }
 
 impl<R: Record> NumberedWalk<R> {
@@ -409,6 +468,7 @@ impl<R: Record> NumberedWalk<R> {
             head_checked: !numbered.head_moves
                 || context.concurrency <= 1
                 || job.filters.limit.is_some(),
+            spare: None,
             context,
         }
     }
@@ -422,8 +482,10 @@ impl<R: Record> NumberedWalk<R> {
         )
     }
 
-    async fn parsed(&self, pending: Pending) -> Result<Page<R>> {
-        pending.parsed(&self.parse, &self.context.fetcher).await
+    async fn parsed(&mut self, pending: Pending) -> Result<Page<R>> {
+        pending
+            .parsed(&self.parse, &self.context.fetcher, &mut self.spare)
+            .await
     }
 
     /// Called when the listing ended. Pages in flight together are answered
@@ -440,7 +502,8 @@ impl<R: Record> NumberedWalk<R> {
         if self.last_yielded <= 1 {
             return Ok(());
         }
-        let page = self.parsed(self.spawn(1)).await?;
+        let first_again = self.spawn(1);
+        let page = self.parsed(first_again).await?;
         let first = self.first_page_ids.take().unwrap_or_default();
         let moved = page.records.iter().any(|r| !first.contains(r.id()));
         if moved {
@@ -585,6 +648,7 @@ impl<R: Record> RequestsWalk<R> {
                     fed.map_err(|e| reading.error(&self.context.fetcher, e))?;
                     false
                 }
+                Some(Piece::Length(_)) => false,
                 Some(Piece::Restart) => {
                     // The attempt broke off mid-body and is being sent
                     // again: its records come again, and those already
@@ -657,6 +721,7 @@ struct TokenWalk<T> {
     /// Off where the chain shares `--concurrency` with other requests (the
     /// parents of a fan-out).
     prefetch: bool,
+    spare: Option<BytesMut>,
 }
 
 impl<T: Send + 'static> TokenWalk<T> {
@@ -670,6 +735,7 @@ impl<T: Send + 'static> TokenWalk<T> {
             deferred: None,
             started: false,
             prefetch,
+            spare: None,
         }
     }
 
@@ -693,7 +759,7 @@ impl<T: Send + 'static> TokenWalk<T> {
         let Some(pending) = self.pending.take() else {
             return Ok(None);
         };
-        let (spec, body, what) = pending.whole().await?;
+        let (spec, body, what) = pending.whole(&mut self.spare).await?;
         self.pages += 1;
         // A token found by a scan of the body lets the next request leave
         // before this page is parsed; the parse must then find the same.
@@ -712,7 +778,9 @@ impl<T: Send + 'static> TokenWalk<T> {
         };
         let fetcher = &self.context.fetcher;
         let page =
-            (self.tokens.parse)(&body).map_err(|e| body_error(fetcher, &spec, &what, e, &body))?;
+            (self.tokens.parse)(&body).map_err(|e| body_error(fetcher, &spec, &what, e, &body));
+        keep_buffer(body, &mut self.spare);
+        let page = page?;
         if let Some(peeked) = peeked
             && peeked != page.next_token
         {

@@ -453,13 +453,18 @@ impl Fetcher {
                 .filter(|v| !v.is_empty())
         };
         if status.is_success() {
-            if let Receiver::Whole(body) = receiver {
-                body.reserve(
+            match receiver {
+                Receiver::Whole(body) => body.reserve(
                     response
                         .content_length()
                         .unwrap_or(16 * 1024)
                         .min(8 * 1024 * 1024) as usize,
-                );
+                ),
+                Receiver::Pipe(pipe) => {
+                    if let Some(length) = response.content_length() {
+                        pipe.announce(length);
+                    }
+                }
             }
             let mut length = 0usize;
             while let Some(chunk) = self.next_chunk(&mut response).await? {

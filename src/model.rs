@@ -125,6 +125,212 @@ pub fn timestamp_bytes(t: &DateTime<Utc>) -> Option<[u8; 27]> {
     Some(out)
 }
 
+/// A record's `fields`: the vendor's other keys and their values, in the
+/// order they were first inserted. A small vector, not a hash map: a record
+/// has a handful of custom fields, and building and dropping an `IndexMap`
+/// for each record (a hash table beside the entries) was a tenth of a lead's
+/// cost (issue 14). The methods are those of `serde_json::Map` (with its
+/// `preserve_order`) and behave as they do: `insert` of a key already there
+/// replaces the value in place and keeps the key's first position, `remove`
+/// is `swap_remove`, `shift_remove` keeps the order of the rest. Lookups
+/// scan the entries, which is faster than hashing for the sizes vendors send.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields(Vec<(String, Value)>);
+
+impl Fields {
+    pub fn new() -> Fields {
+        Fields(Vec::new())
+    }
+
+    pub fn with_capacity(capacity: usize) -> Fields {
+        Fields(Vec::with_capacity(capacity))
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.0.iter().position(|(k, _)| k == key)
+    }
+
+    /// Inserts `value` under `key`; a key already present keeps its place
+    /// and gets the new value, and the old one is returned.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        match self.position(&key) {
+            Some(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
+            None => {
+                self.0.push((key, value));
+                None
+            }
+        }
+    }
+
+    /// Appends an entry whose key the caller knows is not present yet (a
+    /// parser that already checked it): no scan.
+    pub(crate) fn push_new(&mut self, key: String, value: Value) {
+        debug_assert!(!self.contains_key(&key), "{key} is already in fields");
+        self.0.push((key, value));
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn get_key_value(&self, key: &str) -> Option<(&String, &Value)> {
+        self.0.iter().find(|(k, _)| k == key).map(|(k, v)| (k, v))
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// As `serde_json::Map::remove` with `preserve_order`: the last entry
+    /// takes the removed one's place.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.swap_remove(key)
+    }
+
+    pub fn swap_remove(&mut self, key: &str) -> Option<Value> {
+        let at = self.position(key)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    /// Removes `key`, keeping the order of the others.
+    pub fn shift_remove(&mut self, key: &str) -> Option<Value> {
+        let at = self.position(key)?;
+        Some(self.0.remove(at).1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &Value)> + ExactSizeIterator {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn iter_mut(
+        &mut self,
+    ) -> impl DoubleEndedIterator<Item = (&String, &mut Value)> + ExactSizeIterator {
+        self.0.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    pub fn values_mut(
+        &mut self,
+    ) -> impl DoubleEndedIterator<Item = &mut Value> + ExactSizeIterator {
+        self.0.iter_mut().map(|(_, v)| v)
+    }
+
+    /// The entries as a JSON object, in order.
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+impl FromIterator<(String, Value)> for Fields {
+    /// Duplicate keys as `insert`: the first position, the last value.
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(items: I) -> Fields {
+        let mut fields = Fields::new();
+        fields.extend(items);
+        fields
+    }
+}
+
+impl Extend<(String, Value)> for Fields {
+    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, items: I) {
+        for (key, value) in items {
+            self.insert(key, value);
+        }
+    }
+}
+
+impl IntoIterator for Fields {
+    type Item = (String, Value);
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Value)>,
+        fn(&'a (String, Value)) -> (&'a String, &'a Value),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl std::ops::Index<&str> for Fields {
+    type Output = Value;
+    /// As `serde_json::Map`'s: panics when `key` is absent.
+    fn index(&self, key: &str) -> &Value {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no entry {key:?} in fields"))
+    }
+}
+
+impl From<Map<String, Value>> for Fields {
+    fn from(map: Map<String, Value>) -> Fields {
+        // A map's keys are unique already.
+        Fields(map.into_iter().collect())
+    }
+}
+
+impl From<Fields> for Map<String, Value> {
+    fn from(fields: Fields) -> Map<String, Value> {
+        fields.into_iter().collect()
+    }
+}
+
+impl From<Fields> for Value {
+    fn from(fields: Fields) -> Value {
+        Value::Object(fields.into())
+    }
+}
+
+/// The schema of a JSON object, as `Map<String, Value>` has it.
+impl schemars::JsonSchema for Fields {
+    fn inline_schema() -> bool {
+        <Map<String, Value> as schemars::JsonSchema>::inline_schema()
+    }
+    fn schema_name() -> Cow<'static, str> {
+        <Map<String, Value> as schemars::JsonSchema>::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        <Map<String, Value> as schemars::JsonSchema>::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <Map<String, Value> as schemars::JsonSchema>::json_schema(generator)
+    }
+}
+
+/// Written as the JSON object it stands for.
+impl Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct Lead {
     pub id: String,
@@ -142,7 +348,7 @@ pub struct Lead {
     pub ip_address: Option<String>,
     pub session_id: Option<String>,
     pub message: Option<String>,
-    pub fields: Map<String, Value>,
+    pub fields: Fields,
     pub raw: Option<Value>,
 }
 
@@ -163,7 +369,7 @@ impl Lead {
             ip_address: None,
             session_id: None,
             message: None,
-            fields: Map::new(),
+            fields: Fields::new(),
             raw: None,
         }
     }
@@ -188,7 +394,7 @@ pub struct Conversation {
     pub session_id: Option<String>,
     pub page_url: Option<String>,
     pub messages: Vec<Message>,
-    pub fields: Map<String, Value>,
+    pub fields: Fields,
     pub raw: Option<Value>,
 }
 
@@ -204,7 +410,7 @@ impl Conversation {
             session_id: None,
             page_url: None,
             messages: Vec::new(),
-            fields: Map::new(),
+            fields: Fields::new(),
             raw: None,
         }
     }
@@ -219,7 +425,7 @@ pub trait Record: Sized + Send + Sync + 'static {
     fn session_id(&self) -> Option<&str>;
     fn vendor(&self) -> Vendor;
     fn agent_id(&self) -> &str;
-    fn fields(&self) -> &Map<String, Value>;
+    fn fields(&self) -> &Fields;
 }
 
 macro_rules! record_accessors {
@@ -239,7 +445,7 @@ macro_rules! record_accessors {
         fn agent_id(&self) -> &str {
             &self.agent_id
         }
-        fn fields(&self) -> &Map<String, Value> {
+        fn fields(&self) -> &Fields {
             &self.fields
         }
     };
@@ -255,12 +461,34 @@ impl Record for Conversation {
     record_accessors!();
 }
 
+/// `str::trim`, with a shortcut for the usual text, which starts and ends
+/// with a visible ASCII character and so has nothing to trim: the full
+/// trim looks for Unicode white space at both ends of every string of every
+/// record (issue 14).
+#[inline]
+pub fn trim_text(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
+/// A model string from vendor text: trimmed, and copied only when
+/// trimming changed it or it was borrowed.
+pub fn trimmed_string(text: Cow<'_, str>) -> String {
+    match text {
+        Cow::Owned(owned) if trim_text(&owned).len() == owned.len() => owned,
+        other => trim_text(&other).to_owned(),
+    }
+}
+
 /// Vendor values become model values the same way everywhere: strings are
 /// trimmed, and absent, `null` or empty values are `None`.
 pub fn clean_string(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(s) => {
-            let s = s.trim();
+            let s = trim_text(s);
             (!s.is_empty()).then(|| s.to_owned())
         }
         Value::Null => None,
@@ -274,7 +502,7 @@ pub fn clean_string(value: Option<&Value>) -> Option<String> {
 pub fn carries_data(value: &Value) -> bool {
     match value {
         Value::Null => false,
-        Value::String(s) => !s.trim().is_empty(),
+        Value::String(s) => !trim_text(s).is_empty(),
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
         _ => true,
@@ -335,6 +563,98 @@ mod tests {
         spelled.sort();
         assert_eq!(spelled[0], "2025-01-15T10:30:00.000000Z");
         assert_eq!(spelled[2], "2025-01-15T10:30:00.500000Z");
+    }
+
+    /// `Fields` behaves as the `serde_json::Map` (with `preserve_order`) it
+    /// replaced: the same insertion order and duplicate-key rule, checked
+    /// against the map itself on one sequence of operations.
+    #[test]
+    fn fields_keep_the_order_and_duplicate_rule_of_the_map_they_replace() {
+        let ops: [(&str, Value); 6] = [
+            ("b", Value::from(1)),
+            ("a", Value::from("x")),
+            ("c", Value::Null),
+            ("a", Value::from("second")),
+            ("d", Value::from(true)),
+            ("b", Value::from(2)),
+        ];
+        let mut fields = Fields::new();
+        let mut map = Map::new();
+        for (key, value) in ops.iter().cloned() {
+            assert_eq!(
+                fields.insert(key.to_owned(), value.clone()),
+                map.insert(key.to_owned(), value)
+            );
+        }
+        let keys: Vec<&String> = fields.keys().collect();
+        assert_eq!(keys, ["b", "a", "c", "d"], "first position, last value");
+        assert_eq!(fields.get("a"), Some(&Value::from("second")));
+        assert_eq!(fields["b"], Value::from(2));
+        assert_eq!(fields.to_map(), map);
+        assert_eq!(Value::from(fields.clone()), Value::Object(map.clone()));
+        assert_eq!(
+            serde_json::to_string(&fields).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
+        assert_eq!(fields.len(), 4);
+        assert!(fields.contains_key("c") && !fields.contains_key("C"));
+        assert_eq!(fields.get("zz"), None);
+
+        // Collecting keeps the first position and the last value too.
+        let collected: Fields = ops
+            .iter()
+            .cloned()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(collected, fields);
+        assert_eq!(Fields::from(map.clone()), fields);
+
+        // `remove` is the map's swap_remove; `shift_remove` keeps the order.
+        let mut swapped = fields.clone();
+        assert_eq!(swapped.remove("b"), map.clone().remove("b"));
+        let keys: Vec<&String> = swapped.keys().collect();
+        assert_eq!(keys, ["d", "a", "c"]);
+        let mut shifted = fields.clone();
+        assert_eq!(shifted.shift_remove("b"), Some(Value::from(2)));
+        let keys: Vec<&String> = shifted.keys().collect();
+        assert_eq!(keys, ["a", "c", "d"]);
+        assert_eq!(shifted.shift_remove("b"), None);
+
+        let empty = Fields::default();
+        assert!(empty.is_empty() && empty.iter().next().is_none());
+    }
+
+    #[test]
+    fn the_trim_shortcut_is_str_trim() {
+        for text in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "ab",
+            "a b",
+            "\u{a0}a",
+            "a\u{a0}",
+            "\u{3000}x\u{3000}",
+            "\u{2028}",
+            "x\u{85}",
+            "\ta\n",
+            "é",
+            "é ",
+            " é",
+            "~!",
+            "\u{7f}a",
+            "a\u{7f}",
+            "محمد علي",
+            "Zoë",
+            "\u{feff}a",
+        ] {
+            assert_eq!(trim_text(text), text.trim(), "{text:?}");
+            for owned in [Cow::Owned(text.to_owned()), Cow::Borrowed(text)] {
+                assert_eq!(trimmed_string(owned), text.trim(), "{text:?}");
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// The bytes all the bodies read ahead of the walk may hold together.
-pub const READ_AHEAD_BYTES: usize = 8 * 1024 * 1024;
+pub const READ_AHEAD_BYTES: usize = 4 * 1024 * 1024;
 /// The smallest share of the budget one pipe gets, however many requests
 /// are in flight.
 const MIN_SHARE: usize = 256 * 1024;
@@ -28,6 +28,9 @@ pub enum Piece {
     /// Part of the body, in order; the permit returns its bytes to the
     /// pipe's allowance when the piece is dropped.
     Chunk(Bytes, #[allow(dead_code)] OwnedSemaphorePermit),
+    /// The body's length, as the server announced it, before its chunks:
+    /// a reader that collects the whole body sizes its buffer once.
+    Length(u64),
     /// The attempt that sent the chunks so far failed and the request is
     /// being sent again: what was received of the body is void.
     Restart,
@@ -75,6 +78,11 @@ impl PipeWriter {
         };
         self.sent = true;
         self.pieces.send(Piece::Chunk(chunk, permit)).is_ok()
+    }
+
+    /// Announces the body's length before its first chunk.
+    pub fn announce(&mut self, length: u64) {
+        let _ = self.pieces.send(Piece::Length(length));
     }
 
     /// The next attempt starts over: tells the reader to drop what it got.

@@ -231,7 +231,7 @@ fn time(value: &Option<DateTime<Utc>>) -> Cell<'static> {
 
 /// `fields` as JSON, written by the output layer's JSON writer so the
 /// column holds exactly what the JSON outputs hold.
-fn json_map(map: &serde_json::Map<String, serde_json::Value>) -> Cell<'static> {
+fn json_map(map: &crate::model::Fields) -> Cell<'static> {
     let mut out = Vec::with_capacity(64);
     crate::output::json::push_map(&mut out, map);
     Cell::Text(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))

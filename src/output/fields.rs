@@ -7,9 +7,9 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::model::{Conversation, Lead, Message, Record, Resource};
+use crate::model::{Conversation, Fields, Lead, Message, Record, Resource};
 
 /// One field of one record, borrowed from it, before it is formatted.
 #[derive(Debug, Clone, Copy)]
@@ -18,7 +18,7 @@ pub enum FieldValue<'a> {
     Str(&'a str),
     Time(DateTime<Utc>),
     /// `fields`: a JSON object (compact JSON in a table cell).
-    Object(&'a Map<String, Value>),
+    Object(&'a Fields),
     /// `messages`: JSON only.
     Messages(&'a [Message]),
     /// `message_index`: a number in JSON, text in a table cell.

@@ -878,21 +878,21 @@ async fn shutdown_is_quick_while_a_client_keeps_connections_alive() {
 
 #[tokio::test]
 async fn message_bytes_serves_big_messages_from_every_conversation_endpoint() {
-    let bytes = 5_000;
+    let bytes = 2_000;
     let sandbox = start(SandboxOptions {
-        conversations: 12,
+        conversations: 6,
         message_bytes: Some(bytes),
         ..Default::default()
     })
     .await;
-    let oracle = |vendor, index| data::conversation_sized(vendor, 42, index, 12, Some(bytes));
+    let oracle = |vendor, index| data::conversation_sized(vendor, 42, index, 6, Some(bytes));
 
     let auth = bearer(Vendor::Chatzuri);
     let url = chatzuri_url(&sandbox, "get-conversations", "agentId=demo&size=100");
     let (status, _, body) = get(&url, Some(&auth)).await;
     assert_eq!(status, StatusCode::OK);
     let rows = body["data"].as_array().unwrap();
-    assert_eq!(rows.len(), 12);
+    assert_eq!(rows.len(), 6);
     for (index, row) in rows.iter().enumerate() {
         assert_eq!(*row, oracle(Vendor::Chatzuri, index).wire());
         for message in row["messages"].as_array().unwrap() {

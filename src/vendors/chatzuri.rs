@@ -4,6 +4,7 @@
 //! Chatbase, whose lead list has appeared under three different keys; this
 //! module sends what both revisions accept and reads every documented shape.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use chrono::Duration;
@@ -12,12 +13,12 @@ use super::plan::{
     DateFilter, Listing, Numbered, PageSize, ResourceSpec, SessionFilter, VendorSpec, no_code_hints,
 };
 use super::{
-    AuthScheme, BodyError, HttpMethod, MapContext, Page, Picker, RequestSpec, Stamp, at,
-    canonical_json, keep_message_extras, map_message, objects, parse_json, synthetic_id,
+    AuthScheme, BodyError, HttpMethod, MapContext, ObjectEntries, Page, Picker, RequestSpec, Stamp,
+    at, canonical_json, keep_message_extras, map_message, objects, parse_json, synthetic_id,
 };
 use crate::error::Result;
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Lead, clean_string};
+use crate::model::{Conversation, Fields, Lead, clean_string};
 use crate::time::DayRange;
 
 mod fast_leads;
@@ -239,36 +240,43 @@ fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
     let email = pick.string(&["email"]);
     let phone = pick.string(&["phone"]);
     let fields = pick.rest();
-    let mut lead = assemble_lead(vendor_id, created_value, name, email, phone, fields, ctx);
+    let mut lead = assemble_lead(
+        vendor_id,
+        Stamp::of(created_value),
+        || clean_string(created_value),
+        [name, email, phone],
+        fields,
+        ctx,
+    );
     if ctx.keep_raw {
         lead.raw = Some(Value::Object(obj.clone()));
     }
     lead
 }
 
-/// The model lead from the values `map_lead` (or the fast path) picked out.
+/// The model lead from the values `map_lead` (or the fast path) picked out:
+/// the creation time read, and as sent (trimmed; only needed, so only
+/// built, for a lead without an id).
 fn assemble_lead(
     vendor_id: Option<String>,
-    created_value: Option<&Value>,
-    name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    mut fields: Map<String, Value>,
+    created: Stamp,
+    created_raw: impl FnOnce() -> Option<String>,
+    [name, email, phone]: [Option<String>; 3],
+    mut fields: Fields,
     ctx: &MapContext,
 ) -> Lead {
-    let created_raw = clean_string(created_value);
     let id = vendor_id.unwrap_or_else(|| {
         lead_synthetic_id(
             ctx.vendor.spec().id_prefix,
             &ctx.agent_id,
-            created_raw.as_deref(),
+            created_raw().as_deref(),
             email.as_deref(),
             phone.as_deref(),
             name.as_deref(),
         )
     });
     let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, id);
-    lead.created_at = Stamp::of(created_value).apply(&mut fields);
+    lead.created_at = created.apply(&mut fields);
     lead.name = name;
     lead.email = email;
     lead.phone = phone;
@@ -303,21 +311,62 @@ const CONVERSATIONS_SHAPE: &str =
 
 /// One page of conversations (`data[]`, or a bare array).
 pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>, BodyError> {
-    let value = parse_json(body, CONVERSATIONS_SHAPE)?;
-    let list = value
-        .as_array()
-        .or_else(|| at(&value, &["data"]).and_then(Value::as_array))
-        .ok_or_else(|| BodyError::Malformed(format!("expected {CONVERSATIONS_SHAPE}")))?;
-    let records = objects(list, "conversation")?
-        .into_iter()
-        .map(|obj| map_conversation(obj, ctx))
-        .collect();
+    // Messages can be large: the page is split into its conversations
+    // first, and each is parsed and mapped on its own, so the body, its
+    // records and one conversation's tree are held, never the whole page's.
+    let items = conversation_items(body)?;
+    let records = items
+        .iter()
+        .enumerate()
+        .map(
+            |(index, raw)| match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::Object(obj)) => Ok(map_conversation(&obj, ctx)),
+                _ => Err(BodyError::Malformed(format!(
+                    "expected each conversation to be a JSON object; item {index} is not"
+                ))),
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Page {
         records,
-        returned: list.len(),
+        returned: items.len(),
         next_token: None,
         total: None,
     })
+}
+
+/// The conversations of a page, unparsed: a bare array, or the array under
+/// `data` (exact spelling; of repeated keys the last, as a parse into a
+/// map reads it).
+fn conversation_items(body: &[u8]) -> std::result::Result<Vec<&RawValue>, BodyError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let shape = || BodyError::Malformed(format!("expected {CONVERSATIONS_SHAPE}"));
+    let not_json = |e: serde_json::Error| {
+        if e.is_data() {
+            shape()
+        } else {
+            BodyError::Malformed(format!(
+                "body is not JSON ({e}); expected {CONVERSATIONS_SHAPE}"
+            ))
+        }
+    };
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        Some(b'[') => serde_json::from_slice::<Vec<&RawValue>>(body).map_err(not_json),
+        Some(b'{') => {
+            let entries = serde_json::from_slice::<ObjectEntries>(body).map_err(not_json)?;
+            let data = entries
+                .0
+                .iter()
+                .rev()
+                .find(|(key, _)| key == "data")
+                .ok_or_else(shape)?;
+            serde_json::from_str::<Vec<&RawValue>>(data.1.get()).map_err(|_| shape())
+        }
+        _ => Err(parse_json(body, CONVERSATIONS_SHAPE)
+            .err()
+            .unwrap_or_else(shape)),
+    }
 }
 
 /// The chat endpoint documents `user` and `assistant`; a few obvious

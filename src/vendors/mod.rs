@@ -9,12 +9,15 @@
 //! Adding a vendor: its module, a variant of `Vendor`, and a line in
 //! `spec` below.
 
+mod borrowed;
 pub mod chatbase;
 pub mod chatzuri;
 pub mod neoagent;
 pub mod plan;
 pub mod robofy;
 pub mod stream;
+
+pub(crate) use borrowed::*;
 
 pub use crate::model::Vendor;
 
@@ -28,14 +31,15 @@ pub fn spec(vendor: Vendor) -> &'static plan::VendorSpec {
     }
 }
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::ErrorKind;
-use crate::model::{Message, carries_data, clean_string};
+use crate::model::{Fields, Message, carries_data, clean_string, trim_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMethod {
@@ -132,12 +136,12 @@ pub struct MapContext {
 /// kept: looking a name up is then the same in every run (a hash map's
 /// order is not), and the documented spelling can win over another casing.
 #[derive(Debug, Default)]
-pub struct ObjectEntries<'a>(pub Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+pub struct ObjectEntries<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'a> ObjectEntries<'a> {
     /// The member spelled exactly `name`, the last if it is repeated (as a
     /// `serde_json::Value` object keeps it).
-    pub fn get(&self, name: &str) -> Option<&'a serde_json::value::RawValue> {
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
         self.0
             .iter()
             .rev()
@@ -147,15 +151,43 @@ impl<'a> ObjectEntries<'a> {
 
     /// The member spelled exactly `name`, else the first whose name matches
     /// it ignoring ASCII case.
-    pub fn get_ci(&self, name: &str) -> Option<&'a serde_json::value::RawValue> {
-        let exact = self.0.iter().find(|(key, _)| key == name);
-        exact
-            .or_else(|| {
-                self.0
-                    .iter()
-                    .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            })
-            .map(|(_, raw)| *raw)
+    pub fn get_ci(&self, name: &str) -> Option<&'a RawValue> {
+        self.position_ci(name).map(|i| self.0[i].1)
+    }
+
+    /// Where [`get_ci`](Self::get_ci) finds `name`.
+    fn position_ci(&self, name: &str) -> Option<usize> {
+        let mut other_case = None;
+        for (i, (key, _)) in self.0.iter().enumerate() {
+            if key == name {
+                return Some(i);
+            }
+            if other_case.is_none() && key.eq_ignore_ascii_case(name) {
+                other_case = Some(i);
+            }
+        }
+        other_case
+    }
+
+    /// Merges repeated names as serde_json's `Map` does (the first place,
+    /// the last value), so a record reads as it did when it was parsed into
+    /// a `Map`. A dropped value must still be valid JSON text, as it had to
+    /// be then.
+    fn merge_repeated(&mut self) -> Result<(), serde_json::Error> {
+        let mut i = 1;
+        while i < self.0.len() {
+            let (earlier, rest) = self.0.split_at_mut(i);
+            let (key, value) = &rest[0];
+            match earlier.iter_mut().find(|(k, _)| k == key) {
+                Some(first) => {
+                    serde_json::from_str::<Value>(first.1.get())?;
+                    first.1 = value;
+                    self.0.remove(i);
+                }
+                None => i += 1,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -171,8 +203,9 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for ObjectEntries<'a> {
                 self,
                 mut map: M,
             ) -> Result<Self::Value, M::Error> {
-                let mut entries = Vec::new();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                // Records have about ten members: one allocation.
+                let mut entries = Vec::with_capacity(16);
+                while let Some(BorrowedText(key)) = map.next_key()? {
                     entries.push((key, map.next_value()?));
                 }
                 Ok(ObjectEntries(entries))
@@ -182,26 +215,15 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for ObjectEntries<'a> {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Reading records from borrowed JSON (`RawValue` slices of the body) by the
-// same rules as from a `serde_json::Value`: strings are borrowed and copied
-// only into the model, and only the rare value that is neither a string nor
-// null is built as a `Value` (which also normalizes numbers exactly as a
-// whole-body parse does, `arbitrary_precision` included).
+/// A JSON string, borrowed from the input unless it had escapes (serde's
+/// own `Cow<str>` always copies).
+pub(crate) struct BorrowedText<'de>(pub Cow<'de, str>);
 
-use std::borrow::Cow;
-
-use serde_json::value::RawValue;
-
-/// A JSON string (an object key, typically), borrowed from the body when it
-/// has no escapes.
-pub(crate) struct BorrowedStr<'de>(pub Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for BorrowedStr<'de> {
+impl<'de> serde::Deserialize<'de> for BorrowedText<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct StrVisitor;
-        impl<'de> serde::de::Visitor<'de> for StrVisitor {
-            type Value = BorrowedStr<'de>;
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = BorrowedText<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a string")
             }
@@ -209,165 +231,207 @@ impl<'de> serde::Deserialize<'de> for BorrowedStr<'de> {
                 self,
                 v: &'de str,
             ) -> Result<Self::Value, E> {
-                Ok(BorrowedStr(Cow::Borrowed(v)))
+                Ok(BorrowedText(Cow::Borrowed(v)))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(BorrowedStr(Cow::Owned(v.to_owned())))
+                Ok(BorrowedText(Cow::Owned(v.to_owned())))
             }
             fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(BorrowedStr(Cow::Owned(v)))
+                Ok(BorrowedText(Cow::Owned(v)))
             }
         }
-        deserializer.deserialize_str(StrVisitor)
+        deserializer.deserialize_str(Text)
     }
 }
 
-/// The key under which serde_json (`arbitrary_precision`) hands a number to
-/// a visitor's `visit_map`: a "map" whose first key is this is a number.
-pub(crate) const NUMBER_TOKEN: &str = "$serde_json::private::Number";
-
-/// The text of a raw JSON string, borrowed when it has no escapes; `None`
-/// when the value is not a string.
-pub(crate) fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
-        return Some(Cow::Borrowed(inner));
-    }
-    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+/// One record (an element of a vendor's list, as JSON text) read into
+/// its members, repeated names merged as a `Map` merges them. Anything that
+/// is not a JSON object, or holds a string that is not valid text (a lone
+/// surrogate escape), is `Malformed` and names the item.
+pub(crate) fn record_members<'a>(
+    text: &'a str,
+    what: &str,
+    index: usize,
+) -> Result<ObjectEntries<'a>, BodyError> {
+    serde_json::from_str::<ObjectEntries>(text)
+        .and_then(|mut entries| entries.merge_repeated().map(|()| entries))
+        .map_err(|_| not_an_object(what, index))
 }
 
-/// The value serde_json would have built for `raw`.
-pub(crate) fn raw_value(raw: &RawValue) -> Result<Value, serde_json::Error> {
-    serde_json::from_str(raw.get())
+/// The error for item `index` of a list that should hold objects.
+pub(crate) fn not_an_object(what: &str, index: usize) -> BodyError {
+    BodyError::Malformed(format!(
+        "expected each {what} to be a JSON object; item {index} is not"
+    ))
 }
 
-/// `carries_data` of the value `raw` holds, without building it.
-pub(crate) fn raw_carries_data(raw: &RawValue) -> bool {
-    let text = raw.get();
-    match text.as_bytes().first() {
-        Some(b'n') | None => false,
-        Some(b'"') => raw_str(raw).is_some_and(|s| !s.trim().is_empty()),
-        // Only JSON whitespace can stand between the brackets of an empty one.
-        Some(b'[' | b'{') => !text[1..text.len() - 1].trim().is_empty(),
-        Some(_) => true,
-    }
+/// One member's value, read from its raw text without building a tree.
+#[derive(Debug, Clone)]
+pub(crate) enum RawMember<'a> {
+    Null,
+    /// A string, unescaped (borrowed unless it had escapes), untrimmed.
+    Text(Cow<'a, str>),
+    /// A number, boolean, array or object, as sent.
+    Other(&'a RawValue),
 }
 
-/// `clean_string` of the value `raw` holds: a string trimmed (empty is
-/// `None`), null `None`, anything else its compact JSON.
-pub(crate) fn raw_clean_string(raw: &RawValue) -> Result<Option<String>, serde_json::Error> {
-    raw_clean_str(raw).map(|text| text.map(Cow::into_owned))
-}
-
-/// `raw_clean_string`, borrowed from the body where the text is there as is.
-pub(crate) fn raw_clean_str(raw: &RawValue) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
-    if let Some(text) = raw_str(raw) {
-        let trimmed = match text {
-            Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
-            Cow::Owned(text) if text.trim().len() == text.len() => Cow::Owned(text),
-            Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
-        };
-        return Ok((!trimmed.is_empty()).then_some(trimmed));
-    }
-    if raw.get() == "null" {
-        return Ok(None);
-    }
-    Ok(clean_string(Some(&raw_value(raw)?)).map(Cow::Owned))
-}
-
-/// `trimmed` of the value `raw` holds: a value for `fields`.
-pub(crate) fn raw_trimmed(raw: &RawValue) -> Result<Value, serde_json::Error> {
-    match raw_str(raw) {
-        Some(text) => Ok(Value::String(text.trim().to_owned())),
-        None => raw_value(raw),
-    }
-}
-
-/// A JSON object's members as raw slices, in document order, a repeated
-/// name keeping its first place and its last value (what a
-/// `serde_json::Value` object holds), with `Picker`'s rules on top: names
-/// matched ignoring ASCII case (the exact spelling first), and what was not
-/// taken goes to `fields`.
-#[derive(Debug, Default)]
-pub(crate) struct RawPicker<'a> {
-    members: Vec<(Cow<'a, str>, &'a RawValue)>,
-    used: Vec<usize>,
-}
-
-impl<'a> RawPicker<'a> {
-    /// Adds a member as a `Value` object's `insert` would.
-    pub(crate) fn insert(&mut self, key: Cow<'a, str>, raw: &'a RawValue) {
-        match self.members.iter_mut().find(|(k, _)| *k == key) {
-            Some(member) => member.1 = raw,
-            None => self.members.push((key, raw)),
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    /// The member spelled exactly `name`.
-    pub(crate) fn get(&self, name: &str) -> Option<&'a RawValue> {
-        self.members
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, raw)| *raw)
-    }
-
-    fn find(&self, name: &str) -> Option<usize> {
-        let exact = self.members.iter().position(|(k, _)| k == name);
-        exact.or_else(|| {
-            self.members
-                .iter()
-                .position(|(k, _)| k.eq_ignore_ascii_case(name))
+impl<'a> RawMember<'a> {
+    /// Fails only on a string that is not valid text (a lone surrogate),
+    /// which a `Value` would not have taken either.
+    pub(crate) fn read(raw: &'a RawValue) -> Result<RawMember<'a>, serde_json::Error> {
+        let text = raw.get();
+        Ok(match text.as_bytes().first() {
+            Some(b'n') => RawMember::Null,
+            Some(b'"') => match text.get(1..text.len() - 1) {
+                Some(inner) if !inner.contains('\\') => RawMember::Text(Cow::Borrowed(inner)),
+                _ => RawMember::Text(Cow::Owned(serde_json::from_str(text)?)),
+            },
+            _ => RawMember::Other(raw),
         })
     }
 
-    /// `Picker::take`: the first of `names` whose value carries data; keys
-    /// found empty count as mapped too.
-    pub(crate) fn take(&mut self, names: &[&str]) -> Option<&'a RawValue> {
+    /// `carries_data` without building the value.
+    pub(crate) fn carries_data(&self) -> bool {
+        match self {
+            RawMember::Null => false,
+            RawMember::Text(text) => !text.trim().is_empty(),
+            // `[]` and `{}`, with any whitespace inside, hold nothing.
+            RawMember::Other(raw) => match raw.get().as_bytes() {
+                [b'[' | b'{', inside @ ..] => inside
+                    .iter()
+                    .find(|b| !b.is_ascii_whitespace())
+                    .is_some_and(|b| !matches!(b, b']' | b'}')),
+                _ => true,
+            },
+        }
+    }
+
+    /// `clean_string` of the value: text trimmed, empty or null `None`.
+    pub(crate) fn into_model_string(self) -> Result<Option<String>, serde_json::Error> {
+        Ok(match self {
+            RawMember::Null => None,
+            RawMember::Text(text) => Some(trimmed_owned(text)).filter(|t| !t.is_empty()),
+            // An integer is spelled as a `Value` would spell it; other
+            // numbers are normalised by serde_json (`1E5` is `1e+5`), so
+            // they, `true`, `false` and lists go through one.
+            RawMember::Other(raw) if raw.get().bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
+                Some(raw.get().to_owned())
+            }
+            RawMember::Other(raw) => clean_string(Some(&serde_json::from_str(raw.get())?)),
+        })
+    }
+
+    /// The value for `fields`: a string trimmed, anything else as a `Value`
+    /// reads it (exact numbers included).
+    pub(crate) fn into_field_value(self) -> Result<Value, serde_json::Error> {
+        Ok(match self {
+            RawMember::Null => Value::Null,
+            RawMember::Text(text) => Value::String(trimmed_owned(text)),
+            RawMember::Other(raw) => serde_json::from_str(raw.get())?,
+        })
+    }
+
+    /// What the value says as a timestamp (`Stamp::of`).
+    pub(crate) fn stamp(&self) -> Result<Stamp, serde_json::Error> {
+        Ok(match self {
+            RawMember::Null => Stamp::Absent,
+            RawMember::Text(text) => Stamp::of_text(text),
+            RawMember::Other(raw) => Stamp::of(Some(&serde_json::from_str(raw.get())?)),
+        })
+    }
+}
+
+/// `text` trimmed, copied only when it is borrowed or trimming changed it.
+fn trimmed_owned(text: Cow<'_, str>) -> String {
+    match text {
+        Cow::Owned(s) if trim_text(&s).len() == s.len() => s,
+        other => trim_text(&other).to_owned(),
+    }
+}
+
+/// [`Picker`] for a record read into raw members ([`record_members`]):
+/// the same lookup (the exact spelling, else the first in another ASCII
+/// case), the same "used" rule, and `rest` in document order; each value is
+/// read once, when a rule asks for it.
+pub(crate) struct MemberPicker<'r, 'a> {
+    record: &'r ObjectEntries<'a>,
+    /// Bit i: member i was mapped (members past 128 go to `used_far`).
+    used: u128,
+    used_far: Vec<usize>,
+}
+
+impl<'r, 'a> MemberPicker<'r, 'a> {
+    pub(crate) fn new(record: &'r ObjectEntries<'a>) -> Self {
+        MemberPicker {
+            record,
+            used: 0,
+            used_far: Vec::new(),
+        }
+    }
+
+    fn is_used(&self, i: usize) -> bool {
+        match u32::try_from(i) {
+            Ok(bit) if bit < 128 => self.used & (1 << bit) != 0,
+            _ => self.used_far.contains(&i),
+        }
+    }
+
+    fn mark(&mut self, i: usize) {
+        match u32::try_from(i) {
+            Ok(bit) if bit < 128 => self.used |= 1 << bit,
+            _ => self.used_far.push(i),
+        }
+    }
+
+    /// `name`'s raw value, without counting it as mapped.
+    pub(crate) fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.record.get_ci(name)
+    }
+
+    /// As [`Picker::take`]: the first of `names` whose value carries data.
+    pub(crate) fn take(
+        &mut self,
+        names: &[&str],
+    ) -> Result<Option<RawMember<'a>>, serde_json::Error> {
         for name in names {
-            if let Some(i) = self.find(name)
-                && !self.used.contains(&i)
+            if let Some(i) = self.record.position_ci(name)
+                && !self.is_used(i)
             {
-                self.used.push(i);
-                let raw = self.members[i].1;
-                if raw_carries_data(raw) {
-                    return Some(raw);
+                self.mark(i);
+                let value = RawMember::read(self.record.0[i].1)?;
+                if value.carries_data() {
+                    return Ok(Some(value));
                 }
             }
         }
-        None
+        Ok(None)
     }
 
     /// `take`, cleaned into a model string.
     pub(crate) fn string(&mut self, names: &[&str]) -> Result<Option<String>, serde_json::Error> {
-        self.take(names).map_or(Ok(None), raw_clean_string)
+        match self.take(names)? {
+            Some(value) => value.into_model_string(),
+            None => Ok(None),
+        }
     }
 
-    /// `Picker::rest`, into `fields`: the members not taken that carry
-    /// data, top-level strings trimmed.
-    pub(crate) fn rest_into(
-        &self,
-        fields: &mut Map<String, Value>,
-    ) -> Result<(), serde_json::Error> {
-        for (i, (key, raw)) in self.members.iter().enumerate() {
-            if !self.used.contains(&i) && raw_carries_data(raw) {
-                fields.insert(key.clone().into_owned(), raw_trimmed(raw)?);
-            }
-        }
-        Ok(())
-    }
-
-    /// The whole object as a `Value` (for `--raw`).
-    pub(crate) fn to_value(&self) -> Result<Value, serde_json::Error> {
-        let mut map = Map::new();
-        for (key, raw) in &self.members {
-            map.insert(key.clone().into_owned(), raw_value(raw)?);
-        }
-        Ok(Value::Object(map))
+    /// As [`Picker::rest`]: the members not mapped so far that carry data,
+    /// in document order, top-level strings trimmed.
+    pub(crate) fn rest(&self) -> impl Iterator<Item = Result<(String, Value), serde_json::Error>> {
+        self.record
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.is_used(*i))
+            .filter_map(|(_, (key, raw))| match RawMember::read(raw) {
+                Ok(value) if value.carries_data() => Some(
+                    value
+                        .into_field_value()
+                        .map(|value| (key.clone().into_owned(), value)),
+                ),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
     }
 }
 
@@ -461,11 +525,6 @@ fn find_key<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<(&'a String, 
         .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
 }
 
-/// A key's value, spelled in any ASCII case.
-pub(crate) fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    find_key(obj, name).map(|(_, v)| v)
-}
-
 /// Reads the keys of one vendor record and remembers which were mapped to a
 /// model field, so that everything else that carries data ends up in
 /// `fields`, in the vendor's key order.
@@ -506,8 +565,9 @@ impl<'a> Picker<'a> {
 
     /// The keys not mapped so far that carry data. Top-level strings are
     /// trimmed like every model string; anything nested is kept as sent
-    /// (`raw` has the untouched original).
-    pub(crate) fn rest(&self) -> Map<String, Value> {
+    /// (`raw` has the untouched original). A record's [`Fields`], or a
+    /// message's extras as a `Map`.
+    pub(crate) fn rest<T: FromIterator<(String, Value)>>(&self) -> T {
         self.obj
             .iter()
             .filter(|(k, v)| !self.used.contains(&k.as_str()) && carries_data(v))
@@ -519,7 +579,7 @@ impl<'a> Picker<'a> {
 /// A value for `fields`: a string trimmed, anything else unchanged.
 pub(crate) fn trimmed(value: &Value) -> Value {
     match value {
-        Value::String(s) => Value::String(s.trim().to_owned()),
+        Value::String(s) => Value::String(trim_text(s).to_owned()),
         other => other.clone(),
     }
 }
@@ -543,7 +603,7 @@ impl Stamp {
             return Stamp::Absent;
         };
         let parsed = match value {
-            Value::String(s) => crate::time::parse_vendor_timestamp(s),
+            Value::String(s) => return Stamp::of_text(s),
             Value::Number(n) => match (n.as_i64(), n.as_f64()) {
                 (Some(n), _) => crate::time::parse_epoch_number(n),
                 (None, Some(x)) => crate::time::parse_epoch_float(x),
@@ -557,24 +617,22 @@ impl Stamp {
         }
     }
 
-    /// `of` for a raw JSON value: a string is read without building a
-    /// `Value`.
-    pub(crate) fn of_raw(raw: Option<&RawValue>) -> Result<Stamp, serde_json::Error> {
-        let Some(raw) = raw.filter(|r| raw_carries_data(r)) else {
-            return Ok(Stamp::Absent);
-        };
-        match raw_str(raw) {
-            Some(text) => Ok(match crate::time::parse_vendor_timestamp(&text) {
-                Some(t) => Stamp::At(t),
-                None => Stamp::Unreadable(text.trim().to_owned()),
-            }),
-            None => Ok(Stamp::of(Some(&raw_value(raw)?))),
+    /// A timestamp sent as text, by the rules of [`Stamp::of`] (blank is
+    /// absent; unreadable keeps the trimmed text), without a `Value`.
+    pub(crate) fn of_text(text: &str) -> Stamp {
+        let text = trim_text(text);
+        if text.is_empty() {
+            return Stamp::Absent;
+        }
+        match crate::time::parse_vendor_timestamp(text) {
+            Some(t) => Stamp::At(t),
+            None => Stamp::Unreadable(text.to_owned()),
         }
     }
 
     /// The model value; an unreadable original goes into `fields` as
     /// `created_at_raw` (the engine warns about records that have one).
-    pub(crate) fn apply(self, fields: &mut Map<String, Value>) -> Option<DateTime<Utc>> {
+    pub(crate) fn apply(self, fields: &mut impl KeyedValues) -> Option<DateTime<Utc>> {
         match self {
             Stamp::Absent => None,
             Stamp::At(t) => Some(t),
@@ -586,15 +644,40 @@ impl Stamp {
     }
 }
 
+/// What `insert_unique` and `Stamp::apply` write into: a record's
+/// [`Fields`], or a message's extras (a `Map`).
+pub(crate) trait KeyedValues {
+    fn contains_key(&self, key: &str) -> bool;
+    fn insert(&mut self, key: String, value: Value);
+}
+
+impl KeyedValues for Fields {
+    fn contains_key(&self, key: &str) -> bool {
+        Fields::contains_key(self, key)
+    }
+    fn insert(&mut self, key: String, value: Value) {
+        Fields::insert(self, key, value);
+    }
+}
+
+impl KeyedValues for Map<String, Value> {
+    fn contains_key(&self, key: &str) -> bool {
+        Map::contains_key(self, key)
+    }
+    fn insert(&mut self, key: String, value: Value) {
+        Map::insert(self, key, value);
+    }
+}
+
 /// Inserts without overwriting: a key already taken gets `_2`, `_3`, ...
 /// appended, so two vendor values under one name are both kept.
-pub(crate) fn insert_unique(fields: &mut Map<String, Value>, key: &str, value: Value) {
+pub(crate) fn insert_unique(fields: &mut impl KeyedValues, key: &str, value: Value) {
     let key = free_key(fields, key);
     fields.insert(key, value);
 }
 
 /// `key`, or the first of `key_2`, `key_3`, ... not yet in `fields`.
-pub(crate) fn free_key(fields: &Map<String, Value>, key: &str) -> String {
+pub(crate) fn free_key(fields: &impl KeyedValues, key: &str) -> String {
     if !fields.contains_key(key) {
         return key.to_owned();
     }
@@ -620,11 +703,14 @@ pub(crate) fn synthetic_id(prefix: &str, parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     let digest = hasher.finalize();
+    // By table: `write!("{byte:02x}")` went through the formatting
+    // machinery, a tenth of a NeoAgent lead's instructions.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(prefix.len() + 20);
     id.push_str(prefix);
     for byte in &digest[..10] {
-        // Writing to a String cannot fail.
-        let _ = write!(id, "{byte:02x}");
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
     id
 }
@@ -680,7 +766,7 @@ pub(crate) fn map_message(
         .unwrap_or_else(|| "unknown".to_owned());
     let content = pick.string(content_keys);
     let stamp = Stamp::of(pick.take(time_keys));
-    let mut extras = pick.rest();
+    let mut extras: Map<String, Value> = pick.rest();
     let created_at = stamp.apply(&mut extras);
     (
         Message {
@@ -695,10 +781,7 @@ pub(crate) fn map_message(
 /// Keeps per-message extras (ids, scores, unreadable times) in the
 /// conversation's `fields` as `message_fields`, one object per message in
 /// message order, only when some message had any.
-pub(crate) fn keep_message_extras(
-    fields: &mut Map<String, Value>,
-    extras: Vec<Map<String, Value>>,
-) {
+pub(crate) fn keep_message_extras(fields: &mut Fields, extras: Vec<Map<String, Value>>) {
     if extras.iter().any(|e| !e.is_empty()) {
         let list = extras.into_iter().map(Value::Object).collect();
         insert_unique(fields, "message_fields", Value::Array(list));
@@ -713,13 +796,7 @@ pub(crate) fn objects<'a>(
     items
         .iter()
         .enumerate()
-        .map(|(i, item)| {
-            item.as_object().ok_or_else(|| {
-                BodyError::Malformed(format!(
-                    "expected each {what} to be a JSON object; item {i} is not"
-                ))
-            })
-        })
+        .map(|(i, item)| item.as_object().ok_or_else(|| not_an_object(what, i)))
         .collect()
 }
 
@@ -746,9 +823,10 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn obj(value: Value) -> Map<String, Value> {
+    /// A JSON object literal as a `Map`, or as a record's `Fields`.
+    pub fn obj<T: From<Map<String, Value>>>(value: Value) -> T {
         match value {
-            Value::Object(map) => map,
+            Value::Object(map) => map.into(),
             other => panic!("not an object: {other}"),
         }
     }
@@ -791,15 +869,40 @@ mod tests {
         assert_eq!(pick.string(&["SessionID"]), Some("5".to_owned()));
         assert_eq!(pick.string(&["name"]), None);
         assert_eq!(Value::Object(pick.rest()), json!({"Zed": 1, "a": "kept"}));
+        let fields: Fields = pick.rest();
+        assert_eq!(Value::from(fields), json!({"Zed": 1, "a": "kept"}));
+    }
+
+    #[test]
+    fn member_picker_reads_a_raw_record_as_picker_reads_its_map() {
+        let text = r#"{"Zed":1,"sessionId":5,"Name":" ","x":null,"a":" kept ","Zed":[2],"e":[ ],"n":"\u0041 "}"#;
+        let record = record_members(text, "record", 0).unwrap();
+        let mut raw_pick = MemberPicker::new(&record);
+        let map: Map<String, Value> = serde_json::from_str(text).unwrap();
+        let mut pick = Picker::new(&map);
+        for names in [&["SessionID"][..], &["name", "a"], &["missing"]] {
+            assert_eq!(
+                raw_pick.string(names).unwrap(),
+                pick.string(names),
+                "{names:?}"
+            );
+        }
+        let rest: Map<String, Value> = raw_pick.rest().map(Result::unwrap).collect();
+        assert_eq!(rest, pick.rest::<Map<String, Value>>());
+        assert_eq!(Value::Object(rest), json!({"Zed": [2], "n": "A"}));
     }
 
     #[test]
     fn insert_unique_never_overwrites() {
-        let mut fields = Map::new();
+        let mut fields = Fields::new();
         insert_unique(&mut fields, "k", json!(1));
         insert_unique(&mut fields, "k", json!(2));
         insert_unique(&mut fields, "k", json!(3));
-        assert_eq!(Value::Object(fields), json!({"k": 1, "k_2": 2, "k_3": 3}));
+        assert_eq!(Value::from(fields), json!({"k": 1, "k_2": 2, "k_3": 3}));
+        let mut extras = Map::new();
+        insert_unique(&mut extras, "k", json!(1));
+        insert_unique(&mut extras, "k", json!(2));
+        assert_eq!(Value::Object(extras), json!({"k": 1, "k_2": 2}));
     }
 
     #[test]

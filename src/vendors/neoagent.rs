@@ -4,6 +4,7 @@
 //! Code, Message}` envelope that can say "no" inside an HTTP 200, and lead
 //! records have no id, so one is derived from the record (`lead_id`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
@@ -16,12 +17,13 @@ use super::plan::{
 };
 use super::stream::{Fed, Member, MemberValue, ObjectStream, ScanError};
 use super::{
-    AuthScheme, BodyError, MapContext, Page, Picker, RequestSpec, Stamp, canonical_json, get_ci,
-    keep_message_extras, map_message, synthetic_id,
+    AuthScheme, BodyError, MapContext, MemberPicker, ObjectEntries, Page, RawMember, RequestSpec,
+    Stamp, canonical_json, keep_message_extras, map_message, not_an_object, record_members,
+    synthetic_id,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{Bookmark, Job, split_days};
-use crate::model::{Conversation, Lead, clean_string};
+use crate::model::{Conversation, Fields, Lead, clean_string, timestamp_bytes};
 use crate::time::DayRange;
 
 pub static VENDOR: VendorSpec = VendorSpec {
@@ -323,16 +325,6 @@ fn envelope(members: &[Member], bad_element: Option<BodyError>) -> Result<(), Bo
     }
 }
 
-/// Parses one `Data` element into its object.
-fn object(text: &[u8], what: &str, index: usize) -> Result<Map<String, Value>, BodyError> {
-    match serde_json::from_slice::<Value>(text) {
-        Ok(Value::Object(obj)) => Ok(obj),
-        _ => Err(BodyError::Malformed(format!(
-            "expected each {what} to be a JSON object; item {index} is not"
-        ))),
-    }
-}
-
 /// The envelope's `Code` read like an HTTP status (the vendor describes it
 /// as one).
 fn refusal_kind(code: Option<i64>) -> ErrorKind {
@@ -366,59 +358,81 @@ pub fn parse_leads(body: &[u8], ctx: &MapContext) -> Result<Page<Lead>, BodyErro
     parse_whole(body, lead_from_text, ctx)
 }
 
-fn lead_from_text(text: &[u8], index: usize, ctx: &MapContext) -> Result<Lead, BodyError> {
-    object(text, "lead", index).map(|obj| map_lead(&obj, ctx))
+/// One `Data` element of a `LeadList` window (its JSON text) as a lead;
+/// `index` is its place in the window, for the error when it is not an
+/// object.
+pub fn lead_from_text(text: &[u8], index: usize, ctx: &MapContext) -> Result<Lead, BodyError> {
+    let text = std::str::from_utf8(text).map_err(|_| not_an_object("lead", index))?;
+    let record = record_members(text, "lead", index)?;
+    map_lead(&record, text, ctx).map_err(|_| not_an_object("lead", index))
 }
 
-fn conversation_from_text(
+/// One `Data` element of a `ChatContentHistory` window as a conversation.
+pub fn conversation_from_text(
     text: &[u8],
     index: usize,
     ctx: &MapContext,
 ) -> Result<Conversation, BodyError> {
-    object(text, "conversation", index).map(|obj| map_conversation(&obj, ctx))
+    let text = std::str::from_utf8(text).map_err(|_| not_an_object("conversation", index))?;
+    let record = record_members(text, "conversation", index)?;
+    map_conversation(&record, text, ctx).map_err(|_| not_an_object("conversation", index))
 }
 
 /// `Lead`/`Appointment` become `lead`/`appointment`; other values are kept
 /// lower-cased; no `Type` at all reads as `lead`.
-fn kind_of(value: Option<String>) -> String {
-    value
-        .map(|t| t.to_lowercase())
-        .unwrap_or_else(|| "lead".to_owned())
+fn kind_of(value: Option<RawMember>) -> Result<Cow<'static, str>, serde_json::Error> {
+    if let Some(RawMember::Text(text)) = &value {
+        for known in ["lead", "appointment"] {
+            // No other text lower-cases to these two (the Kelvin sign, the
+            // one non-ASCII letter that lower-cases to ASCII, is a `k`).
+            if text.trim().eq_ignore_ascii_case(known) {
+                return Ok(Cow::Borrowed(known));
+            }
+        }
+    }
+    Ok(match value {
+        Some(value) => Cow::Owned(
+            value
+                .into_model_string()?
+                .unwrap_or_default()
+                .to_lowercase(),
+        ),
+        None => Cow::Borrowed("lead"),
+    })
 }
 
 /// Maps one `LeadList` record. Key spellings are matched case-insensitively
 /// (`SessionID`, `sessionId`, `createTime` ...). `URI` → `page_url`,
 /// `Content` → `message`, `SessionID` stringified; `Count` and every other
 /// key that carries data → `fields`.
-fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
-    let mut pick = Picker::new(obj);
-    let kind = kind_of(pick.string(&["Type"]));
-    let name = pick.string(&["Name"]);
-    let email = pick.string(&["Email"]);
-    let phone = pick.string(&["PhoneNumber", "Phone"]);
-    let created_value = pick.take(&["CreateTime", "CreatedAt", "created_at"]);
-    let message = pick.string(&["Content"]);
-    let session_id = pick.string(&["SessionID", "session_id"]);
-    let page_url = pick.string(&["URI", "Url"]);
-    let mut fields = pick.rest();
-    let created_at = Stamp::of(created_value).apply(&mut fields);
-    let raw_time = clean_string(created_value).unwrap_or_default();
-    let id = lead_id(
+fn map_lead(
+    record: &ObjectEntries,
+    raw: &str,
+    ctx: &MapContext,
+) -> Result<Lead, serde_json::Error> {
+    let mut pick = MemberPicker::new(record);
+    let kind = kind_of(pick.take(&["Type"])?)?;
+    let name = pick.string(&["Name"])?;
+    let email = pick.string(&["Email"])?;
+    let phone = pick.string(&["PhoneNumber", "Phone"])?;
+    let created_value = pick.take(&["CreateTime", "CreatedAt", "created_at"])?;
+    let message = pick.string(&["Content"])?;
+    let session_id = pick.string(&["SessionID", "session_id"])?;
+    let page_url = pick.string(&["URI", "Url"])?;
+    // The id comes last: it needs the time, and `fields` is filled first.
+    let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, String::new());
+    let (created_at, raw_time) = rest_and_time(&pick, created_value, &mut lead.fields)?;
+    lead.id = lead_id(
         &ctx.agent_id,
         session_id.as_deref(),
         &kind,
         created_at.as_ref(),
-        &raw_time,
+        raw_time.as_deref().unwrap_or(""),
         email.as_deref(),
         phone.as_deref(),
         name.as_deref(),
     );
-    let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, id);
-    lead.kind = match kind.as_str() {
-        "lead" => "lead".into(),
-        "appointment" => "appointment".into(),
-        _ => kind.into(),
-    };
+    lead.kind = kind;
     lead.created_at = created_at;
     lead.name = name;
     lead.email = email;
@@ -426,11 +440,35 @@ fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
     lead.page_url = page_url;
     lead.session_id = session_id;
     lead.message = message;
-    lead.fields = fields;
     if ctx.keep_raw {
-        lead.raw = Some(Value::Object(obj.clone()));
+        lead.raw = Some(serde_json::from_str(raw)?);
     }
-    lead
+    Ok(lead)
+}
+
+/// Fills `fields` with every member not mapped (in the vendor's order),
+/// then reads the record's time: the instant, and the text as sent
+/// (trimmed) when it could not be read, which the synthetic ids hash
+/// instead and which also goes to `fields.created_at_raw`.
+fn rest_and_time(
+    pick: &MemberPicker,
+    created_value: Option<RawMember>,
+    fields: &mut Fields,
+) -> Result<(Option<DateTime<Utc>>, Option<String>), serde_json::Error> {
+    for member in pick.rest() {
+        let (key, value) = member?;
+        fields.insert(key, value);
+    }
+    let stamp = match &created_value {
+        Some(value) => value.stamp()?,
+        None => Stamp::Absent,
+    };
+    let created_at = stamp.apply(fields);
+    let raw_time = match created_value {
+        Some(value) if created_at.is_none() => value.into_model_string()?,
+        _ => None,
+    };
+    Ok((created_at, raw_time))
 }
 
 /// The id of a NeoAgent lead or appointment (the vendor sends none):
@@ -460,22 +498,41 @@ pub fn lead_id(
     phone: Option<&str>,
     name: Option<&str>,
 ) -> String {
-    let time = match created_at {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
-        None => create_time_raw.trim().to_owned(),
-    };
-    let clean = |v: Option<&str>| v.map(str::trim).unwrap_or("").to_owned();
-    let parts = [
-        serial.to_owned(),
-        clean(session_id),
-        kind.to_owned(),
-        time,
-        clean(email),
-        clean(phone),
-        clean(name),
-    ];
-    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-    synthetic_id("na_", &parts)
+    fn clean(v: Option<&str>) -> &str {
+        v.map(str::trim).unwrap_or("")
+    }
+    with_id_time(created_at, create_time_raw, |time| {
+        synthetic_id(
+            "na_",
+            &[
+                serial,
+                clean(session_id),
+                kind,
+                time,
+                clean(email),
+                clean(phone),
+                clean(name),
+            ],
+        )
+    })
+}
+
+/// Calls `f` with the time as the synthetic ids spell it: the instant as
+/// RFC 3339 in UTC with six fraction digits, else the text as sent,
+/// trimmed. Written on the stack for the years 0-9999 (chrono's formatter
+/// allocates).
+fn with_id_time<R>(
+    created_at: Option<&DateTime<Utc>>,
+    create_time_raw: &str,
+    f: impl FnOnce(&str) -> R,
+) -> R {
+    match created_at {
+        Some(t) => match timestamp_bytes(t) {
+            Some(bytes) => f(std::str::from_utf8(&bytes).unwrap_or_default()),
+            None => f(&t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        },
+        None => f(create_time_raw.trim()),
+    }
 }
 
 /// All sessions of one window, one conversation per `Data` element.
@@ -495,32 +552,41 @@ fn role(lower: &str) -> Option<&'static str> {
 /// `SessionID` stringified, `URI` → `page_url`; messages `Type` `User` →
 /// `user`, `AI` → `assistant`, others lower-cased. The vendor sends no
 /// message times; one is read if it ever appears (`CreateTime`), else null.
-fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation {
-    let mut pick = Picker::new(obj);
-    let session_id = pick.string(&["SessionID", "session_id"]);
-    let created_value = pick.take(&["CreateTime", "CreatedAt", "created_at"]);
-    let page_url = pick.string(&["URI", "Url"]);
-    let messages_value = get_ci(obj, "Messages").filter(|v| v.is_array());
-    if messages_value.is_some() {
-        pick.take(&["Messages"]);
-    }
-    let mut fields = pick.rest();
-    let created_at = Stamp::of(created_value).apply(&mut fields);
-    let id = session_id.clone().unwrap_or_else(|| {
-        conversation_synthetic_id(
+fn map_conversation(
+    record: &ObjectEntries,
+    raw: &str,
+    ctx: &MapContext,
+) -> Result<Conversation, serde_json::Error> {
+    let mut pick = MemberPicker::new(record);
+    let session_id = pick.string(&["SessionID", "session_id"])?;
+    let created_value = pick.take(&["CreateTime", "CreatedAt", "created_at"])?;
+    let page_url = pick.string(&["URI", "Url"])?;
+    // Only an array is a message list; anything else stays in `fields`.
+    let messages_value = match pick.get("Messages") {
+        Some(list) if list.get().starts_with('[') => {
+            pick.take(&["Messages"])?;
+            Some(serde_json::from_str::<Value>(list.get())?)
+        }
+        _ => None,
+    };
+    let mut conversation = Conversation::new(ctx.vendor, &ctx.agent_id, String::new());
+    let (created_at, raw_time) = rest_and_time(&pick, created_value, &mut conversation.fields)?;
+    conversation.id = match &session_id {
+        Some(id) => id.clone(),
+        None => conversation_synthetic_id(
             &ctx.agent_id,
             created_at.as_ref(),
-            &clean_string(created_value).unwrap_or_default(),
+            raw_time.as_deref().unwrap_or(""),
             page_url.as_deref(),
-            messages_value,
-        )
-    });
-    let mut conversation = Conversation::new(ctx.vendor, &ctx.agent_id, id);
+            messages_value.as_ref(),
+        ),
+    };
     conversation.created_at = created_at;
     conversation.session_id = session_id;
     conversation.page_url = page_url;
     let mut extras = Vec::new();
     for message in messages_value
+        .as_ref()
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -535,12 +601,11 @@ fn map_conversation(obj: &Map<String, Value>, ctx: &MapContext) -> Conversation 
         conversation.messages.push(message);
         extras.push(extra);
     }
-    keep_message_extras(&mut fields, extras);
-    conversation.fields = fields;
+    keep_message_extras(&mut conversation.fields, extras);
     if ctx.keep_raw {
-        conversation.raw = Some(Value::Object(obj.clone()));
+        conversation.raw = Some(serde_json::from_str(raw)?);
     }
-    conversation
+    Ok(conversation)
 }
 
 /// The id of a session that came without `SessionID` (documented as always
@@ -555,21 +620,19 @@ fn conversation_synthetic_id(
     page_url: Option<&str>,
     messages: Option<&Value>,
 ) -> String {
-    let time = match created_at {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
-        None => create_time_raw.trim().to_owned(),
-    };
     let messages = messages.map(canonical_json).unwrap_or_default();
-    synthetic_id(
-        "na_",
-        &[
-            serial,
-            "conversation",
-            &time,
-            page_url.unwrap_or(""),
-            &messages,
-        ],
-    )
+    with_id_time(created_at, create_time_raw, |time| {
+        synthetic_id(
+            "na_",
+            &[
+                serial,
+                "conversation",
+                time,
+                page_url.unwrap_or(""),
+                &messages,
+            ],
+        )
+    })
 }
 
 #[cfg(test)]
@@ -1070,5 +1133,196 @@ mod tests {
         //   "2025-01-01T00:00:00.000000Z", "u", "[]"])).hexdigest()[:20]
         assert_eq!(page.records[0].id, "na_a46f7be413c13e45dc3c");
         assert_eq!(page.records[0].session_id, None);
+    }
+
+    fn one_lead(record: &str) -> Lead {
+        lead_from_text(record.as_bytes(), 0, &ctx(SERIAL, false)).unwrap()
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_first_place_and_the_last_value() {
+        // As serde_json's `Map` read them: the records must map as before.
+        let lead = one_lead(
+            r#"{"Count":1,"Name":"first","X":" x ","Count":2,"Name":" last ","Y":true,"X":"y"}"#,
+        );
+        assert_eq!(lead.name, s("last"));
+        assert_eq!(
+            lead.fields,
+            obj(json!({"Count": 2, "X": "y", "Y": true})),
+            "{:?}",
+            lead.fields
+        );
+        let order: Vec<&str> = lead.fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(order, ["Count", "X", "Y"]);
+    }
+
+    #[test]
+    fn odd_cased_keys_are_read_and_the_documented_spelling_wins() {
+        let lead = one_lead(
+            r#"{"email":"first@x","EMAIL":"other@x","Email":" doc@x ","sessionid":5,
+                "phonenumber":"  ","Phone":"+1 555","tYPE":"APPOINTMENT ","uri":"u","CONTENT":"hi"}"#,
+        );
+        assert_eq!(lead.email, s("doc@x"));
+        assert_eq!(lead.session_id, s("5"));
+        // An empty `PhoneNumber` lets the next spelling, `Phone`, count.
+        assert_eq!(lead.phone, s("+1 555"));
+        assert_eq!(lead.kind, "appointment");
+        assert_eq!(lead.page_url, s("u"));
+        assert_eq!(lead.message, s("hi"));
+        // The other casings of a mapped key are data the vendor sent.
+        assert_eq!(
+            lead.fields,
+            obj(json!({"email": "first@x", "EMAIL": "other@x"}))
+        );
+    }
+
+    #[test]
+    fn numbers_as_ids_and_values_are_exact() {
+        let lead = one_lead(
+            r#"{"SessionID":123456789012345678901234567890,"Name":42,"Email":true,
+                "Count":1.000000000000000000001,"Big":-0,"Exp":1E5,"Type":7}"#,
+        );
+        assert_eq!(lead.session_id, s("123456789012345678901234567890"));
+        assert_eq!(lead.name, s("42"));
+        assert_eq!(lead.email, s("true"));
+        assert_eq!(lead.kind, "7");
+        let spelled: Vec<(&str, String)> = lead
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .collect();
+        assert_eq!(
+            spelled,
+            [
+                ("Count", "1.000000000000000000001".to_owned()),
+                ("Big", "-0".to_owned()),
+                ("Exp", "1e+5".to_owned())
+            ]
+        );
+        for (session, spelled) in [
+            ("-0", "-0"),
+            ("1.50", "1.50"),
+            ("1E5", "1e+5"),
+            ("-7", "-7"),
+        ] {
+            let lead = one_lead(&format!(r#"{{"SessionID":{session}}}"#));
+            assert_eq!(lead.session_id.as_deref(), Some(spelled), "{session}");
+        }
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped_then_trimmed() {
+        let lead = one_lead(
+            r#"{"Name":" Zo\u00eb \"Z\" ","Content":"a\nb","K\u0065y":"\u0020v ","Email":"\u0020","CreateTime":"2025-01-15T10:30:00\u005a"}"#,
+        );
+        assert_eq!(lead.name, s("Zoë \"Z\""));
+        assert_eq!(lead.message, s("a\nb"));
+        assert_eq!(lead.email, None);
+        assert_eq!(lead.created_at, ts("2025-01-15T10:30:00Z"));
+        assert_eq!(lead.fields, obj(json!({"Key": "v"})));
+    }
+
+    #[test]
+    fn times_sent_as_numbers_or_unreadable_text() {
+        let at = one_lead(r#"{"CreateTime":1736937000,"SessionID":1}"#);
+        assert_eq!(at.created_at, ts("2025-01-15T10:30:00Z"));
+        let unreadable = one_lead(r#"{"createtime":" soon ","SessionID":1,"created_at_raw":"x"}"#);
+        assert_eq!(unreadable.created_at, None);
+        assert_eq!(
+            unreadable.fields,
+            obj(json!({"created_at_raw": "x", "created_at_raw_2": "soon"}))
+        );
+        // The unreadable text, trimmed, is what the id hashes.
+        assert_eq!(
+            unreadable.id,
+            lead_id(SERIAL, Some("1"), "lead", None, "soon", None, None, None)
+        );
+    }
+
+    #[test]
+    fn items_that_are_not_objects_are_malformed_and_named() {
+        for (item, text) in ["1", r#""x""#, "[]", "null", "true"]
+            .into_iter()
+            .enumerate()
+        {
+            let raw = text.as_bytes();
+            let expected = |what: &str| {
+                BodyError::Malformed(format!(
+                    "expected each {what} to be a JSON object; item {item} is not"
+                ))
+            };
+            assert_eq!(
+                lead_from_text(raw, item, &ctx(SERIAL, false)),
+                Err(expected("lead"))
+            );
+            assert_eq!(
+                conversation_from_text(raw, item, &ctx(SERIAL, false)),
+                Err(expected("conversation"))
+            );
+        }
+        // A lone surrogate is not text: a `Value` refused it, and so does
+        // the typed path, wherever in the record it is.
+        for text in [
+            r#"{"Name":"\ud800"}"#,
+            r#"{"X":"\ud800","X":1}"#,
+            r#"{"X":["\ud800"]}"#,
+        ] {
+            let raw = text.as_bytes();
+            assert!(
+                matches!(
+                    lead_from_text(raw, 3, &ctx(SERIAL, false)),
+                    Err(BodyError::Malformed(_))
+                ),
+                "{text}"
+            );
+        }
+        let body = br#"{"Data":[{"Type":"Lead"},[1]],"Success":true,"Code":200}"#;
+        assert_eq!(
+            parse_leads(body, &ctx(SERIAL, false)),
+            Err(BodyError::Malformed(
+                "expected each lead to be a JSON object; item 1 is not".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn raw_is_the_record_as_a_value_reads_it() {
+        let text = r#"{"Name":"a","Name":"b","Count":1.50,"Nested":{"k":[1,2]}}"#;
+        let raw = text.as_bytes();
+        let lead = lead_from_text(raw, 0, &ctx(SERIAL, true)).unwrap();
+        assert_eq!(
+            serde_json::to_string(lead.raw.as_ref().unwrap()).unwrap(),
+            r#"{"Name":"b","Count":1.50,"Nested":{"k":[1,2]}}"#
+        );
+    }
+
+    #[test]
+    fn messages_only_as_an_array_and_in_any_casing() {
+        let page = parse_conversations(
+            br#"{"Data":[
+                {"sessionid":1,"messages":[{"type":"USER","content":" hi "},{"Role":"AI","Content":"yo"}]},
+                {"SessionID":2,"Messages":"not a list"},
+                {"SessionID":3,"Messages":[],"messages":[{"Type":"AI","Content":"x"}]}
+            ],"Success":true,"Code":200}"#,
+            &ctx(SERIAL, false),
+        )
+        .unwrap();
+        let [first, second, third] = &page.records[..] else {
+            panic!("{page:?}")
+        };
+        assert_eq!(first.id, "1");
+        assert_eq!(
+            first.messages,
+            vec![msg("user", "hi"), msg("assistant", "yo")]
+        );
+        assert_eq!(first.fields, obj(json!({})));
+        assert!(second.messages.is_empty());
+        assert_eq!(second.fields, obj(json!({"Messages": "not a list"})));
+        // The documented spelling is the list; the other casing is data.
+        assert!(third.messages.is_empty());
+        assert_eq!(
+            third.fields,
+            obj(json!({"messages": [{"Type": "AI", "Content": "x"}]}))
+        );
     }
 }

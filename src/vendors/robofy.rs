@@ -26,7 +26,7 @@ use super::{
 };
 use crate::error::{Error, ErrorKind};
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Lead, Resource, carries_data, clean_string};
+use crate::model::{Conversation, Fields, Lead, Resource, carries_data, clean_string};
 
 mod prescan;
 #[cfg(test)]
@@ -741,10 +741,7 @@ fn claim(
 /// Their `field_type`s go into `fields.lead_data_types`, keyed like the
 /// values: `{"company": "Acme", "lead_data_types": {"company": "text"}}`.
 /// Items of `lead_data` that are not objects are kept under `lead_data`.
-fn map_lead_data(
-    items: Vec<FormItem<'_>>,
-    fields: &mut Map<String, Value>,
-) -> Result<Form, serde_json::Error> {
+fn map_lead_data(items: Vec<FormItem<'_>>, fields: &mut Fields) -> Result<Form, serde_json::Error> {
     let mut entries = Vec::with_capacity(items.len());
     for item in items {
         match item {
@@ -1336,7 +1333,7 @@ mod tests {
 
     #[test]
     fn form_mapping_rules() {
-        let mut fields = Map::new();
+        let mut fields = Fields::new();
         let items = json!([
             {"field_name": "Name", "field_type": "text", "field_value": "First"},
             {"field_name": "name", "field_type": "text", "field_value": "Second"},
@@ -1354,7 +1351,7 @@ mod tests {
         assert_eq!(form.email, s("a@example.com"));
         assert_eq!(form.phone, s("+1 555"));
         assert_eq!(
-            Value::Object(fields),
+            Value::from(fields),
             json!({
                 "lead_data": "loose",
                 "name": "Second",

@@ -527,7 +527,11 @@ impl Respond for Wire {
                 }
                 template
             }
-            Answer::Reset(_) | Answer::ShortBody { .. } | Answer::Raw { .. } | Answer::Silent => {
+            Answer::Reset(_)
+            | Answer::ShortBody { .. }
+            | Answer::Raw { .. }
+            | Answer::Silent
+            | Answer::Trickle { .. } => {
                 unreachable!("socket faults go through the raw server")
             }
         }

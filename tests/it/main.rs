@@ -27,4 +27,5 @@ mod sandbox_e2e;
 mod schema;
 mod singer;
 mod spreadsheets;
+mod streaming;
 mod ux;

@@ -12,11 +12,11 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::assemble_lead;
-use crate::model::{Lead, carries_data, clean_string};
-use crate::vendors::{MapContext, Page};
+use crate::model::{Fields, Lead, carries_data, clean_string, trim_text, trimmed_string};
+use crate::vendors::{MapContext, Page, Stamp};
 
 const KNOWN: [&str; 5] = ["id", "created_at", "name", "email", "phone"];
 
@@ -141,7 +141,7 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lead, A::Error> {
         let mut known: [Option<Known<'de>>; 5] = Default::default();
-        let mut fields = Map::new();
+        let mut fields = Fields::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             if let Some(slot) = KNOWN.iter().position(|k| *k == key.0) {
                 if known[slot].is_some() {
@@ -151,29 +151,22 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
             } else if KNOWN.iter().any(|k| k.eq_ignore_ascii_case(&key.0)) {
                 return Err(fall_back());
             } else {
-                let value: Value = map.next_value()?;
+                let value: Known<'de> = map.next_value()?;
                 if fields.contains_key(key.0.as_ref()) {
                     return Err(fall_back());
                 }
-                if carries_data(&value) {
-                    let value = match value {
-                        Value::String(s) if s.trim().len() != s.len() => {
-                            Value::String(s.trim().to_owned())
-                        }
-                        other => other,
-                    };
-                    fields.insert(key.0.into_owned(), value);
+                if let Some(value) = value.into_field() {
+                    fields.push_new(key.0.into_owned(), value);
                 }
             }
         }
         let [id, created_at, name, email, phone] = known;
-        let created_at = created_at.map(Known::into_value).filter(carries_data);
+        let created = created_at.as_ref().map_or(Stamp::Absent, Known::stamp);
         Ok(assemble_lead(
             id.and_then(Known::into_model),
-            created_at.as_ref(),
-            name.and_then(Known::into_model),
-            email.and_then(Known::into_model),
-            phone.and_then(Known::into_model),
+            created,
+            || created_at.and_then(Known::into_model),
+            [name, email, phone].map(|text| text.and_then(Known::into_model)),
             fields,
             self.ctx,
         ))
@@ -193,20 +186,29 @@ impl Known<'_> {
     /// that carries data: trimmed, empty is `None`.
     fn into_model(self) -> Option<String> {
         match self {
-            Known::Text(text) => {
-                let text = text.trim();
-                (!text.is_empty()).then(|| text.to_owned())
-            }
+            Known::Text(text) => (!trim_text(&text).is_empty()).then(|| trimmed_string(text)),
             Known::Other(value) => Some(value)
                 .filter(carries_data)
                 .and_then(|v| clean_string(Some(&v))),
         }
     }
 
-    fn into_value(self) -> Value {
+    /// The value for `fields`, by the rules of `Picker::rest`: kept only
+    /// when it carries data, a string trimmed.
+    fn into_field(self) -> Option<Value> {
         match self {
-            Known::Text(text) => Value::String(text.into_owned()),
-            Known::Other(value) => value,
+            Known::Text(text) => {
+                (!trim_text(&text).is_empty()).then(|| Value::String(trimmed_string(text)))
+            }
+            Known::Other(value) => carries_data(&value).then_some(value),
+        }
+    }
+
+    /// The value read as a creation time, as `Stamp::of` reads it.
+    fn stamp(&self) -> Stamp {
+        match self {
+            Known::Text(text) => Stamp::of_text(text),
+            Known::Other(value) => Stamp::of(Some(value)),
         }
     }
 }

@@ -117,7 +117,7 @@ fn map_lead(row: &Map<String, Value>, ctx: &MapContext, session: Option<&str>) -
     lead.page_url = page_url;
     lead.ip_address = ip_address;
     lead.session_id = session.map(str::to_owned);
-    lead.fields = fields;
+    lead.fields = fields.into();
     if ctx.keep_raw {
         lead.raw = Some(Value::Object(row.clone()));
     }

@@ -51,6 +51,13 @@ pub enum Answer {
     Raw { bytes: Vec<u8>, hold: Duration },
     /// Close the connection without a byte of answer.
     Silent,
+    /// A 200 with the full `Content-Length`, the body sent `piece` bytes at
+    /// a time with `pause` between pieces.
+    Trickle {
+        body: Vec<u8>,
+        piece: usize,
+        pause: Duration,
+    },
 }
 
 impl Answer {
@@ -208,6 +215,17 @@ where
             drop(stream);
         }
         Answer::Silent => drop(stream),
+        Answer::Trickle { body, piece, pause } => {
+            stream
+                .write_all(&head_bytes(200, "application/json", &[], body.len()))
+                .await?;
+            for part in body.chunks(piece.max(1)) {
+                stream.write_all(part).await?;
+                stream.flush().await?;
+                tokio::time::sleep(pause).await;
+            }
+            stream.shutdown().await?;
+        }
     }
     Ok(())
 }
