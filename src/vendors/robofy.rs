@@ -19,7 +19,7 @@ use super::plan::{
     VendorSpec,
 };
 use super::{
-    AuthScheme, BodyError, BorrowedStr, MapContext, NUMBER_TOKEN, ObjectEntries, Page, Picker,
+    AuthScheme, BodyError, BorrowedText, MapContext, NUMBER_TOKEN, ObjectEntries, Page, Picker,
     RawPicker, RequestSpec, Stamp, canonical_json, error_detail, free_key, insert_unique,
     keep_message_extras, map_message, path_segment, raw_carries_data, raw_clean_str,
     raw_clean_string, raw_trimmed, raw_value, synthetic_id,
@@ -357,7 +357,7 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
         let mut top = Top::default();
-        while let Some(BorrowedStr(key)) = map.next_key()? {
+        while let Some(BorrowedText(key)) = map.next_key()? {
             match &*key {
                 "data" => top.data = Some(map.next_value_seed(DataVisitor(self))?),
                 "error" => top.error = Some(map.next_value()?),
@@ -402,7 +402,7 @@ impl<'de> Visitor<'de> for DataVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data<'de>, A::Error> {
         let mut data = Data::default();
-        while let Some(BorrowedStr(key)) = map.next_key()? {
+        while let Some(BorrowedText(key)) = map.next_key()? {
             let first = !data.carries;
             data.carries = true;
             match &*key {
@@ -452,7 +452,7 @@ impl<'de> Visitor<'de> for ReportVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Report<'de>, A::Error> {
         let mut report = Report::default();
         let mut first = true;
-        while let Some(BorrowedStr(key)) = map.next_key()? {
+        while let Some(BorrowedText(key)) = map.next_key()? {
             match &*key {
                 "rows" => report.rows = Some(map.next_value_seed(RowsVisitor(self.0))?),
                 "next_page_token" => report.token = Some(map.next_value()?),
@@ -562,7 +562,7 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Lead>, A::Error> {
         let mut row = RawPicker::default();
-        while let Some(BorrowedStr(key)) = map.next_key()? {
+        while let Some(BorrowedText(key)) = map.next_key()? {
             if key == NUMBER_TOKEN && row.is_empty() {
                 skip_rest(map)?;
                 return Ok(None);
@@ -670,7 +670,7 @@ impl<'de> Visitor<'de> for FormItemVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut name, mut kind, mut value) = (None, None, None);
         let mut first = true;
-        while let Some(BorrowedStr(key)) = map.next_key()? {
+        while let Some(BorrowedText(key)) = map.next_key()? {
             match &*key {
                 "field_name" => name = Some(map.next_value()?),
                 "field_type" => kind = Some(map.next_value()?),
