@@ -404,6 +404,12 @@ enum Written {
     Spool(std::fs::File),
 }
 
+/// Where a source of a multi-source run writes while it runs.
+enum Target<'a, R> {
+    Output(&'a mut Output<R>),
+    Spool(spool::SpoolWriter<std::io::BufWriter<std::fs::File>>),
+}
+
 /// Several sources at once. The first writes straight into the output
 /// when that output is a file or a database that a failed run leaves as
 /// it was (and without `--keep-going`, where a failed source must leave no
@@ -436,33 +442,26 @@ async fn run_spooled<R: Exportable + Formatted + Stored>(
             async move {
                 let result = async {
                     let mut seen = SeenIds::default();
-                    if let Some(output) = direct {
-                        let mut sink = |record: &R| {
-                            output.write(record)?;
-                            progress.record();
-                            Ok(())
-                        };
-                        let stats = export_source(
-                            &source.job,
-                            bookmark.as_ref(),
-                            from_table,
-                            fetcher,
-                            &mut seen,
-                            &mut sink,
-                        )
-                        .await?;
-                        return Ok::<_, Error>((stats, Written::Output(seen)));
-                    }
-                    let spool = tempfile::tempfile().map_err(|e| {
-                        Error::local_file(format!("cannot create a spool file: {e}"))
-                    })?;
-                    let mut spool = spool::SpoolWriter::new(std::io::BufWriter::new(spool));
+                    let mut target = match direct {
+                        Some(output) => Target::Output(output),
+                        None => {
+                            let file = tempfile::tempfile().map_err(|e| {
+                                Error::local_file(format!("cannot create a spool file: {e}"))
+                            })?;
+                            Target::Spool(spool::SpoolWriter::new(std::io::BufWriter::new(file)))
+                        }
+                    };
                     let mut sink = |record: &R| {
-                        let unit =
-                            crate::output::format_unit(record, options).map_err(spool_error)?;
-                        spool
-                            .write(record.agent_id(), record.id(), &unit)
-                            .map_err(spool_error)?;
+                        match &mut target {
+                            Target::Output(output) => output.write(record)?,
+                            Target::Spool(spool) => {
+                                let unit = crate::output::format_unit(record, options)
+                                    .map_err(spool_error)?;
+                                spool
+                                    .write(record.agent_id(), record.id(), &unit)
+                                    .map_err(spool_error)?;
+                            }
+                        }
                         progress.record();
                         Ok(())
                     };
@@ -475,11 +474,16 @@ async fn run_spooled<R: Exportable + Formatted + Stored>(
                         &mut sink,
                     )
                     .await?;
-                    let spool = spool
-                        .into_inner()
-                        .into_inner()
-                        .map_err(|e| spool_error(e.into_error()))?;
-                    Ok((stats, Written::Spool(spool)))
+                    let written = match target {
+                        Target::Output(_) => Written::Output(seen),
+                        Target::Spool(spool) => Written::Spool(
+                            spool
+                                .into_inner()
+                                .into_inner()
+                                .map_err(|e| spool_error(e.into_error()))?,
+                        ),
+                    };
+                    Ok::<_, Error>((stats, written))
                 }
                 .await;
                 let name = source.name.clone().unwrap_or_default();
