@@ -21,7 +21,7 @@ use crate::fetch::Fetcher;
 use crate::model::Record;
 use crate::pipe::{self, Piece, PipeReader, PipeWriter};
 use crate::vendors::plan::{
-    Children, Incremental, Listing, Numbered, Parents, Parse, Streamed, Tokens,
+    Children, Incremental, Items, Listing, Numbered, PageParse, Parents, Parse, Streamed, Tokens,
 };
 use crate::vendors::{self, BodyError, HttpMethod, Page, RequestSpec};
 
@@ -218,8 +218,14 @@ impl Pending {
                 Piece::Chunk(bytes, _) => match first.take() {
                     None if body.is_empty() => first = Some(bytes),
                     held => {
-                        if body.is_empty() {
-                            body.reserve(announced.max(bytes.len() * 2));
+                        let wanted = announced.max(bytes.len() * 2);
+                        if body.is_empty() && body.capacity() < wanted {
+                            // The earlier body's buffer is too small: let it
+                            // go before the new one is taken, never both at
+                            // once (growing it in place would copy it into a
+                            // buffer twice its size).
+                            body = BytesMut::new();
+                            body.reserve(wanted);
                         }
                         if let Some(held) = held {
                             body.extend_from_slice(&held);
@@ -416,7 +422,7 @@ impl<R: Record> Walk<R> {
     fn next(&mut self, wanted: Option<u64>) -> BoxFuture<'_, Result<Option<Batch<R>>>> {
         let whole = |page: Result<Option<Page<R>>>| page.map(|page| page.map(Batch::whole));
         match self {
-            Walk::Numbered(walk) => Box::pin(async move { whole(walk.next(wanted).await) }),
+            Walk::Numbered(walk) => Box::pin(walk.next(wanted)),
             Walk::Requests(walk) => Box::pin(walk.next(wanted)),
             Walk::Tokens(walk) => Box::pin(async move { whole(walk.next(wanted).await) }),
             Walk::FanOut(walk) => Box::pin(async move { whole(walk.next(wanted).await) }),
@@ -429,7 +435,7 @@ impl<R: Record> Walk<R> {
 struct NumberedWalk<R> {
     context: Context,
     request: Arc<dyn Fn(u64) -> RequestSpec + Send + Sync>,
-    parse: Parse<R>,
+    parse: PageParse<R>,
     post: Option<PostFallback>,
     page_size: u64,
     concurrency: usize,
@@ -446,6 +452,50 @@ struct NumberedWalk<R> {
     /// Whether the end-of-listing check of page 1 was done (or is moot).
     head_checked: bool,
     spare: Option<BytesMut>,
+    /// The page whose items are being handed over (`PageParse::Items`).
+    open: Option<OpenPage>,
+}
+
+/// A page of `PageParse::Items` whose records are handed over a batch at a
+/// time, each item mapped only when its batch is taken.
+struct OpenPage {
+    number: u64,
+    full: bool,
+    spec: RequestSpec,
+    what: String,
+    body: Bytes,
+    items: std::vec::IntoIter<std::ops::Range<usize>>,
+    /// The ids handed over so far, for the checks made once it is done.
+    ids: Vec<String>,
+}
+
+/// What one batch of an open page maps at most (at least one item): the
+/// records of a batch are held together, so this bounds them by bytes.
+const BATCH_BYTES: usize = 1 << 20;
+
+impl OpenPage {
+    /// The next records, or `None` once every item was handed over.
+    fn take<R: Record>(
+        &mut self,
+        items: &Items<R>,
+        wanted: Option<u64>,
+        fetcher: &Fetcher,
+    ) -> Result<Option<Vec<R>>> {
+        let most = wanted.map_or(usize::MAX, |w| usize::try_from(w).unwrap_or(usize::MAX));
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        while bytes < BATCH_BYTES && records.len() < most.max(1) {
+            let Some(range) = self.items.next() else {
+                break;
+            };
+            bytes += range.len();
+            let record = (items.map)(&self.body[range])
+                .map_err(|e| body_error(fetcher, &self.spec, &self.what, e, &self.body))?;
+            self.ids.push(record.id().to_owned());
+            records.push(record);
+        }
+        Ok((!records.is_empty()).then_some(records))
+    }
 }
 
 impl<R: Record> NumberedWalk<R> {
@@ -469,6 +519,7 @@ impl<R: Record> NumberedWalk<R> {
                 || context.concurrency <= 1
                 || job.filters.limit.is_some(),
             spare: None,
+            open: None,
             context,
         }
     }
@@ -482,10 +533,28 @@ impl<R: Record> NumberedWalk<R> {
         )
     }
 
-    async fn parsed(&mut self, pending: Pending) -> Result<Page<R>> {
-        pending
-            .parsed(&self.parse, &self.context.fetcher, &mut self.spare)
-            .await
+    /// The ids of a page, in order (its records are dropped as mapped).
+    async fn ids_of(&mut self, pending: Pending) -> Result<Vec<String>> {
+        let fetcher = &self.context.fetcher;
+        match &self.parse {
+            PageParse::Whole(parse) => {
+                let page = pending.parsed(parse, fetcher, &mut self.spare).await?;
+                Ok(page.records.iter().map(|r| r.id().to_owned()).collect())
+            }
+            PageParse::Items(items) => {
+                let (spec, body, what) = pending.whole(&mut self.spare).await?;
+                let ids = (items.split)(&body)
+                    .and_then(|ranges| {
+                        ranges
+                            .into_iter()
+                            .map(|range| (items.map)(&body[range]).map(|r| r.id().to_owned()))
+                            .collect()
+                    })
+                    .map_err(|e| body_error(fetcher, &spec, &what, e, &body))?;
+                keep_buffer(body, &mut self.spare);
+                Ok(ids)
+            }
+        }
     }
 
     /// Called when the listing ended. Pages in flight together are answered
@@ -503,9 +572,9 @@ impl<R: Record> NumberedWalk<R> {
             return Ok(());
         }
         let first_again = self.spawn(1);
-        let page = self.parsed(first_again).await?;
+        let ids = self.ids_of(first_again).await?;
         let first = self.first_page_ids.take().unwrap_or_default();
-        let moved = page.records.iter().any(|r| !first.contains(r.id()));
+        let moved = ids.iter().any(|id| !first.contains(id));
         if moved {
             tracing::info!(
                 "{} listing changed while it was paged; walking it again one page at a time so no shifted record is missed",
@@ -520,9 +589,20 @@ impl<R: Record> NumberedWalk<R> {
         Ok(())
     }
 
-    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Page<R>>> {
+    async fn next(&mut self, wanted: Option<u64>) -> Result<Option<Batch<R>>> {
+        let open_batch = self.next_of_open_page(wanted)?;
+        if open_batch.is_some() && wanted.is_some() {
+            // Under --limit, the next page is asked for only once this one
+            // is used up: it may hold all that is still wanted.
+            return Ok(open_batch);
+        }
         let max_pages = self.context.max_pages;
-        if self.ended && self.in_flight.is_empty() && !self.head_checked && wanted.is_none() {
+        if open_batch.is_none()
+            && self.ended
+            && self.in_flight.is_empty()
+            && !self.head_checked
+            && wanted.is_none()
+        {
             self.check_head().await?;
         }
         if !self.ended {
@@ -542,39 +622,109 @@ impl<R: Record> NumberedWalk<R> {
                 self.next_to_request += 1;
             }
         }
+        if open_batch.is_some() {
+            return Ok(open_batch);
+        }
         let Some((number, pending)) = self.in_flight.pop_front() else {
             if !self.ended && self.last_yielded >= max_pages {
                 return Err(max_pages_error(&self.context.fetcher, max_pages));
             }
             return Ok(None);
         };
-        let page = self.parsed(pending).await?;
-        self.last_yielded = number;
-        if number == 1 && !self.head_checked {
-            self.first_page_ids = Some(page.records.iter().map(|r| r.id().to_owned()).collect());
+        let fetcher = self.context.fetcher.clone();
+        let items = match &self.parse {
+            PageParse::Whole(parse) => {
+                let page = pending.parsed(parse, &fetcher, &mut self.spare).await?;
+                let ids = page.records.iter().map(|r| r.id().to_owned()).collect();
+                let full = self.note_page(number, page.returned);
+                self.check_ids(number, full, ids)?;
+                self.check_max_pages(number, full)?;
+                return Ok(Some(Batch::whole(page)));
+            }
+            PageParse::Items(items) => items.clone(),
+        };
+        let (spec, body, what) = pending.whole(&mut self.spare).await?;
+        let ranges =
+            (items.split)(&body).map_err(|e| body_error(&fetcher, &spec, &what, e, &body))?;
+        let full = self.note_page(number, ranges.len());
+        self.check_max_pages(number, full)?;
+        let mut open = OpenPage {
+            number,
+            full,
+            spec,
+            what,
+            body,
+            items: ranges.into_iter(),
+            ids: Vec::new(),
+        };
+        let records = open.take(&items, wanted, &fetcher)?.unwrap_or_default();
+        self.open = Some(open);
+        Ok(Some(batch(records, true)))
+    }
+
+    /// The next batch of the open page; once it is all handed over, the
+    /// checks of its end are made and `None` says to go on to the next.
+    fn next_of_open_page(&mut self, wanted: Option<u64>) -> Result<Option<Batch<R>>> {
+        let (Some(open), PageParse::Items(items)) = (self.open.as_mut(), &self.parse) else {
+            return Ok(None);
+        };
+        if let Some(records) = open.take(items, wanted, &self.context.fetcher)? {
+            return Ok(Some(batch(records, false)));
         }
-        if (page.returned as u64) < self.page_size {
+        let Some(open) = self.open.take() else {
+            return Ok(None);
+        };
+        keep_buffer(open.body, &mut self.spare);
+        self.check_ids(open.number, open.full, open.ids)?;
+        Ok(None)
+    }
+
+    /// Notes a page reached; whether it was full (a short page ends the
+    /// listing).
+    fn note_page(&mut self, number: u64, returned: usize) -> bool {
+        self.last_yielded = number;
+        let full = returned as u64 >= self.page_size;
+        if !full {
             self.ended = true;
             self.in_flight.clear();
-        } else {
-            // A server that ignores `page` would hand out page 1 forever.
-            let ids: Vec<String> = page.records.iter().map(|r| r.id().to_owned()).collect();
-            if !ids.is_empty() && self.previous_page_ids.as_ref() == Some(&ids) {
-                let fetcher = &self.context.fetcher;
-                return Err(Error::vendor(format!(
-                    "{} returned the same records for page {} as for page {} of agent {}: it seems to ignore paging",
-                    fetcher.vendor().display_name(),
-                    number,
-                    number - 1,
-                    fetcher.agent()
-                )));
-            }
-            self.previous_page_ids = Some(ids);
-            if number >= max_pages {
-                return Err(max_pages_error(&self.context.fetcher, max_pages));
-            }
         }
-        Ok(Some(page))
+        full
+    }
+
+    fn check_max_pages(&self, number: u64, full: bool) -> Result<()> {
+        if full && number >= self.context.max_pages {
+            return Err(max_pages_error(
+                &self.context.fetcher,
+                self.context.max_pages,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The checks that need a page's ids: page 1's for the end-of-listing
+    /// check, and a full page repeating the one before it (a server that
+    /// ignores `page` would hand out page 1 forever). A page of `Items` is
+    /// checked after it was handed over; its records then repeat the page
+    /// before's, so they were all dropped as duplicates.
+    fn check_ids(&mut self, number: u64, full: bool, ids: Vec<String>) -> Result<()> {
+        if number == 1 && !self.head_checked {
+            self.first_page_ids = Some(ids.iter().cloned().collect());
+        }
+        if !full {
+            return Ok(());
+        }
+        if !ids.is_empty() && self.previous_page_ids.as_ref() == Some(&ids) {
+            let fetcher = &self.context.fetcher;
+            return Err(Error::vendor(format!(
+                "{} returned the same records for page {} as for page {} of agent {}: it seems to ignore paging",
+                fetcher.vendor().display_name(),
+                number,
+                number - 1,
+                fetcher.agent()
+            )));
+        }
+        self.previous_page_ids = Some(ids);
+        Ok(())
     }
 }
 
@@ -927,5 +1077,41 @@ impl<R: Record> FallbackWalk<R> {
                 result
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A walk's next body, larger than the buffer kept from the one
+    /// before, gets a buffer of its own length: growing the kept one in
+    /// place (`BytesMut::reserve`) copied it into a buffer twice its
+    /// capacity, 40 MB of the 100 KB-message export's peak.
+    #[tokio::test]
+    async fn a_larger_body_replaces_the_kept_buffer_instead_of_doubling_it() {
+        const LENGTH: usize = 1 << 20;
+        let (mut writer, reader) = pipe::pipe(LENGTH * 2);
+        let task = spawn(async move {
+            writer.announce(LENGTH as u64);
+            for _ in 0..4 {
+                assert!(writer.send(Bytes::from(vec![b'x'; LENGTH / 4])).await);
+            }
+            Ok(RequestSpec::get("test", "/test".to_owned()))
+        });
+        let pending = Pending {
+            task,
+            body: reader,
+            what: "page 2".to_owned(),
+        };
+        let mut spare = Some(BytesMut::with_capacity(LENGTH * 9 / 10));
+        let (_, body, _) = pending.whole(&mut spare).await.expect("the body");
+        assert_eq!(body.len(), LENGTH);
+        keep_buffer(body, &mut spare);
+        let capacity = spare.map_or(0, |buffer| buffer.capacity());
+        assert!(
+            (LENGTH..LENGTH * 3 / 2).contains(&capacity),
+            "a body of {LENGTH} bytes was read into a buffer of {capacity}"
+        );
     }
 }

@@ -127,22 +127,6 @@ enum Attempt {
     Unwanted,
 }
 
-/// Where a 2xx body goes.
-enum Receiver<'a> {
-    Whole(&'a mut BytesMut),
-    Pipe(&'a mut PipeWriter),
-}
-
-impl Receiver<'_> {
-    /// A new attempt: what an earlier one delivered is void.
-    fn restart(&mut self) {
-        match self {
-            Receiver::Whole(body) => body.clear(),
-            Receiver::Pipe(pipe) => pipe.restart(),
-        }
-    }
-}
-
 impl Fetcher {
     pub fn new(
         vendor: Vendor,
@@ -254,18 +238,10 @@ impl Fetcher {
         Ok(url)
     }
 
-    /// Sends `spec`, retrying what is worth retrying, and returns the body
-    /// of a 2xx answer. `what` names the page for messages ("page 3").
-    pub async fn fetch(&self, spec: &RequestSpec, what: &str) -> Result<Bytes> {
-        let mut body = BytesMut::new();
-        self.receive(spec, what, &mut Receiver::Whole(&mut body))
-            .await?;
-        Ok(body.freeze())
-    }
-
-    /// As [`Fetcher::fetch`], but the body goes into `pipe` as it arrives,
-    /// so the caller can parse it while it is read. An attempt that fails
-    /// mid-body is sent again after a restart marker. `--timeout` is then
+    /// Sends `spec`, retrying what is worth retrying; the body of a 2xx
+    /// answer goes into `pipe` as it arrives, so the caller can parse it
+    /// while it is read. `what` names the page for messages ("page 3").
+    /// An attempt that fails mid-body is sent again after a restart marker. `--timeout` is then
     /// the longest wait for the server (for the answer to start, or for the
     /// next part of the body), not counting the time the pipe is full.
     pub async fn fetch_into(
@@ -273,15 +249,6 @@ impl Fetcher {
         spec: &RequestSpec,
         what: &str,
         pipe: &mut PipeWriter,
-    ) -> Result<()> {
-        self.receive(spec, what, &mut Receiver::Pipe(pipe)).await
-    }
-
-    async fn receive(
-        &self,
-        spec: &RequestSpec,
-        what: &str,
-        receiver: &mut Receiver<'_>,
     ) -> Result<()> {
         let url = self.url(spec)?;
         let retry = &self.settings.retry;
@@ -291,23 +258,10 @@ impl Fetcher {
                 pacer.wait().await;
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            receiver.restart();
+            // A new attempt: what an earlier one delivered is void.
+            pipe.restart();
             let started = Instant::now();
-            let outcome = match receiver {
-                // The whole answer within --timeout.
-                Receiver::Whole(_) => {
-                    match tokio::time::timeout(
-                        self.settings.timeout,
-                        self.attempt(spec, &url, receiver),
-                    )
-                    .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(_) => Err(Attempt::Transport("timed out".to_owned())),
-                    }
-                }
-                Receiver::Pipe(_) => self.attempt(spec, &url, receiver).await,
-            };
+            let outcome = self.attempt(spec, &url, pipe).await;
             let elapsed = started.elapsed();
             let (delay, failure) = match outcome {
                 Ok((status, length)) => {
@@ -391,13 +345,13 @@ impl Fetcher {
         }
     }
 
-    /// One attempt: a 2xx body goes to `receiver` (its length is returned),
+    /// One attempt: a 2xx body goes to `pipe` (its length is returned),
     /// any other answer's body is kept for the error.
     async fn attempt(
         &self,
         spec: &RequestSpec,
         url: &Url,
-        receiver: &mut Receiver<'_>,
+        pipe: &mut PipeWriter,
     ) -> std::result::Result<(StatusCode, usize), Attempt> {
         let method = match spec.method {
             HttpMethod::Get => Method::GET,
@@ -453,18 +407,8 @@ impl Fetcher {
                 .filter(|v| !v.is_empty())
         };
         if status.is_success() {
-            match receiver {
-                Receiver::Whole(body) => body.reserve(
-                    response
-                        .content_length()
-                        .unwrap_or(16 * 1024)
-                        .min(8 * 1024 * 1024) as usize,
-                ),
-                Receiver::Pipe(pipe) => {
-                    if let Some(length) = response.content_length() {
-                        pipe.announce(length);
-                    }
-                }
+            if let Some(length) = response.content_length() {
+                pipe.announce(length);
             }
             let mut length = 0usize;
             while let Some(chunk) = self.next_chunk(&mut response).await? {
@@ -472,13 +416,8 @@ impl Fetcher {
                 if length > MAX_BODY_BYTES {
                     return Err(Attempt::TooLarge);
                 }
-                match receiver {
-                    Receiver::Whole(body) => body.extend_from_slice(&chunk),
-                    Receiver::Pipe(pipe) => {
-                        if !pipe.send(chunk).await {
-                            return Err(Attempt::Unwanted);
-                        }
-                    }
+                if !pipe.send(chunk).await {
+                    return Err(Attempt::Unwanted);
                 }
             }
             return Ok((status, length));

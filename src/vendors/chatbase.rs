@@ -221,10 +221,10 @@ fn v1_listing(job: &Job, bookmark: Option<&Bookmark>) -> Listing<Conversation> {
         spec.query.push(("size", size.to_string()));
         spec
     };
-    let parse = move |body: &[u8]| chatzuri::parse_conversations(body, &ctx);
+    let map = move |item: &[u8]| chatzuri::conversation_from_item(item, &ctx);
     Listing::Numbered(Numbered {
         head_moves: true,
-        ..Numbered::new(request, parse, size)
+        ..Numbered::of_items(request, chatzuri::conversation_ranges, map, size)
     })
 }
 

@@ -4,6 +4,8 @@
 //! Chatbase, whose lead list has appeared under three different keys; this
 //! module sends what both revisions accept and reads every documented shape.
 
+use std::ops::Range;
+
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -96,11 +98,11 @@ fn conversations_plan(job: &Job, bookmark: Option<&Bookmark>) -> Result<Listing<
     let ctx = job.map_context();
     let request =
         move |page: u64| conversations_request(&agent, page_number(page), size, &days, &channels);
-    let parse = move |body: &[u8]| parse_conversations(body, &ctx);
+    let map = move |item: &[u8]| conversation_from_item(item, &ctx);
     Ok(Listing::Numbered(Numbered {
         head_moves: true,
         on_405: Some(as_post),
-        ..Numbered::new(request, parse, size)
+        ..Numbered::of_items(request, conversation_ranges, map, size)
     }))
 }
 
@@ -311,21 +313,10 @@ const CONVERSATIONS_SHAPE: &str =
 
 /// One page of conversations (`data[]`, or a bare array).
 pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Conversation>, BodyError> {
-    // Messages can be large: the page is split into its conversations
-    // first, and each is parsed and mapped on its own, so the body, its
-    // records and one conversation's tree are held, never the whole page's.
-    let items = conversation_items(body)?;
+    let items = conversation_ranges(body)?;
     let records = items
         .iter()
-        .enumerate()
-        .map(
-            |(index, raw)| match serde_json::from_str::<Value>(raw.get()) {
-                Ok(Value::Object(obj)) => Ok(map_conversation(&obj, ctx)),
-                _ => Err(BodyError::Malformed(format!(
-                    "expected each conversation to be a JSON object; item {index} is not"
-                ))),
-            },
-        )
+        .map(|range| conversation_from_item(&body[range.clone()], ctx))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Page {
         records,
@@ -333,6 +324,36 @@ pub fn parse_conversations(body: &[u8], ctx: &MapContext) -> Result<Page<Convers
         next_token: None,
         total: None,
     })
+}
+
+/// Where a page's conversations are in its body (the walk maps each when
+/// it reaches it: messages can be large, so the body and one
+/// conversation's tree are held, never the whole page's records). Each is
+/// checked to be an object here, so a bad page fails before any of its
+/// records is written.
+pub fn conversation_ranges(body: &[u8]) -> Result<Vec<Range<usize>>, BodyError> {
+    let start = body.as_ptr() as usize;
+    conversation_items(body)?
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let text = raw.get();
+            if !text.starts_with('{') {
+                return Err(BodyError::Malformed(format!(
+                    "expected each conversation to be a JSON object; item {index} is not"
+                )));
+            }
+            let offset = text.as_ptr() as usize - start;
+            Ok(offset..offset + text.len())
+        })
+        .collect()
+}
+
+/// One conversation from its bytes (one of `conversation_ranges`).
+pub fn conversation_from_item(item: &[u8], ctx: &MapContext) -> Result<Conversation, BodyError> {
+    let obj = serde_json::from_slice::<Map<String, Value>>(item)
+        .map_err(|e| BodyError::Malformed(format!("expected a conversation object ({e})")))?;
+    Ok(map_conversation(&obj, ctx))
 }
 
 /// The conversations of a page, unparsed: a bare array, or the array under

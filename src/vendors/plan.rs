@@ -3,6 +3,7 @@
 //! walk (`Listing`), with pure functions that build each request and parse
 //! each body. The driver (`crate::driver`) does every fetch.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -139,6 +140,41 @@ pub enum SessionFilter {
 /// A body parser: pure, run on a worker task.
 pub type Parse<T> = Arc<dyn Fn(&[u8]) -> std::result::Result<Page<T>, BodyError> + Send + Sync>;
 
+impl<R> Clone for Items<R> {
+    fn clone(&self) -> Self {
+        Items {
+            split: self.split,
+            map: self.map.clone(),
+        }
+    }
+}
+
+/// How a numbered page's body becomes records.
+pub enum PageParse<R> {
+    /// All of them at once.
+    Whole(Parse<R>),
+    /// One item at a time, when the walk reaches it.
+    Items(Items<R>),
+}
+
+/// A page body split into its items before any is mapped, each item mapped
+/// when the walk reaches it: a page of conversations with large messages
+/// then costs its body and one conversation, not its body and all of its
+/// records.
+pub struct Items<R> {
+    /// Where the page's items are in the body. Every way a body can be
+    /// wrong is found here, before any of its records is handed over.
+    pub split: SplitItems,
+    /// One item, from its bytes.
+    pub map: MapItem<R>,
+}
+
+/// Where a body's items are (`Items::split`).
+pub type SplitItems = fn(&[u8]) -> std::result::Result<Vec<Range<usize>>, BodyError>;
+
+/// One item of a body, mapped (`Items::map`).
+pub type MapItem<R> = Arc<dyn Fn(&[u8]) -> std::result::Result<R, BodyError> + Send + Sync>;
+
 /// A parser fed one body as it arrives, for answers that do not page (one
 /// NeoAgent window can hold a whole date range): records are mapped as
 /// their bytes arrive, so memory does not grow with the body.
@@ -189,7 +225,7 @@ pub enum Listing<R> {
 
 pub struct Numbered<R> {
     pub request: Arc<dyn Fn(u64) -> RequestSpec + Send + Sync>,
-    pub parse: Parse<R>,
+    pub parse: PageParse<R>,
     pub page_size: u64,
     /// The listing is newest first, so a record added at its head while
     /// pages are in flight shifts the others: page 1 is fetched alone
@@ -228,9 +264,31 @@ impl<R> Numbered<R> {
         parse: impl Fn(&[u8]) -> std::result::Result<Page<R>, BodyError> + Send + Sync + 'static,
         page_size: u32,
     ) -> Numbered<R> {
+        Numbered::with(request, PageParse::Whole(Arc::new(parse)), page_size)
+    }
+
+    /// Pages whose items are mapped one at a time (`Items`).
+    pub fn of_items(
+        request: impl Fn(u64) -> RequestSpec + Send + Sync + 'static,
+        split: SplitItems,
+        map: impl Fn(&[u8]) -> std::result::Result<R, BodyError> + Send + Sync + 'static,
+        page_size: u32,
+    ) -> Numbered<R> {
+        let items = Items {
+            split,
+            map: Arc::new(map),
+        };
+        Numbered::with(request, PageParse::Items(items), page_size)
+    }
+
+    fn with(
+        request: impl Fn(u64) -> RequestSpec + Send + Sync + 'static,
+        parse: PageParse<R>,
+        page_size: u32,
+    ) -> Numbered<R> {
         Numbered {
             request: Arc::new(request),
-            parse: Arc::new(parse),
+            parse,
             page_size: u64::from(page_size.max(1)),
             head_moves: false,
             on_405: None,

@@ -1097,3 +1097,132 @@ async fn neoagent_date_windows_through_the_sandbox_return_each_conversation_in_r
     assert_exit(&output, 0);
     assert_generated(&ndjson(&output), &want, "neoagent 7-day windows");
 }
+
+// ------------------------------------------- pages mapped one item at a time
+
+/// Serves the same full page of Chatzuri conversations for every `page`.
+struct SamePageAlways;
+
+impl Respond for SamePageAlways {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let page: Vec<Value> = (0..2).map(chatzuri_conversation).collect();
+        ResponseTemplate::new(200).set_body_json(json!({ "data": page }))
+    }
+}
+
+/// A conversation page's repeats are found once the page was handed over
+/// (its items are mapped one at a time): the run still fails with exit 5,
+/// and the output file it would have replaced is left as it was.
+#[tokio::test]
+async fn chatzuri_conversations_from_a_server_that_ignores_page_fail_exit_5_and_keep_the_output() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/get-conversations"))
+        .respond_with(SamePageAlways)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = dir.path().join("conversations.ndjson");
+    std::fs::write(&out, "earlier\n").expect("an earlier output");
+    let base_url = format!("{}/api/v1", server.uri());
+    let mut cmd = conversations(Vendor::Chatzuri, "cz-agent", &base_url);
+    cmd.args([
+        "--page-size",
+        "2",
+        "--concurrency",
+        "1",
+        "--format",
+        "ndjson",
+    ])
+    .arg("-o")
+    .arg(&out);
+    let output = run(cmd).await;
+    assert_exit(&output, 5);
+    assert!(
+        stderr(&output).contains("seems to ignore paging"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("the output"),
+        "earlier\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .expect("the directory")
+            .count(),
+        1,
+        "no temporary file is left"
+    );
+}
+
+/// Serves Chatzuri conversations newest first; after the first request, a
+/// new conversation is at the head, so every later page is shifted by one.
+struct HeadInsertedAfterFirstRequest {
+    requests: std::sync::atomic::AtomicUsize,
+    count: usize,
+}
+
+impl Respond for HeadInsertedAfterFirstRequest {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let seen = self
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let params: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+        let page: usize = params["page"].parse().expect("page is digits");
+        let size: usize = params["size"].parse().expect("size is digits");
+        let newest = if seen == 0 {
+            self.count
+        } else {
+            self.count + 1
+        };
+        let slice: Vec<Value> = (0..newest)
+            .rev()
+            .skip((page - 1) * size)
+            .take(size)
+            .map(chatzuri_conversation)
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({ "data": slice }))
+    }
+}
+
+/// The end-of-listing check of page 1 sees the conversation added at the
+/// head while later pages were in flight, and the walk is made again: each
+/// conversation is written once, the new one included.
+#[tokio::test]
+async fn chatzuri_conversation_added_at_the_head_while_paging_is_not_lost() {
+    const COUNT: usize = 9;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/get-conversations"))
+        .respond_with(HeadInsertedAfterFirstRequest {
+            requests: std::sync::atomic::AtomicUsize::new(0),
+            count: COUNT,
+        })
+        .mount(&server)
+        .await;
+    let base_url = format!("{}/api/v1", server.uri());
+    let mut cmd = conversations(Vendor::Chatzuri, "cz-agent", &base_url);
+    cmd.args([
+        "--page-size",
+        "2",
+        "--concurrency",
+        "4",
+        "--format",
+        "ndjson",
+    ]);
+    let output = run(cmd).await;
+    assert_exit(&output, 0);
+    let records = ndjson(&output);
+    let mut written: Vec<String> = records
+        .iter()
+        .map(|r| r["id"].as_str().expect("a string id").to_owned())
+        .collect();
+    written.sort();
+    let mut expected: Vec<String> = (0..=COUNT).map(|n| format!("conv-{n}")).collect();
+    expected.sort();
+    assert_eq!(
+        written, expected,
+        "every conversation once, the new one too"
+    );
+}
