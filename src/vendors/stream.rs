@@ -193,14 +193,22 @@ impl ObjectStream {
             return at_end.then_some(i);
         }
         while i < buf.len() {
-            let b = buf[i];
-            i += 1;
             if span.in_string {
                 if span.escaped {
                     span.escaped = false;
-                } else if b == b'\\' {
+                    i += 1;
+                    continue;
+                }
+                // Most of a record is string bytes: jump to the next quote
+                // or backslash instead of looking at each byte.
+                let Some(skip) = memchr::memchr2(b'"', b'\\', &buf[i..]) else {
+                    i = buf.len();
+                    break;
+                };
+                i += skip + 1;
+                if buf[i - 1] == b'\\' {
                     span.escaped = true;
-                } else if b == b'"' {
+                } else {
                     span.in_string = false;
                     if span.kind == b'"' {
                         self.pos = i;
@@ -209,6 +217,8 @@ impl ObjectStream {
                 }
                 continue;
             }
+            let b = buf[i];
+            i += 1;
             match b {
                 b'"' => span.in_string = true,
                 b'{' | b'[' => span.depth += 1,
