@@ -453,8 +453,7 @@ impl Fetcher {
             .map_err(|e| Attempt::Transport(describe_reqwest(&e)))
     }
 
-    /// One wait for the server, at most `--timeout` (the whole attempt of
-    /// a [`Fetcher::fetch`] is bounded by it as well).
+    /// One wait for the server, at most `--timeout`.
     async fn waited<T>(&self, future: impl Future<Output = T>) -> std::result::Result<T, Attempt> {
         tokio::time::timeout(self.settings.timeout, future)
             .await
