@@ -1226,3 +1226,73 @@ async fn chatzuri_conversation_added_at_the_head_while_paging_is_not_lost() {
         "every conversation once, the new one too"
     );
 }
+
+/// A Chatzuri conversation whose one message is `bytes` long.
+fn large_conversation(n: usize, bytes: usize) -> Value {
+    json!({
+        "id": format!("conv-{n}"),
+        "created_at": hours_after_march_1(n),
+        "messages": [{"role": "user", "content": format!("{n} {}", "x".repeat(bytes))}],
+    })
+}
+
+/// Pages of conversations larger than one batch (1 MiB of items) are handed
+/// over in several parts: every conversation is written once, in order, and
+/// the run report counts each page once.
+#[tokio::test]
+async fn chatzuri_conversation_pages_larger_than_a_batch_are_written_once_and_counted_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/get-conversations"))
+        .respond_with(ChatzuriPages(
+            (0..5).map(|n| large_conversation(n, 700_000)).collect(),
+        ))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = dir.path().join("report.json");
+    let base_url = format!("{}/api/v1", server.uri());
+    let mut cmd = conversations(Vendor::Chatzuri, "cz-agent", &base_url);
+    cmd.args([
+        "--page-size",
+        "2",
+        "--concurrency",
+        "2",
+        "--format",
+        "ndjson",
+    ])
+    .arg("--report")
+    .arg(&report);
+    let output = run(cmd).await;
+    assert_exit(&output, 0);
+    let records = ndjson(&output);
+    assert_eq!(
+        ids(&records),
+        ["conv-0", "conv-1", "conv-2", "conv-3", "conv-4"]
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("the report")).expect("JSON");
+    assert_eq!(report["sources"][0]["pages"], 3, "{report}");
+
+    // With --limit, a page that holds what is still wanted is the last one
+    // asked for (the head re-check is skipped under --limit).
+    let mut cmd = conversations(Vendor::Chatzuri, "cz-agent", &base_url);
+    cmd.args([
+        "--page-size",
+        "2",
+        "--concurrency",
+        "1",
+        "--format",
+        "ndjson",
+    ])
+    .args(["--limit", "2"]);
+    let before = received(&server).await.len();
+    let output = run(cmd).await;
+    assert_exit(&output, 0);
+    assert_eq!(ids(&ndjson(&output)), ["conv-0", "conv-1"]);
+    assert_eq!(
+        received(&server).await.len() - before,
+        1,
+        "only page 1 is asked for"
+    );
+}
