@@ -156,6 +156,16 @@ struct Context {
 
 type Task<T> = AbortOnDropHandle<Result<T>>;
 
+/// Lets the requests just spawned be sent before the walk goes on. The
+/// runtime has one thread, and mapping a page and writing it (to stdout,
+/// a blocking write) never yield: without this, a request spawned ahead
+/// would leave only once the walk next waits for a body, so the server
+/// would build the next page while the client sits idle, not while it
+/// maps this one.
+async fn let_requests_leave() {
+    tokio::task::yield_now().await;
+}
+
 fn spawn<T: Send + 'static>(future: impl Future<Output = Result<T>> + Send + 'static) -> Task<T> {
     AbortOnDropHandle::new(tokio::spawn(future))
 }
@@ -616,10 +626,14 @@ impl<R: Record> NumberedWalk<R> {
                 // against it, so every other page must be answered after it.
                 last = 1;
             }
+            let before = self.in_flight.len();
             while self.in_flight.len() < self.concurrency && self.next_to_request <= last {
                 let page = self.next_to_request;
                 self.in_flight.push_back((page, self.spawn(page)));
                 self.next_to_request += 1;
+            }
+            if self.in_flight.len() > before {
+                let_requests_leave().await;
             }
         }
         if open_batch.is_some() {
@@ -763,12 +777,16 @@ impl<R: Record> RequestsWalk<R> {
             self.context.concurrency
         };
         loop {
+            let before = self.in_flight.len();
             while self.in_flight.len() + usize::from(self.current.is_some()) < room {
                 let Some((what, spec)) = self.requests.pop_front() else {
                     break;
                 };
                 let pending = send(&self.context, spec.clone(), what, None);
                 self.in_flight.push_back((spec, pending));
+            }
+            if self.in_flight.len() > before {
+                let_requests_leave().await;
             }
             if self.current.is_none() {
                 let Some((spec, pending)) = self.in_flight.pop_front() else {
@@ -922,6 +940,7 @@ impl<T: Send + 'static> TokenWalk<T> {
                 if !self.seen_tokens.contains(token) && self.pages < self.context.max_pages =>
             {
                 self.spawn(Some(token));
+                let_requests_leave().await;
                 true
             }
             _ => false,
@@ -960,6 +979,7 @@ impl<T: Send + 'static> TokenWalk<T> {
             } else {
                 let token = token.clone();
                 self.spawn(Some(&token));
+                let_requests_leave().await;
             }
         }
         Ok(Some(page))

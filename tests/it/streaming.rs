@@ -228,3 +228,103 @@ async fn the_timeout_does_not_count_the_time_a_window_waits_for_the_writer() {
     assert_eq!(records.len(), 200 + 20_000, "{}", stderr(&output));
     assert!(names(&records)[0].starts_with("first"), "window order kept");
 }
+
+/// A Robofy page of `count` rows, tagged `tag`, pointing at `next`.
+fn robofy_page(tag: &str, count: usize, next: Option<&str>) -> Vec<u8> {
+    let rows: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "id": format!("{tag}_{i}"),
+                "created_at": "2025-01-01 00:00:14",
+                "source": "chatbot",
+                "page_url": "https://shop.example/pricing",
+                "ip_address": "",
+                "lead_data": [
+                    {"field_name": "Full Name", "field_type": "text", "field_value": format!("{tag} {i} {}", "x".repeat(200))},
+                    {"field_name": "email", "field_type": "email", "field_value": format!("{tag}{i}@example.com")}
+                ]
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({
+        "message": "OK",
+        "data": {"report": {"columns": [], "rows": rows, "next_page_token": next}}
+    }))
+    .unwrap()
+}
+
+/// The request for the next page of a token chain leaves as soon as the
+/// token is found, before the current page is mapped and written. Here
+/// the first page's output is far more than a pipe holds and nobody reads
+/// stdout until the second request has come: before, the spawned request
+/// waited for the walk's next await, which a blocked write never reached,
+/// so the server built each page while the client sat idle. (A server
+/// that keeps the connection open, as vendors do: a new connection still
+/// has to be opened at the walk's next await.)
+#[tokio::test]
+async fn a_robofy_next_page_is_requested_before_the_current_page_is_written() {
+    use std::io::Read;
+    use wiremock::matchers::{method, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(query_param("nextPageToken", "t2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(robofy_page("last", 3, None), "application/json"),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(robofy_page("first", 2_000, Some("t2")), "application/json"),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("leads"));
+    cmd.env_clear()
+        .env("ROBOFY_API_KEY", crate::common::ROBOFY_KEY)
+        .env("XDG_CONFIG_HOME", "/nonexistent-leads-test-config")
+        .args([
+            "pull",
+            "--vendor",
+            "robofy",
+            "--project",
+            "1",
+            "--agent",
+            "demo",
+            "--base-url",
+            &server.uri(),
+            "--format",
+            "ndjson",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("the binary starts");
+    let mut asked_while_blocked = false;
+    for _ in 0..500 {
+        if server.received_requests().await.unwrap_or_default().len() >= 2 {
+            asked_while_blocked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, out) = tokio::task::spawn_blocking(move || {
+        let mut out = String::new();
+        let mut stdout = child.stdout.take().expect("piped");
+        stdout.read_to_string(&mut out).expect("stdout is read");
+        (child.wait().expect("the run ends"), out)
+    })
+    .await
+    .expect("the reader thread did not panic");
+    assert!(status.success(), "the run failed");
+    assert_eq!(out.lines().count(), 2_003);
+    assert!(
+        asked_while_blocked,
+        "the second page was not requested while the first page's output waited for the reader"
+    );
+}
