@@ -102,6 +102,8 @@ pub fn format_timestamp(t: &DateTime<Utc>) -> String {
 /// which chrono spells with a sign.
 pub fn timestamp_bytes(t: &DateTime<Utc>) -> Option<[u8; 27]> {
     use chrono::{Datelike, Timelike};
+    // The accessors of `DateTime<Utc>` each convert to local time first.
+    let t = t.naive_utc();
     let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
     // A leap second shows as second 60, as chrono shows it.
     let (second, nanos) = match t.nanosecond() {

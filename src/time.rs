@@ -66,7 +66,7 @@ pub fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
 /// as UTC, or a bare date. Anything else is `None`; callers keep the
 /// original text in `fields.created_at_raw`.
 pub fn parse_vendor_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
+    let text = crate::model::trim_text(text);
     if text.is_empty() {
         return None;
     }
@@ -136,7 +136,10 @@ fn parse_fixed_layout(text: &str) -> Option<DateTime<Utc>> {
     if second > 59 {
         return None;
     }
-    let utc = local.checked_sub_signed(Duration::seconds(offset_seconds))?;
+    let utc = match offset_seconds {
+        0 => local,
+        _ => local.checked_sub_signed(Duration::seconds(offset_seconds))?,
+    };
     Some(Utc.from_utc_datetime(&utc))
 }
 

@@ -97,10 +97,6 @@ impl<'a> RawPicker<'a> {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     /// The member spelled exactly `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&'a RawValue> {
         self.members

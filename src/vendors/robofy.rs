@@ -264,10 +264,14 @@ pub fn parse_leads(
 ) -> Result<Page<Lead>, BodyError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let session = session.map(str::trim).filter(|s| !s.is_empty());
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let top = serde::Deserializer::deserialize_any(&mut deserializer, TopVisitor { ctx, session })
-        .and_then(|top| deserializer.end().map(|()| top))
-        .map_err(|e| not_json(e, LEADS_SHAPE))?;
+    // The common page is read in one pass, each row's form parsed where it
+    // stands. A page that needs the form's raw text (a row without an id,
+    // whose synthetic id hashes it; `--raw`), or that is unusual or wrong
+    // in any way, is read again by the general pass, which decides.
+    let top = match (!ctx.keep_raw).then(|| read_top(body, ctx, session, true)) {
+        Some(Ok(top)) => top,
+        _ => read_top(body, ctx, session, false).map_err(|e| not_json(e, LEADS_SHAPE))?,
+    };
     let data = top.data.unwrap_or_default();
     refusal(top.error, data.carries, body)?;
     let shape = || BodyError::Malformed(format!("expected {LEADS_SHAPE}"));
@@ -293,6 +297,22 @@ pub fn parse_leads(
         next_token,
         total: None,
     })
+}
+
+fn read_top<'a>(
+    body: &'a [u8],
+    ctx: &MapContext,
+    session: Option<&str>,
+    form_in_place: bool,
+) -> Result<Top<'a>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let visitor = TopVisitor {
+        ctx,
+        session,
+        form_in_place,
+    };
+    serde::Deserializer::deserialize_any(&mut deserializer, visitor)
+        .and_then(|top| deserializer.end().map(|()| top))
 }
 
 /// The non-object values a visitor below meets: consumed, and turned into
@@ -338,6 +358,9 @@ fn skip_rest<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
 struct TopVisitor<'c> {
     ctx: &'c MapContext,
     session: Option<&'c str>,
+    /// Each row's `lead_data` array is parsed as it is read, not captured
+    /// raw and parsed again; a row this cannot map fails the pass.
+    form_in_place: bool,
 }
 
 #[derive(Default)]
@@ -562,21 +585,46 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Lead>, A::Error> {
         let mut row = RawPicker::default();
+        let mut form: Option<Vec<FormItem<'de>>> = None;
+        let mut form_seen = false;
+        let mut first = true;
         while let Some(BorrowedText(key)) = map.next_key()? {
-            if key == NUMBER_TOKEN && row.is_empty() {
+            if key == NUMBER_TOKEN && first {
                 skip_rest(map)?;
                 return Ok(None);
             }
+            first = false;
+            if self.0.form_in_place && key == "lead_data" {
+                // Not an array (kept in `fields` as sent), or a second
+                // `lead_data` (the last one counts): the general pass.
+                if std::mem::replace(&mut form_seen, true) {
+                    return Err(de::Error::custom("a repeated lead_data"));
+                }
+                // `null` holds no form, as in the general pass.
+                form = Some(map.next_value::<Option<_>>()?.unwrap_or_default());
+                continue;
+            }
             row.insert(key, map.next_value()?);
         }
-        map_lead(row, self.0.ctx, self.0.session)
+        let form = match form {
+            Some(items) => FormSource::Parsed(items),
+            None => FormSource::InRow,
+        };
+        map_lead(row, form, self.0.ctx, self.0.session)
             .map(Some)
             .map_err(de::Error::custom)
     }
 }
 
-fn map_lead(
-    mut row: RawPicker<'_>,
+/// Where a row's `lead_data` is: parsed already, or raw among its members.
+enum FormSource<'a> {
+    Parsed(Vec<FormItem<'a>>),
+    InRow,
+}
+
+fn map_lead<'a>(
+    mut row: RawPicker<'a>,
+    form: FormSource<'a>,
     ctx: &MapContext,
     session: Option<&str>,
 ) -> Result<Lead, serde_json::Error> {
@@ -587,12 +635,20 @@ fn map_lead(
     let ip_address = row.string(&["ip_address"])?;
     // Only an array is a form; anything else stays in `fields` as sent.
     let lead_data = row.get("lead_data");
-    let form_items = match lead_data {
-        Some(raw) if raw.get().starts_with('[') => {
+    let form_items = match (form, lead_data) {
+        (FormSource::Parsed(items), _) => {
+            if vendor_id.is_none() {
+                return Err(de::Error::custom(
+                    "a synthetic id hashes the form's raw text",
+                ));
+            }
+            items
+        }
+        (FormSource::InRow, Some(raw)) if raw.get().starts_with('[') => {
             row.take(&["lead_data"]);
             serde_json::from_str::<Vec<FormItem<'_>>>(raw.get())?
         }
-        _ => Vec::new(),
+        (FormSource::InRow, _) => Vec::new(),
     };
     let id = match vendor_id {
         Some(id) => id,
@@ -1814,6 +1870,44 @@ mod tests {
             assert_same(parse_messages(body), reference::parse_messages(body), body);
         }
         assert!(pages > 500, "only {pages} lead pages parsed");
+    }
+
+    /// The one-pass read must take the pages vendors send (or it saves
+    /// nothing), and leave to the general pass every row whose mapping
+    /// needs the form's raw text or its last copy.
+    #[test]
+    fn the_form_is_parsed_in_place_on_common_pages_only() {
+        let ctx = ctx(BOT, false);
+        let page = |rows: &str| {
+            format!(r#"{{"data":{{"report":{{"rows":[{rows}],"next_page_token":"t"}}}}}}"#)
+        };
+        for body in [
+            include_str!("../../fixtures/robofy/leads-page-1.json").to_owned(),
+            include_str!("../../fixtures/robofy/leads-page-2.json").to_owned(),
+            page(ROWS[0]),
+            page(r#"{"id":"n","lead_data":null}"#),
+            page(r#"{"id":"a","Lead_Data":"kept in fields"}"#),
+        ] {
+            assert!(
+                read_top(body.as_bytes(), &ctx, None, true).is_ok(),
+                "{body}"
+            );
+        }
+        for row in [
+            r#"{"created_at":"2025-01-15","lead_data":[{"field_value":"x"}]}"#,
+            r#"{"id":"r","lead_data":[],"lead_data":[{"field_value":"x"}]}"#,
+            r#"{"id":"s","lead_data":"not a form"}"#,
+        ] {
+            let body = page(row);
+            assert!(
+                read_top(body.as_bytes(), &ctx, None, true).is_err(),
+                "{body}"
+            );
+            assert!(
+                read_top(body.as_bytes(), &ctx, None, false).is_ok(),
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -12,11 +12,11 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::assemble_lead;
 use crate::model::{Fields, Lead, carries_data, clean_string, trim_text, trimmed_string};
-use crate::vendors::{MapContext, Page, Stamp};
+use crate::vendors::{MapContext, NUMBER_TOKEN, Page, Stamp};
 
 const KNOWN: [&str; 5] = ["id", "created_at", "name", "email", "phone"];
 
@@ -178,6 +178,11 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
 /// value for the general rules.
 enum Known<'de> {
     Text(Cow<'de, str>),
+    /// A number, as its exact text (an integer in range comes as one,
+    /// anything else as text under `arbitrary_precision`): an id, the
+    /// usual number, is kept as text, with no `Value` built and formatted
+    /// back.
+    Number(String),
     Other(Value),
 }
 
@@ -187,6 +192,7 @@ impl Known<'_> {
     fn into_model(self) -> Option<String> {
         match self {
             Known::Text(text) => (!trim_text(&text).is_empty()).then(|| trimmed_string(text)),
+            Known::Number(text) => Some(text),
             Known::Other(value) => Some(value)
                 .filter(carries_data)
                 .and_then(|v| clean_string(Some(&v))),
@@ -200,6 +206,7 @@ impl Known<'_> {
             Known::Text(text) => {
                 (!trim_text(&text).is_empty()).then(|| Value::String(trimmed_string(text)))
             }
+            Known::Number(text) => Some(number_value(&text)),
             Known::Other(value) => carries_data(&value).then_some(value),
         }
     }
@@ -208,6 +215,7 @@ impl Known<'_> {
     fn stamp(&self) -> Stamp {
         match self {
             Known::Text(text) => Stamp::of_text(text),
+            Known::Number(text) => Stamp::of(Some(&number_value(text))),
             Known::Other(value) => Stamp::of(Some(value)),
         }
     }
@@ -231,10 +239,10 @@ impl<'de> de::Deserialize<'de> for Known<'de> {
                 Ok(Known::Text(Cow::Owned(v)))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Known<'de>, E> {
-                Ok(Known::Other(Value::from(v)))
+                Ok(Known::Number(itoa::Buffer::new().format(v).to_owned()))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Known<'de>, E> {
-                Ok(Known::Other(Value::from(v)))
+                Ok(Known::Number(itoa::Buffer::new().format(v).to_owned()))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Known<'de>, E> {
                 Ok(Known::Other(Value::from(v)))
@@ -252,13 +260,32 @@ impl<'de> de::Deserialize<'de> for Known<'de> {
                 let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
                 Ok(Known::Other(value))
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Known<'de>, A::Error> {
-                let value = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Known::Other(value))
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Known<'de>, A::Error> {
+                let Some(Key(first)) = map.next_key::<Key<'de>>()? else {
+                    return Ok(Known::Other(Value::Object(Map::new())));
+                };
+                if first == NUMBER_TOKEN {
+                    return Ok(Known::Number(map.next_value()?));
+                }
+                // An object: built as `Value`'s own visitor builds it (a
+                // repeated key keeps its place and takes the last value).
+                let mut object = Map::new();
+                object.insert(first.into_owned(), map.next_value()?);
+                while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                    object.insert(key, value);
+                }
+                Ok(Known::Other(Value::Object(object)))
             }
         }
         deserializer.deserialize_any(KnownVisitor)
     }
+}
+
+/// The value serde_json builds for a number's exact text; the text came
+/// from its own number scanner, so it always parses.
+fn number_value(text: &str) -> Value {
+    text.parse::<serde_json::Number>()
+        .map_or_else(|_| Value::String(text.to_owned()), Value::Number)
 }
 
 #[cfg(test)]
@@ -314,13 +341,18 @@ mod tests {
              "chatbot_id": "c1", "chatbot_owner_user_id": "  u1 ", "score": 3, "tags": [], "meta": {"a": 1}, "empty": ""},
             {"created_at": "not a time", "name": "No Id", "email": "a@b.c", "phone": "+1 415 555 0100"},
             {"id": "lead_9", "created_at": 1736937000, "name": ["odd"], "email": {"x": 1}},
+            {"id": 123456789012345678901234567890, "created_at": -5, "score": 1.50, "n": -7, "big": 18446744073709551616},
+            {"id": -0, "created_at": 1736937000.25, "name": 7, "nested": {"$k": 1, "$k": 2}},
             {}
-        ], "total": 4}"#;
+        ], "total": 6}"#;
         let fast = parse(body, &ctx()).expect("documented shape");
         assert_eq!(fast, general(body));
-        assert_eq!(fast.records.len(), 4);
+        assert_eq!(fast.records.len(), 6);
         assert_eq!(fast.records[0].name.as_deref(), Some("Zoë \"Z\" ,x"));
+        assert_eq!(fast.records[0].id, "12");
         assert!(fast.records[1].id.starts_with("cz_"));
+        assert_eq!(fast.records[3].id, "123456789012345678901234567890");
+        assert_eq!(fast.records[4].id, "-0");
     }
 
     #[test]
