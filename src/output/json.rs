@@ -84,7 +84,7 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
 /// padded with a harmless byte: no byte-by-byte loop, which was most of the
 /// cost for the short strings records are made of.
 #[inline]
-fn needs_escape(bytes: &[u8]) -> bool {
+pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     const WORD: usize = 8;
     let word = |chunk: &[u8]| {
         let mut word = [0u8; WORD];
