@@ -586,7 +586,6 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Lead>, A::Error> {
         let mut row = RawPicker::default();
         let mut form: Option<Vec<FormItem<'de>>> = None;
-        let mut form_seen = false;
         let mut first = true;
         while let Some(BorrowedText(key)) = map.next_key()? {
             if key == NUMBER_TOKEN && first {
@@ -597,7 +596,7 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
             if self.0.form_in_place && key == "lead_data" {
                 // Not an array (kept in `fields` as sent), or a second
                 // `lead_data` (the last one counts): the general pass.
-                if std::mem::replace(&mut form_seen, true) {
+                if form.is_some() {
                     return Err(de::Error::custom("a repeated lead_data"));
                 }
                 // `null` holds no form, as in the general pass.
