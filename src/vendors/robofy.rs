@@ -305,14 +305,31 @@ fn read_top<'a>(
     session: Option<&str>,
     form_in_place: bool,
 ) -> Result<Top<'a>, serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
     let visitor = TopVisitor {
         ctx,
         session,
         form_in_place,
     };
-    serde::Deserializer::deserialize_any(&mut deserializer, visitor)
-        .and_then(|top| deserializer.end().map(|()| top))
+    // One UTF-8 check of the whole body is cheaper than serde_json's check
+    // of every string in it (a tenth of a page's instructions); a body that
+    // is not UTF-8 is read as bytes, for serde_json's own error.
+    match std::str::from_utf8(body) {
+        Ok(text) => read_whole(serde_json::Deserializer::from_str(text), visitor),
+        Err(_) => read_whole(serde_json::Deserializer::from_slice(body), visitor),
+    }
+}
+
+fn read_whole<'de, R, V>(
+    mut deserializer: serde_json::Deserializer<R>,
+    visitor: V,
+) -> Result<V::Value, serde_json::Error>
+where
+    R: serde_json::de::Read<'de>,
+    V: Visitor<'de>,
+{
+    let value = serde::Deserializer::deserialize_any(&mut deserializer, visitor)?;
+    deserializer.end()?;
+    Ok(value)
 }
 
 /// The non-object values a visitor below meets: consumed, and turned into
