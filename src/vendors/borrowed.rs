@@ -40,7 +40,7 @@ pub(crate) fn raw_carries_data(raw: &RawValue) -> bool {
     let text = raw.get();
     match text.as_bytes().first() {
         Some(b'n') | None => false,
-        Some(b'"') => raw_str(raw).is_some_and(|s| !s.trim().is_empty()),
+        Some(b'"') => raw_str(raw).is_some_and(|s| !trim_text(&s).is_empty()),
         // Only JSON whitespace can stand between the brackets of an empty one.
         Some(b'[' | b'{') => !text[1..text.len() - 1].trim().is_empty(),
         Some(_) => true,
@@ -57,9 +57,9 @@ pub(crate) fn raw_clean_string(raw: &RawValue) -> Result<Option<String>, serde_j
 pub(crate) fn raw_clean_str(raw: &RawValue) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
     if let Some(text) = raw_str(raw) {
         let trimmed = match text {
-            Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
-            Cow::Owned(text) if text.trim().len() == text.len() => Cow::Owned(text),
-            Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
+            Cow::Borrowed(text) => Cow::Borrowed(trim_text(text)),
+            Cow::Owned(text) if trim_text(&text).len() == text.len() => Cow::Owned(text),
+            Cow::Owned(text) => Cow::Owned(trim_text(&text).to_owned()),
         };
         return Ok((!trimmed.is_empty()).then_some(trimmed));
     }
@@ -72,7 +72,7 @@ pub(crate) fn raw_clean_str(raw: &RawValue) -> Result<Option<Cow<'_, str>>, serd
 /// `trimmed` of the value `raw` holds: a value for `fields`.
 pub(crate) fn raw_trimmed(raw: &RawValue) -> Result<Value, serde_json::Error> {
     match raw_str(raw) {
-        Some(text) => Ok(Value::String(text.trim().to_owned())),
+        Some(text) => Ok(Value::String(trim_text(&text).to_owned())),
         None => raw_value(raw),
     }
 }
@@ -170,7 +170,7 @@ impl Stamp {
         match raw_str(raw) {
             Some(text) => Ok(match crate::time::parse_vendor_timestamp(&text) {
                 Some(t) => Stamp::At(t),
-                None => Stamp::Unreadable(text.trim().to_owned()),
+                None => Stamp::Unreadable(trim_text(&text).to_owned()),
             }),
             None => Ok(Stamp::of(Some(&raw_value(raw)?))),
         }

@@ -294,7 +294,7 @@ impl<'a> RawMember<'a> {
     pub(crate) fn carries_data(&self) -> bool {
         match self {
             RawMember::Null => false,
-            RawMember::Text(text) => !text.trim().is_empty(),
+            RawMember::Text(text) => !trim_text(text).is_empty(),
             // `[]` and `{}`, with any whitespace inside, hold nothing.
             RawMember::Other(raw) => match raw.get().as_bytes() {
                 [b'[' | b'{', inside @ ..] => inside

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::error::{Error, ErrorKind};
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Fields, Lead, Resource, carries_data, clean_string};
+use crate::model::{Conversation, Fields, Lead, Resource, carries_data, clean_string, trim_text};
 
 mod prescan;
 #[cfg(test)]
@@ -349,7 +349,7 @@ macro_rules! not_an_object {
             Ok($other(self, true))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok($other(self, !v.trim().is_empty()))
+            Ok($other(self, !trim_text(v).is_empty()))
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok($other(self, false))
