@@ -21,8 +21,8 @@ use super::plan::{
 use super::{
     AuthScheme, BodyError, BorrowedText, MapContext, NUMBER_TOKEN, ObjectEntries, Page, Picker,
     RawPicker, RequestSpec, Stamp, canonical_json, error_detail, free_key, insert_unique,
-    keep_message_extras, map_message, path_segment, raw_carries_data, raw_clean_str,
-    raw_clean_string, raw_trimmed, raw_value, synthetic_id,
+    keep_message_extras, map_message, path_segment, raw_carries_data, raw_clean_string, raw_value,
+    synthetic_id,
 };
 use crate::error::{Error, ErrorKind};
 use crate::export::{Bookmark, Job};
@@ -695,11 +695,107 @@ fn map_lead<'a>(
 /// repeated one's last value winning), or any other value, kept as sent.
 enum FormItem<'a> {
     Entry {
-        name: Option<&'a RawValue>,
-        kind: Option<&'a RawValue>,
-        value: Option<&'a RawValue>,
+        name: Option<FormValue<'a>>,
+        kind: Option<FormValue<'a>>,
+        value: Option<FormValue<'a>>,
     },
     Other(Value),
+}
+
+/// A form entry's member, read once: text borrowed from the body when it
+/// has no escapes, anything else as the `Value` serde_json builds for it
+/// (so a number keeps its exact text). Capturing it as raw JSON and
+/// reading that again scanned every string twice.
+enum FormValue<'a> {
+    Text(Cow<'a, str>),
+    Other(Value),
+}
+
+impl<'a> FormValue<'a> {
+    /// `clean_string` of the value, borrowed where the body has it as is.
+    fn clean(self) -> Option<Cow<'a, str>> {
+        match self {
+            FormValue::Text(Cow::Borrowed(text)) => {
+                Some(Cow::Borrowed(trim_text(text))).filter(|t| !t.is_empty())
+            }
+            FormValue::Text(Cow::Owned(text)) => {
+                Some(Cow::<str>::Owned(trimmed_owned(text))).filter(|t| !t.is_empty())
+            }
+            FormValue::Other(value) => clean_string(Some(&value)).map(Cow::Owned),
+        }
+    }
+
+    fn carries_data(&self) -> bool {
+        match self {
+            FormValue::Text(text) => !trim_text(text).is_empty(),
+            FormValue::Other(value) => carries_data(value),
+        }
+    }
+
+    /// The value for `fields`: a string trimmed, anything else as read.
+    fn trimmed(self) -> Value {
+        match self {
+            FormValue::Text(text) => Value::String(trimmed_owned(text.into_owned())),
+            FormValue::Other(value) => value,
+        }
+    }
+}
+
+/// `text` trimmed, reusing its buffer when trimming changes nothing.
+fn trimmed_owned(text: String) -> String {
+    if trim_text(&text).len() == text.len() {
+        text
+    } else {
+        trim_text(&text).to_owned()
+    }
+}
+
+impl<'de> Deserialize<'de> for FormValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FormValueVisitor;
+        impl<'de> Visitor<'de> for FormValueVisitor {
+            type Value = FormValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FormValue::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FormValue::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(FormValue::Text(Cow::Owned(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(FormValue::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(FormValue::Other(Value::from(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(FormValue::Other(Value::from(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(FormValue::Other(Value::from(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(FormValue::Other(Value::Null))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(FormValue::Other(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(FormValue::Other)
+            }
+            // An object, or a number under `arbitrary_precision`: `Value`'s
+            // own visitor tells them apart.
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(FormValue::Other)
+            }
+        }
+        deserializer.deserialize_any(FormValueVisitor)
+    }
 }
 
 impl<'de> Deserialize<'de> for FormItem<'de> {
@@ -762,15 +858,10 @@ impl<'de> Visitor<'de> for FormItemVisitor {
     }
 }
 
-/// `clean_string` of a form entry's member, borrowed when it can be.
-fn form_text(raw: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
-    raw.map_or(Ok(None), raw_clean_str)
-}
-
 struct Entry<'a> {
     name: Option<Cow<'a, str>>,
     kind: Option<Cow<'a, str>>,
-    value: Option<&'a RawValue>,
+    value: Option<FormValue<'a>>,
     used: bool,
 }
 
@@ -797,7 +888,11 @@ fn claim(
         return Ok(None);
     };
     entry.used = true;
-    entry.value.map_or(Ok(None), raw_clean_string)
+    Ok(entry
+        .value
+        .take()
+        .and_then(FormValue::clean)
+        .map(Cow::into_owned))
 }
 
 /// Picks name, email and phone out of the visitor's form (docs/vendor-apis.md §4.1):
@@ -823,10 +918,10 @@ fn map_lead_data(items: Vec<FormItem<'_>>, fields: &mut Fields) -> Result<Form, 
                 }
             }
             FormItem::Entry { name, kind, value } => entries.push(Entry {
-                name: form_text(name)?,
-                kind: form_text(kind)?,
+                name: name.and_then(FormValue::clean),
+                kind: kind.and_then(FormValue::clean),
                 // An empty entry holds nothing to map or keep.
-                used: !value.is_some_and(raw_carries_data),
+                used: !value.as_ref().is_some_and(FormValue::carries_data),
                 value,
             }),
         }
@@ -855,7 +950,7 @@ fn map_lead_data(items: Vec<FormItem<'_>>, fields: &mut Fields) -> Result<Form, 
             .or(entry.kind.as_deref())
             .unwrap_or("lead_data");
         let key = free_key(fields, key);
-        fields.insert(key.clone(), raw_trimmed(value)?);
+        fields.insert(key.clone(), value.trimmed());
         if let Some(kind) = entry.kind {
             types.insert(key, Value::String(kind.into_owned()));
         }
