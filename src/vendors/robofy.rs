@@ -26,7 +26,9 @@ use super::{
 };
 use crate::error::{Error, ErrorKind};
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Fields, Lead, Resource, carries_data, clean_string, trim_text};
+use crate::model::{
+    Conversation, Fields, Lead, Resource, carries_data, clean_string, trim_text, trimmed_string,
+};
 
 mod prescan;
 #[cfg(test)]
@@ -719,7 +721,7 @@ impl<'a> FormValue<'a> {
                 Some(Cow::Borrowed(trim_text(text))).filter(|t| !t.is_empty())
             }
             FormValue::Text(Cow::Owned(text)) => {
-                Some(Cow::<str>::Owned(trimmed_owned(text))).filter(|t| !t.is_empty())
+                Some(Cow::<str>::Owned(trimmed_string(Cow::Owned(text)))).filter(|t| !t.is_empty())
             }
             FormValue::Other(value) => clean_string(Some(&value)).map(Cow::Owned),
         }
@@ -735,18 +737,9 @@ impl<'a> FormValue<'a> {
     /// The value for `fields`: a string trimmed, anything else as read.
     fn trimmed(self) -> Value {
         match self {
-            FormValue::Text(text) => Value::String(trimmed_owned(text.into_owned())),
+            FormValue::Text(text) => Value::String(trimmed_string(text)),
             FormValue::Other(value) => value,
         }
-    }
-}
-
-/// `text` trimmed, reusing its buffer when trimming changes nothing.
-fn trimmed_owned(text: String) -> String {
-    if trim_text(&text).len() == text.len() {
-        text
-    } else {
-        trim_text(&text).to_owned()
     }
 }
 
