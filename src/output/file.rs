@@ -7,6 +7,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Stdout, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -102,25 +103,34 @@ const CHUNKS_QUEUED: usize = 2;
 /// (issue 14). The thread starts with the first full chunk: an output
 /// smaller than that is written as before, from the caller's thread.
 ///
+/// A write of a chunk or more (a conversation with large messages) is not
+/// copied: once the thread has written what came before, it goes to the
+/// file from the caller's thread, as `BufWriter` does, so memory stays at
+/// a few chunks whatever the record size.
+///
 /// The bytes reach the file in order, and a write error is not lost: it
 /// comes back from the next `write`, from `flush`, or from
 /// [`ChunkWriter::into_file`].
 struct ChunkWriter {
     chunk: Vec<u8>,
+    /// Shared with the thread: both write through `&File`, never at once.
+    file: Arc<File>,
     state: ChunkState,
 }
 
 enum ChunkState {
     /// Nothing handed on yet.
-    Idle(File),
+    Idle,
     Running {
         chunks: SyncSender<Vec<u8>>,
         /// Written chunks coming back, to be filled again.
-        spare: Receiver<Vec<u8>>,
-        thread: JoinHandle<io::Result<File>>,
+        written: Receiver<Vec<u8>>,
+        /// Chunks handed on and not yet back.
+        in_flight: usize,
+        thread: JoinHandle<io::Result<()>>,
     },
     /// The thread failed with this error (kind and message: `io::Error`
-    /// cannot be cloned), or the file was taken.
+    /// cannot be cloned), or the writer was finished.
     Failed(io::ErrorKind, String),
 }
 
@@ -128,90 +138,112 @@ impl ChunkWriter {
     fn new(file: File) -> ChunkWriter {
         ChunkWriter {
             chunk: Vec::with_capacity(CHUNK_SIZE),
-            state: ChunkState::Idle(file),
+            file: Arc::new(file),
+            state: ChunkState::Idle,
         }
     }
 
     /// Hands the filled chunk to the writing thread, starting it first if
     /// need be.
     fn hand_on(&mut self) -> io::Result<()> {
-        if let ChunkState::Idle(_) = self.state {
+        if let ChunkState::Idle = self.state {
             self.start()?;
         }
-        let ChunkState::Running { chunks, spare, .. } = &self.state else {
+        let ChunkState::Running {
+            chunks,
+            written,
+            in_flight,
+            ..
+        } = &mut self.state
+        else {
             return Err(self.error());
         };
-        let next = spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_SIZE));
+        let next = match written.try_recv() {
+            Ok(spare) => {
+                *in_flight -= 1;
+                spare
+            }
+            Err(_) => Vec::with_capacity(CHUNK_SIZE),
+        };
         let full = std::mem::replace(&mut self.chunk, next);
         if chunks.send(full).is_err() {
             // The thread stopped: it failed, and says why when joined.
             self.stop()?;
             return Err(self.error());
         }
+        *in_flight += 1;
+        Ok(())
+    }
+
+    /// Waits until everything handed on is in the file.
+    fn drain(&mut self) -> io::Result<()> {
+        if let ChunkState::Running {
+            written, in_flight, ..
+        } = &mut self.state
+        {
+            while *in_flight > 0 {
+                if written.recv().is_err() {
+                    self.stop()?;
+                    return Err(self.error());
+                }
+                *in_flight -= 1;
+            }
+        }
         Ok(())
     }
 
     fn start(&mut self) -> io::Result<()> {
-        let ChunkState::Idle(file) = std::mem::replace(
-            &mut self.state,
-            ChunkState::Failed(io::ErrorKind::Other, "the output file was taken".into()),
-        ) else {
-            return Err(self.error());
-        };
         let (chunks, queued) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_QUEUED);
-        let (written, spare) = std::sync::mpsc::channel();
+        let (done, written) = std::sync::mpsc::channel();
+        let file = Arc::clone(&self.file);
         let thread = std::thread::Builder::new()
             .name("leads-output".into())
             .spawn(move || {
-                let mut file = file;
                 for mut chunk in queued {
-                    file.write_all(&chunk)?;
+                    (&*file).write_all(&chunk)?;
                     chunk.clear();
                     // The writer may be gone already: the chunk is then
                     // simply freed.
-                    let _ = written.send(chunk);
+                    let _ = done.send(chunk);
                 }
-                Ok(file)
-            })?;
+                Ok(())
+            })
+            .inspect_err(|e| self.state = ChunkState::Failed(e.kind(), e.to_string()))?;
         self.state = ChunkState::Running {
             chunks,
-            spare,
+            written,
+            in_flight: 0,
             thread,
         };
         Ok(())
     }
 
-    /// Ends the thread after what was handed on is written; the file, or
+    /// Ends the thread after what was handed on is written, or hands back
     /// the error that stopped it (also kept for later calls).
-    fn stop(&mut self) -> io::Result<File> {
+    fn stop(&mut self) -> io::Result<()> {
         let state = std::mem::replace(
             &mut self.state,
-            ChunkState::Failed(io::ErrorKind::Other, "the output file was taken".into()),
+            ChunkState::Failed(io::ErrorKind::Other, "the output was finished".into()),
         );
         let outcome = match state {
-            ChunkState::Idle(file) => Ok(file),
+            ChunkState::Idle => Ok(()),
             ChunkState::Running { chunks, thread, .. } => {
                 drop(chunks);
                 thread.join().unwrap_or_else(|_| {
                     Err(io::Error::other("the output thread stopped unexpectedly"))
                 })
             }
-            ChunkState::Failed(..) => Err(self.error_from(&state)),
+            ChunkState::Failed(kind, message) => Err(io::Error::new(kind, message)),
         };
-        if let Err(e) = &outcome {
-            self.state = ChunkState::Failed(e.kind(), e.to_string());
+        match &outcome {
+            Ok(()) => self.state = ChunkState::Idle,
+            Err(e) => self.state = ChunkState::Failed(e.kind(), e.to_string()),
         }
         outcome
     }
 
     fn error(&self) -> io::Error {
-        self.error_from(&self.state)
-    }
-
-    fn error_from(&self, state: &ChunkState) -> io::Error {
-        match state {
+        match &self.state {
             ChunkState::Failed(kind, message) => io::Error::new(*kind, message.clone()),
             _ => io::Error::other("the output thread is still running"),
         }
@@ -220,14 +252,12 @@ impl ChunkWriter {
     /// Everything written (the last partial chunk included) and the thread
     /// ended: the file, ready to be synced.
     fn into_file(mut self) -> io::Result<File> {
-        let rest = std::mem::take(&mut self.chunk);
-        match self.stop()? {
-            mut file if !rest.is_empty() => {
-                file.write_all(&rest)?;
-                Ok(file)
-            }
-            file => Ok(file),
-        }
+        self.stop()?;
+        (&*self.file).write_all(&self.chunk)?;
+        let file = Arc::clone(&self.file);
+        // The thread has ended and dropped its handle; this is the other.
+        drop(self);
+        Arc::try_unwrap(file).map_err(|_| io::Error::other("the output file is still shared"))
     }
 }
 
@@ -239,11 +269,17 @@ impl Write for ChunkWriter {
 
     #[inline]
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        if self.chunk.len() + buf.len() > CHUNK_SIZE && !self.chunk.is_empty() {
-            self.hand_on()?;
-        }
         if let ChunkState::Failed(..) = self.state {
             return Err(self.error());
+        }
+        if self.chunk.len() + buf.len() > CHUNK_SIZE {
+            if !self.chunk.is_empty() {
+                self.hand_on()?;
+            }
+            if buf.len() >= CHUNK_SIZE {
+                self.drain()?;
+                return (&*self.file).write_all(buf);
+            }
         }
         self.chunk.extend_from_slice(buf);
         Ok(())
@@ -253,9 +289,9 @@ impl Write for ChunkWriter {
     /// Before the thread started, the bytes are written here, as a
     /// `BufWriter` would.
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.state {
-            ChunkState::Idle(file) => {
-                file.write_all(&self.chunk)?;
+        match self.state {
+            ChunkState::Idle => {
+                (&*self.file).write_all(&self.chunk)?;
                 self.chunk.clear();
                 Ok(())
             }
@@ -660,6 +696,37 @@ mod tests {
         file.commit().unwrap();
         assert!(fs::read(&path).unwrap() == expected);
         assert_eq!(dir_entries(dir.path()), ["big.ndjson"]);
+    }
+
+    /// A record of a chunk or more (a conversation with large messages)
+    /// goes to the file without being copied into a chunk, so the chunks
+    /// in flight stay their size whatever the records' (bench row g grew
+    /// by 60 MB when they took the largest record's size).
+    #[test]
+    fn large_records_are_not_copied_into_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conversations.ndjson");
+        let mut writer = ChunkWriter::new(File::create(&path).unwrap());
+        let mut expected = Vec::new();
+        for n in 0..12usize {
+            let record = vec![
+                b'a' + n as u8;
+                if n % 3 == 0 {
+                    5 * CHUNK_SIZE
+                } else {
+                    CHUNK_SIZE / 3
+                }
+            ];
+            writer.write_all(&record).unwrap();
+            expected.extend_from_slice(&record);
+            assert!(
+                writer.chunk.capacity() <= CHUNK_SIZE,
+                "{}",
+                writer.chunk.capacity()
+            );
+        }
+        writer.into_file().unwrap();
+        assert!(fs::read(&path).unwrap() == expected);
     }
 
     /// A write that fails on the writing thread (here a full disk) is
