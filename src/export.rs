@@ -413,11 +413,17 @@ mod tests {
     #[test]
     fn seen_id_table_finds_every_hash_again_across_growth() {
         let mut slots = vec![0u64; FEWEST_SLOTS];
-        // Hashes that all start at slot 0 probe past each other, wrapping.
-        let crowded: Vec<u64> = (1..=31u64).map(|n| n * FEWEST_SLOTS as u64).collect();
+        // Hashes that all start at the fourth slot from the end probe past
+        // each other and wrap around to the start.
+        let home = FEWEST_SLOTS as u64 - 4;
+        let crowded: Vec<u64> = (1..=31u64)
+            .map(|n| n * FEWEST_SLOTS as u64 + home)
+            .collect();
         for &hash in &crowded {
             assert!(place(&mut slots, hash));
         }
+        assert_eq!(slots[FEWEST_SLOTS - 1], crowded[3]);
+        assert_eq!(slots[0], crowded[4]);
         assert!(crowded.iter().all(|&hash| !place(&mut slots, hash)));
         let mut seen = SeenIds::default();
         for n in 0..10_000u32 {
