@@ -410,6 +410,11 @@ enum Target<'a, R> {
     Spool(spool::SpoolWriter<std::io::BufWriter<std::fs::File>>),
 }
 
+/// Spool files are written and read back in pieces of this size: a
+/// million records are about 400 MB of them, 8 KiB a system call at std's
+/// default.
+const SPOOL_BUFFER: usize = 256 * 1024;
+
 /// Several sources at once. The first writes straight into the output
 /// when that output is a file or a database that a failed run leaves as
 /// it was (and without `--keep-going`, where a failed source must leave no
@@ -419,11 +424,6 @@ enum Target<'a, R> {
 /// sources that succeeded are copied in source order after it. Memory
 /// stays flat, and only the records of the second and later sources are
 /// written twice.
-/// Spool files are written and read back in pieces of this size: a
-/// million records are about 400 MB of them, 8 KiB a system call at std's
-/// default.
-const SPOOL_BUFFER: usize = 256 * 1024;
-
 async fn run_spooled<R: Exportable + Formatted + Stored>(
     sources: &[Source],
     bookmarks: &[Option<Bookmark>],
