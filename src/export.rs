@@ -162,11 +162,12 @@ pub struct RunStats {
 pub struct SeenIds {
     /// Open addressing with linear probing over the hashes themselves: 0
     /// marks an empty slot, and the length is a power of two kept at most
-    /// three quarters full (a probe then reads two slots on average, and
-    /// 1M ids take 16 MB, 3M 32 MB). A std `HashSet` keeps a control byte apart from
-    /// each key, so every insert into a set too big for the cache missed
-    /// twice (control, then key); here the probe reads the key's own
-    /// slot, usually one cache line (issue 14: the set was 9% of a 1M-lead
+    /// three quarters full (a new id's probe reads about 2 to 8 slots,
+    /// 16-68 bytes, from half to three quarters full; 1M ids take 16 MB,
+    /// 3M 32 MB). A std `HashSet` keeps a control byte apart from each
+    /// key, so every insert into a set too big for the cache missed twice
+    /// (control, then key); here the probe starts at the key's own slot,
+    /// usually one cache line (issue 14: the set was 9% of a 1M-lead
     /// Chatzuri export).
     slots: Vec<u64>,
     len: usize,
