@@ -521,12 +521,16 @@ async fn run_spooled<R: Exportable + Formatted + Stored>(
     let mut outcomes = Vec::with_capacity(results.len());
     // Each source's set already kept its records apart; across sources a
     // record can repeat only when two of them share a vendor (the key is
-    // vendor, agent and id), so only then is every spooled record looked
-    // up again (3M ids were a table of 32 MB, and a cache miss each).
-    let mut vendors: Vec<Vendor> = sources.iter().map(|source| source.job.vendor).collect();
-    vendors.sort_unstable();
-    vendors.dedup();
-    let sources_can_overlap = vendors.len() < sources.len();
+    // vendor, agent and id), so only such a source's spooled records are
+    // looked up again (3M ids were a table of 32 MB, and a cache miss each).
+    let shares_its_vendor = |index: usize| {
+        let vendor = sources[index].job.vendor;
+        sources
+            .iter()
+            .filter(|source| source.job.vendor == vendor)
+            .count()
+            > 1
+    };
     let mut seen = SeenIds::default();
     // The first failure is the run's error, which main reports (with its
     // hint) at the end; the others are reported here, each once.
@@ -545,9 +549,10 @@ async fn run_spooled<R: Exportable + Formatted + Stored>(
                     .seek(std::io::SeekFrom::Start(0))
                     .map_err(read_error)?;
                 let vendor = sources[index].job.vendor;
+                let looked_up = shares_its_vendor(index);
                 let mut input = BufReader::with_capacity(SPOOL_BUFFER, spool);
                 while let Some(record) = spool::decode(&mut input).map_err(read_error)? {
-                    if sources_can_overlap && !seen.insert(vendor, &record.agent_id, &record.id) {
+                    if looked_up && !seen.insert(vendor, &record.agent_id, &record.id) {
                         // The same source named twice in one config (same vendor and agent).
                         stats.duplicates += 1;
                         stats.written = stats.written.saturating_sub(1);

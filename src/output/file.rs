@@ -285,9 +285,9 @@ impl Write for ChunkWriter {
         Ok(())
     }
 
-    /// Hands on what is buffered; [`ChunkWriter::into_file`] waits for it.
-    /// Before the thread started, the bytes are written here, as a
-    /// `BufWriter` would.
+    /// Everything buffered is in the file when this returns, or its error
+    /// comes back: before the thread started the bytes are written here,
+    /// after it, what is left is handed on and waited for.
     fn flush(&mut self) -> io::Result<()> {
         match self.state {
             ChunkState::Idle => {
@@ -295,8 +295,12 @@ impl Write for ChunkWriter {
                 self.chunk.clear();
                 Ok(())
             }
-            ChunkState::Running { .. } if self.chunk.is_empty() => Ok(()),
-            ChunkState::Running { .. } => self.hand_on(),
+            ChunkState::Running { .. } => {
+                if !self.chunk.is_empty() {
+                    self.hand_on()?;
+                }
+                self.drain()
+            }
             ChunkState::Failed(..) => Err(self.error()),
         }
     }
@@ -730,8 +734,8 @@ mod tests {
     }
 
     /// A write that fails on the writing thread (here a full disk) is
-    /// reported, from a later write or at the latest when the file is
-    /// taken, with the kernel's error kind.
+    /// reported, from a later write or at the latest by `flush`, with the
+    /// kernel's error kind, and again when the file is taken.
     #[cfg(target_os = "linux")]
     #[test]
     fn chunked_output_reports_the_threads_write_error() {
@@ -744,9 +748,11 @@ mod tests {
         let failed = (0..64).find_map(|_| writer.write_all(&block).err());
         let error = match failed {
             Some(error) => error,
-            None => writer.into_file().unwrap_err(),
+            None => writer.flush().unwrap_err(),
         };
         assert_eq!(error.kind(), io::ErrorKind::StorageFull, "{error}");
+        let again = writer.into_file().unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::StorageFull, "{again}");
     }
 
     /// A failed run drops an output that already started its thread: the
