@@ -4,7 +4,7 @@
 //! nothing), streams records to the writer, prepares the new state, and
 //! then commits the output and the state, in that order.
 
-use std::io::{BufReader, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::export::{self, Bookmark, Exportable, RunStats, SeenIds};
 use crate::fetch::Fetcher;
 use crate::model::{Resource, Vendor};
-use crate::output::{Destination, Formatted, Output, spool};
+use crate::output::{Destination, Formatted, Output};
 use crate::progress::Progress;
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::secret::ApiKey;
@@ -91,7 +91,7 @@ pub fn print_stdout(text: &str) -> Result<()> {
 /// One source's export, from its state bookmark (what was written before
 /// is dropped) or, `from_table`, from where the database's table leaves off
 /// (nothing is dropped: the table upserts).
-async fn export_source<R: Exportable>(
+pub(crate) async fn export_source<R: Exportable>(
     job: &export::Job,
     bookmark: Option<&Bookmark>,
     from_table: bool,
@@ -246,7 +246,7 @@ pub async fn run_export<R: Exportable + Formatted + Stored>(
         .await?;
         outcomes.push((0, Ok(stats)));
     } else {
-        outcomes = run_spooled::<R>(
+        outcomes = crate::relay::run_sources::<R>(
             &settings.sources,
             &bookmarks,
             from_table,
@@ -390,190 +390,6 @@ pub async fn run_export<R: Exportable + Formatted + Stored>(
         Some((_, error)) => Err(error),
         None => Ok(()),
     }
-}
-
-/// How many named sources are fetched at the same time.
-pub const MAX_SOURCES_AT_ONCE: usize = 16;
-
-/// Where a source of a multi-source run wrote its records.
-enum Written {
-    /// Straight into the output (the first source): the ids it wrote.
-    Output(SeenIds),
-    /// Into its own spool, to be copied into the output once every source
-    /// before it is.
-    Spool(std::fs::File),
-}
-
-/// Where a source of a multi-source run writes while it runs.
-enum Target<'a, R> {
-    Output(&'a mut Output<R>),
-    Spool(spool::SpoolWriter<std::io::BufWriter<std::fs::File>>),
-}
-
-/// Spool files are written and read back in pieces of this size: a
-/// million records are about 400 MB of them, 8 KiB a system call at std's
-/// default.
-const SPOOL_BUFFER: usize = 256 * 1024;
-
-/// Several sources at once. The first writes straight into the output
-/// when that output is a file or a database that a failed run leaves as
-/// it was (and without `--keep-going`, where a failed source must leave no
-/// trace);
-/// each other exports into its own temporary spool, its records already
-/// formatted for the output, and when all are done the spools of the
-/// sources that succeeded are copied in source order after it. Memory
-/// stays flat, and only the records of the second and later sources are
-/// written twice.
-async fn run_spooled<R: Exportable + Formatted + Stored>(
-    sources: &[Source],
-    bookmarks: &[Option<Bookmark>],
-    from_table: bool,
-    fetchers: Vec<Arc<Fetcher>>,
-    output: &mut Output<R>,
-    progress: &Progress,
-    keep_going: bool,
-) -> Result<Vec<(usize, Result<RunStats>)>> {
-    let spool_error =
-        |e: std::io::Error| Error::local_file(format!("cannot write a spool file: {e}"));
-    let options = &output.options().clone();
-    // Straight into the output only where a failed run leaves no trace of
-    // it: not stdout or a pipe, and not with --keep-going (where the run
-    // succeeds without the failed source).
-    let streams = !keep_going && output.is_atomic();
-    let mut direct = streams.then_some(&mut *output);
-    let runs = sources.iter().zip(bookmarks).zip(fetchers).enumerate().map(
-        |(index, ((source, bookmark), fetcher))| {
-            let direct = if index == 0 { direct.take() } else { None };
-            async move {
-                let result = async {
-                    let mut seen = SeenIds::default();
-                    let mut target = match direct {
-                        Some(output) => Target::Output(output),
-                        None => {
-                            let file = tempfile::tempfile().map_err(|e| {
-                                Error::local_file(format!("cannot create a spool file: {e}"))
-                            })?;
-                            Target::Spool(spool::SpoolWriter::new(
-                                std::io::BufWriter::with_capacity(SPOOL_BUFFER, file),
-                            ))
-                        }
-                    };
-                    let mut sink = |record: &R| {
-                        match &mut target {
-                            Target::Output(output) => output.write(record)?,
-                            Target::Spool(spool) => {
-                                let unit = crate::output::format_unit(record, options)
-                                    .map_err(spool_error)?;
-                                spool
-                                    .write(record.agent_id(), record.id(), &unit)
-                                    .map_err(spool_error)?;
-                            }
-                        }
-                        progress.record();
-                        Ok(())
-                    };
-                    let stats = export_source(
-                        &source.job,
-                        bookmark.as_ref(),
-                        from_table,
-                        fetcher,
-                        &mut seen,
-                        &mut sink,
-                    )
-                    .await?;
-                    let written = match target {
-                        Target::Output(_) => Written::Output(seen),
-                        Target::Spool(spool) => Written::Spool(
-                            spool
-                                .into_inner()
-                                .into_inner()
-                                .map_err(|e| spool_error(e.into_error()))?,
-                        ),
-                    };
-                    Ok::<_, Error>((stats, written))
-                }
-                .await;
-                let name = source.name.clone().unwrap_or_default();
-                (
-                    index,
-                    result.map_err(|mut e| {
-                        if !name.is_empty() {
-                            e.message = format!("source {name}: {}", e.message);
-                        }
-                        e
-                    }),
-                )
-            }
-        },
-    );
-    // Bounded: each running source holds a spool file and its connections,
-    // and a long `--all` would otherwise run out of file descriptors.
-    let results: Vec<_> = futures::StreamExt::collect(futures::StreamExt::buffered(
-        futures::stream::iter(runs),
-        MAX_SOURCES_AT_ONCE,
-    ))
-    .await;
-    let failed = results.iter().any(|(_, r)| r.is_err());
-    if failed && !keep_going {
-        let first = results.into_iter().find_map(|(_, r)| r.err());
-        return Err(first.unwrap_or_else(|| Error::internal("a source failed")));
-    }
-    let mut outcomes = Vec::with_capacity(results.len());
-    // Each source's set already kept its records apart; across sources a
-    // record can repeat only when two of them share a vendor (the key is
-    // vendor, agent and id), so only such a source's spooled records are
-    // looked up again (3M ids were a table of 32 MB, and a cache miss each).
-    let shares_its_vendor = |index: usize| {
-        let vendor = sources[index].job.vendor;
-        sources
-            .iter()
-            .filter(|source| source.job.vendor == vendor)
-            .count()
-            > 1
-    };
-    let mut seen = SeenIds::default();
-    // The first failure is the run's error, which main reports (with its
-    // hint) at the end; the others are reported here, each once.
-    let mut first_failure_pending = true;
-    for (index, result) in results {
-        match result {
-            Ok((stats, Written::Output(written))) => {
-                seen = written;
-                outcomes.push((index, Ok(stats)));
-            }
-            Ok((mut stats, Written::Spool(mut spool))) => {
-                use std::io::Seek;
-                let read_error =
-                    |e: std::io::Error| Error::local_file(format!("cannot read a spool file: {e}"));
-                spool
-                    .seek(std::io::SeekFrom::Start(0))
-                    .map_err(read_error)?;
-                let vendor = sources[index].job.vendor;
-                let looked_up = shares_its_vendor(index);
-                let mut input = BufReader::with_capacity(SPOOL_BUFFER, spool);
-                while let Some(record) = spool::decode(&mut input).map_err(read_error)? {
-                    if looked_up && !seen.insert(vendor, &record.agent_id, &record.id) {
-                        // The same source named twice in one config (same vendor and agent).
-                        stats.duplicates += 1;
-                        stats.written = stats.written.saturating_sub(1);
-                        continue;
-                    }
-                    output.write_unit(record.unit)?;
-                }
-                outcomes.push((index, Ok(stats)));
-            }
-            Err(error) => {
-                if !std::mem::take(&mut first_failure_pending) {
-                    crate::progress::eprint_line(&format!(
-                        "leads: error: {}",
-                        crate::secret::for_terminal(&error.message)
-                    ));
-                }
-                outcomes.push((index, Err(error)));
-            }
-        }
-    }
-    Ok(outcomes)
 }
 
 /// `leads sandbox`: serves until Ctrl-C.

@@ -1,5 +1,5 @@
-//! `leads`: export leads and conversations from Chatzuri, NeoAgent and
-//! Robofy into one model. The binary (`src/main.rs`) is a thin layer over
+//! `leads`: export leads and conversations from Chatzuri, NeoAgent,
+//! Robofy and Chatbase into one model. The binary (`src/main.rs`) is a thin layer over
 //! this library: `config` settles the command line, `export` walks the
 //! vendors' listings through `fetch`, and `output` writes the records.
 
@@ -19,6 +19,7 @@ pub mod output;
 pub mod pipe;
 pub mod process;
 pub mod progress;
+mod relay;
 pub mod report;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

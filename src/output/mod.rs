@@ -462,6 +462,30 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
         Ok(())
     }
 
+    /// Starts the text of a spool of `records` JSON or NDJSON records
+    /// (`spool::Layout::JsonText`, `NdjsonText`), which then comes through
+    /// [`write_spooled_text`](Self::write_spooled_text): a JSON array's
+    /// opening or separator goes first, the spool holds the rest.
+    pub fn start_spooled_text(&mut self, records: u64) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::Json(out) if records > 0 => {
+                out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
+            }
+            Inner::Json(_) | Inner::Ndjson(_) => {}
+            _ => return Err(io::Error::other("spooled JSON written to a table")),
+        }
+        self.records += records;
+        Ok(())
+    }
+
+    /// A piece of a spool's text, after [`start_spooled_text`](Self::start_spooled_text).
+    pub fn write_spooled_text(&mut self, text: &[u8]) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::Json(out) | Inner::Ndjson(out) => out.write_all(text),
+            _ => Err(io::Error::other("spooled JSON written to a table")),
+        }
+    }
+
     /// One JSON object, with its separators: "[\n" rides with the first
     /// record, ",\n" separates the rest, and `finish` closes with "\n]\n":
     /// one record per line.
@@ -668,6 +692,32 @@ impl<R: Formatted + crate::db::Stored> Output<R> {
         match &mut self.sink {
             Sink::Bytes { writer, .. } => writer.write_unit(unit).map_err(crate::app::write_error),
             Sink::Database(database) => database.write_item(crate::db::Item::from_unit(unit)?),
+        }
+    }
+
+    /// Copies a spool of the output's own text (`spool::Layout::JsonText`
+    /// or `NdjsonText`) holding `records` records: no record is parsed or
+    /// formatted again.
+    pub fn copy_spooled_text(&mut self, spool: &mut impl io::Read, records: u64) -> Result<()> {
+        let Sink::Bytes { writer, .. } = &mut self.sink else {
+            return Err(Error::internal("a spool of text for a database"));
+        };
+        writer
+            .start_spooled_text(records)
+            .map_err(crate::app::write_error)?;
+        let mut block = vec![0; spool::BUFFER];
+        loop {
+            let read = match spool.read(&mut block) {
+                Ok(0) => return Ok(()),
+                Ok(read) => read,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::local_file(format!("cannot read a spool file: {e}")));
+                }
+            };
+            writer
+                .write_spooled_text(&block[..read])
+                .map_err(crate::app::write_error)?;
         }
     }
 

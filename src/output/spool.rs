@@ -1,9 +1,12 @@
 //! A source's spool in a multi-source run: its records already formatted
-//! for the output (JSON bytes, or the cells of their rows), each with the
-//! key that de-duplicates it, so replaying a spool into the output is a copy
-//! and not a parse.
+//! for the output, so replaying a spool into the output is a copy and not
+//! a parse.
 //!
-//! A frame is `agent_id`, `id`, then the unit: lengths are u32 little-endian.
+//! Two layouts ([`Layout`]). JSON and NDJSON records that need no second
+//! look are held as the output's own text, replayed as one copy. The rest
+//! (CSV and XLSX rows, database items, and records that must be looked up
+//! again because another source shares their vendor) are held as frames:
+//! `agent_id`, `id`, then the unit: lengths are u32 little-endian.
 //! JSON: tag 0, length, bytes. Rows: tag 1, row count, and per row its
 //! cells and its custom (key, cell) pairs; a cell is tag 0 (empty), 1 (text:
 //! length, bytes) or 2 (time: i64 seconds, u32 nanoseconds).
@@ -13,9 +16,39 @@ use std::io::{self, BufRead, Read, Write};
 
 use chrono::{DateTime, Utc};
 
-use super::Unit;
-use super::fields::Cell;
+use super::fields::{Cell, Formatted};
 use super::table::Row;
+use super::{Format, FormatOptions, Unit, format_unit, json};
+
+/// Spool files are written and read back in pieces of this size: a
+/// million records are about 400 MB of them, 8 KiB a system call at std's
+/// default.
+pub const BUFFER: usize = 256 * 1024;
+
+/// How a spool holds its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One frame per record, with its key: replayed record by record.
+    Framed,
+    /// JSON objects joined by ",\n": what a JSON array holds between its
+    /// brackets, replayed after one separator.
+    JsonText,
+    /// NDJSON lines, replayed as they are.
+    NdjsonText,
+}
+
+impl Layout {
+    /// The layout for records in `format`; `looked_up` when each must be
+    /// checked against the run's other sources on replay, which needs its
+    /// key.
+    pub fn for_format(format: Format, looked_up: bool) -> Layout {
+        match format {
+            Format::Json if !looked_up => Layout::JsonText,
+            Format::Ndjson if !looked_up => Layout::NdjsonText,
+            _ => Layout::Framed,
+        }
+    }
+}
 
 fn put_len(out: &mut Vec<u8>, len: usize) -> io::Result<()> {
     let len = u32::try_from(len).map_err(|_| io::Error::other("spool entry over 4 GiB"))?;
@@ -74,28 +107,55 @@ pub fn encode(out: &mut Vec<u8>, agent_id: &str, id: &str, unit: &Unit<'_>) -> i
     Ok(())
 }
 
-/// Writes frames; a spool is written by one source and read once.
+/// Writes one source's records in one layout; a spool is written by one
+/// source and read once.
 pub struct SpoolWriter<W: Write> {
     out: W,
+    layout: Layout,
+    options: FormatOptions,
+    records: u64,
+    /// One record's bytes, reused: one write per record into `out`.
     frame: Vec<u8>,
 }
 
 impl<W: Write> SpoolWriter<W> {
-    pub fn new(out: W) -> Self {
+    /// `options` are the output's: a spooled record is formatted as it
+    /// will be written.
+    pub fn new(out: W, layout: Layout, options: &FormatOptions) -> Self {
         SpoolWriter {
             out,
+            layout,
+            options: options.clone(),
+            records: 0,
             frame: Vec::with_capacity(1024),
         }
     }
 
-    pub fn write(&mut self, agent_id: &str, id: &str, unit: &Unit<'_>) -> io::Result<()> {
+    pub fn write<R: Formatted + crate::db::Stored>(&mut self, record: &R) -> io::Result<()> {
         self.frame.clear();
-        encode(&mut self.frame, agent_id, id, unit)?;
+        match self.layout {
+            Layout::Framed => {
+                let unit = format_unit(record, &self.options)?;
+                encode(&mut self.frame, record.agent_id(), record.id(), &unit)?;
+            }
+            Layout::JsonText => {
+                if self.records > 0 {
+                    self.frame.extend_from_slice(b",\n");
+                }
+                json::push_object(&mut self.frame, R::JSON_FIELDS, record);
+            }
+            Layout::NdjsonText => {
+                json::push_object(&mut self.frame, R::JSON_FIELDS, record);
+                self.frame.push(b'\n');
+            }
+        }
+        self.records += 1;
         self.out.write_all(&self.frame)
     }
 
-    pub fn into_inner(self) -> W {
-        self.out
+    /// The spool's writer, its layout and how many records it holds.
+    pub fn into_parts(self) -> (W, Layout, u64) {
+        (self.out, self.layout, self.records)
     }
 }
 
@@ -126,7 +186,9 @@ fn take_len(input: &mut impl Read) -> io::Result<usize> {
 
 fn take_bytes(input: &mut impl Read) -> io::Result<Vec<u8>> {
     let len = take_len(input)?;
-    let mut bytes = Vec::new();
+    // Grown as it is read, not sized by the length first: a damaged
+    // length must not be an allocation of up to 4 GiB.
+    let mut bytes = Vec::with_capacity(len.min(BUFFER));
     input.take(len as u64).read_to_end(&mut bytes)?;
     if bytes.len() != len {
         return Err(bad("cut short"));
@@ -206,11 +268,10 @@ mod tests {
                 ]),
             ),
         ];
-        let mut spool = SpoolWriter::new(Vec::new());
+        let mut bytes = Vec::new();
         for (agent, id, unit) in &units {
-            spool.write(agent, id, unit).unwrap();
+            encode(&mut bytes, agent, id, unit).unwrap();
         }
-        let bytes = spool.into_inner();
         let mut input = &bytes[..];
         for (agent, id, unit) in units {
             let read = decode(&mut input).unwrap().unwrap();

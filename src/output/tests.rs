@@ -465,13 +465,11 @@ fn a_spooled_unit_writes_the_same_bytes() {
         if let Some(text) = columns {
             o.columns = Columns::parse(text, Resource::Leads).unwrap();
         }
-        let mut spool = spool::SpoolWriter::new(Vec::new());
+        let mut spool = spool::SpoolWriter::new(Vec::new(), spool::Layout::Framed, &o);
         for r in &records {
-            spool
-                .write(&r.agent_id, &r.id, &format_unit(r, &o).unwrap())
-                .unwrap();
+            spool.write(r).unwrap();
         }
-        let bytes = spool.into_inner();
+        let (bytes, _, _) = spool.into_parts();
         let mut input = &bytes[..];
         let mut w = RecordWriter::<Lead, _>::new(Vec::new(), &o);
         while let Some(spooled) = spool::decode(&mut input).unwrap() {
@@ -481,6 +479,61 @@ fn a_spooled_unit_writes_the_same_bytes() {
         let replayed = String::from_utf8(w.finish().unwrap()).unwrap();
         assert_eq!(replayed, render(&o, &records), "{format} {columns:?}");
     }
+}
+
+/// A text spool (JSON, NDJSON) is the output's own bytes: written after a
+/// record of another source, after none, split anywhere, or empty, the
+/// output is what one writer of every record would write.
+#[test]
+fn a_spool_of_text_writes_the_same_bytes() {
+    let first = [lead("a")];
+    let spooled = [lead("b"), lead("c"), lead("d")];
+    for format in [Format::Json, Format::Ndjson] {
+        let o = opts(format, true, false);
+        let layout = spool::Layout::for_format(format, false);
+        assert_ne!(layout, spool::Layout::Framed);
+        for (before, records) in [
+            (&first[..], &spooled[..]),
+            (&[][..], &spooled[..]),
+            (&first[..], &[][..]),
+            (&[][..], &[][..]),
+        ] {
+            let mut spool = spool::SpoolWriter::new(Vec::new(), layout, &o);
+            for r in records {
+                spool.write(r).unwrap();
+            }
+            let (text, _, count) = spool.into_parts();
+            assert_eq!(count, records.len() as u64);
+            let mut w = RecordWriter::<Lead, _>::new(Vec::new(), &o);
+            for r in before {
+                w.write(r).unwrap();
+            }
+            w.start_spooled_text(count).unwrap();
+            // Pieces of any length, as a spool file is read back.
+            for piece in text.chunks(7) {
+                w.write_spooled_text(piece).unwrap();
+            }
+            assert_eq!(w.records_written(), (before.len() + records.len()) as u64);
+            let all: Vec<Lead> = before.iter().chain(records).cloned().collect();
+            let replayed = String::from_utf8(w.finish().unwrap()).unwrap();
+            assert_eq!(
+                replayed,
+                render(&o, &all),
+                "{format} {} + {}",
+                before.len(),
+                records.len()
+            );
+        }
+    }
+    // Looked-up records keep their keys: framed, whatever the format.
+    assert_eq!(
+        spool::Layout::for_format(Format::Ndjson, true),
+        spool::Layout::Framed
+    );
+    assert_eq!(
+        spool::Layout::for_format(Format::Csv, false),
+        spool::Layout::Framed
+    );
 }
 
 #[test]

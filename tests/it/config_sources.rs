@@ -6,6 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
@@ -32,6 +33,10 @@ struct Behaviour {
     leads: Vec<u32>,
     /// Answer every request with this status instead.
     fail: Option<u16>,
+    /// Every answer after this long.
+    delay: Duration,
+    /// Robofy only: a second page, after its own delay.
+    second_page: Option<(Vec<u32>, Duration)>,
     requests: usize,
 }
 
@@ -79,16 +84,23 @@ impl Respond for Vendor {
         if let Some(status) = behaviour.fail {
             return ResponseTemplate::new(status).set_body_string("{\"message\":\"no\"}");
         }
-        let rows: Vec<Value> = behaviour
-            .leads
-            .iter()
-            .map(|n| render(self.kind, *n))
-            .collect();
-        match self.kind {
-            V::Chatzuri => ResponseTemplate::new(200).set_body_json(json!({ "data": rows })),
-            V::Neoagent => ResponseTemplate::new(200).set_body_json(json!({"Data": rows, "Success": true, "Code": 200, "Message": ""})),
-            V::Robofy => ResponseTemplate::new(200).set_body_json(json!({"message": "ok", "data": {"report": {"rows": rows, "next_page_token": null}}})),
-        }
+        let second = request.url.query_pairs().any(|(k, _)| k == "nextPageToken");
+        let (leads, delay, next) = match &behaviour.second_page {
+            Some((leads, delay)) if second => (leads, behaviour.delay + *delay, Value::Null),
+            Some(_) => (&behaviour.leads, behaviour.delay, json!("p2")),
+            None => (&behaviour.leads, behaviour.delay, Value::Null),
+        };
+        let rows: Vec<Value> = leads.iter().map(|n| render(self.kind, *n)).collect();
+        let body = match self.kind {
+            V::Chatzuri => json!({ "data": rows }),
+            V::Neoagent => json!({"Data": rows, "Success": true, "Code": 200, "Message": ""}),
+            V::Robofy => {
+                json!({"message": "ok", "data": {"report": {"rows": rows, "next_page_token": next}}})
+            }
+        };
+        ResponseTemplate::new(200)
+            .set_body_json(body)
+            .set_delay(delay)
     }
 }
 
@@ -97,6 +109,12 @@ impl Vendor {
         let mut behaviour = self.behaviour.lock().unwrap();
         behaviour.leads = leads.to_vec();
         behaviour.fail = fail;
+    }
+
+    fn delay(&self, delay: Duration, second_page: Option<(Vec<u32>, Duration)>) {
+        let mut behaviour = self.behaviour.lock().unwrap();
+        behaviour.delay = delay;
+        behaviour.second_page = second_page;
     }
 
     fn requests(&self) -> usize {
@@ -184,8 +202,10 @@ base_url = "{}"
             .env("ROBOFY_API_KEY", ROBOFY_KEY);
         cmd.env("LEADS_NOW", "2025-02-01T00:00:00Z");
         cmd.arg("pull").arg("--config").arg(&self.config);
-        cmd.args(["--format", "ndjson", "--retries", "1"])
-            .args(args);
+        if !args.contains(&"--format") {
+            cmd.args(["--format", "ndjson"]);
+        }
+        cmd.args(["--retries", "1"]).args(args);
         cmd
     }
 
@@ -628,4 +648,98 @@ async fn a_source_named_twice_into_a_file_writes_its_records_once() {
             rec("robofy", RF_BOT, 6)
         ]
     );
+}
+
+/// `pull --all -v` into `name` (`.json` or `.ndjson`): its output, with
+/// the records written in it (vendor, agent, lead number).
+async fn pull_all_into(
+    setup: &Setup,
+    name: &str,
+) -> (std::process::Output, Vec<(String, String, u32)>) {
+    let out = setup.path(name);
+    let json = name.ends_with(".json");
+    let format = if json { "json" } else { "ndjson" };
+    let output = run(setup.pull(&[
+        "--all",
+        "-v",
+        "--format",
+        format,
+        "-o",
+        out.to_str().unwrap(),
+    ]))
+    .await;
+    assert_exit(&output, 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let records: Vec<Value> = if json {
+        serde_json::from_str(&text).unwrap()
+    } else {
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    (output, attributed(&records))
+}
+
+fn in_file_order(support: &[u32]) -> Vec<(String, String, u32)> {
+    let mut expected = vec![
+        rec("chatzuri", CZ_AGENT, 1),
+        rec("chatzuri", CZ_AGENT, 2),
+        rec("neoagent", NA_SERIAL, 3),
+        rec("neoagent", NA_SERIAL, 4),
+    ];
+    expected.extend(support.iter().map(|n| rec("robofy", RF_BOT, *n)));
+    expected
+}
+
+/// The first source is the slowest: the two after it end first, and their
+/// spools wait for its end, then go in behind it in file order.
+#[tokio::test]
+async fn sources_that_end_before_their_turn_wait_for_it() {
+    for name in ["leads.ndjson", "leads.json"] {
+        let setup = Setup::new().await;
+        setup
+            .vendor(V::Chatzuri)
+            .delay(Duration::from_millis(600), None);
+        let (output, written) = pull_all_into(&setup, name).await;
+        assert_eq!(written, in_file_order(&[5, 6]), "{name}");
+        let log = stderr(&output);
+        for source in ["shop", "support"] {
+            let said = format!(
+                "source {source}: 2 records spooled before its turn, copied in; it had ended"
+            );
+            assert!(log.contains(&said), "{log}");
+        }
+    }
+}
+
+/// The last source is still waiting for its second page when its turn
+/// comes (the first source ends after the others' first pages): its first
+/// page (spooled) goes in first, the second straight after it, each record
+/// once. `-v` says so.
+#[tokio::test]
+async fn a_source_still_running_at_its_turn_goes_on_straight_after_its_spool() {
+    for name in ["leads.ndjson", "leads.json"] {
+        let setup = Setup::new().await;
+        setup
+            .vendor(V::Chatzuri)
+            .delay(Duration::from_millis(400), None);
+        setup.vendor(V::Robofy).delay(
+            Duration::ZERO,
+            Some((vec![7, 8], Duration::from_millis(1500))),
+        );
+        let (output, written) = pull_all_into(&setup, name).await;
+        assert_eq!(setup.vendor(V::Robofy).requests(), 2);
+        assert_eq!(written, in_file_order(&[5, 6, 7, 8]), "{name}");
+        let log = stderr(&output);
+        assert!(
+            log.contains("source shop: 2 records spooled before its turn, copied in; it had ended"),
+            "{log}"
+        );
+        assert!(
+            log.contains(
+                "source support: 2 records spooled before its turn, copied in; the rest straight in"
+            ),
+            "{log}"
+        );
+    }
 }
