@@ -650,15 +650,15 @@ async fn a_source_named_twice_into_a_file_writes_its_records_once() {
     );
 }
 
-/// `pull --all -v` into `name` (`.json` or `.ndjson`): its output, with
-/// the records written in it (vendor, agent, lead number).
+/// `pull --all -v` into `name` (`.json`, `.ndjson` or `.csv`, whose spools
+/// hold rows, not text): its output, with the records written in it
+/// (vendor, agent, lead number).
 async fn pull_all_into(
     setup: &Setup,
     name: &str,
 ) -> (std::process::Output, Vec<(String, String, u32)>) {
     let out = setup.path(name);
-    let json = name.ends_with(".json");
-    let format = if json { "json" } else { "ndjson" };
+    let format = name.rsplit('.').next().unwrap();
     let output = run(setup.pull(&[
         "--all",
         "-v",
@@ -670,12 +670,27 @@ async fn pull_all_into(
     .await;
     assert_exit(&output, 0);
     let text = std::fs::read_to_string(&out).unwrap();
-    let records: Vec<Value> = if json {
-        serde_json::from_str(&text).unwrap()
-    } else {
-        text.lines()
+    let records: Vec<Value> = match format {
+        "json" => serde_json::from_str(&text).unwrap(),
+        "csv" => {
+            let mut rows = csv::Reader::from_reader(text.as_bytes());
+            let header = rows.headers().unwrap().clone();
+            rows.records()
+                .map(|row| {
+                    let row = row.unwrap();
+                    let object: serde_json::Map<String, Value> = header
+                        .iter()
+                        .zip(row.iter())
+                        .map(|(k, v)| (k.to_owned(), Value::from(v)))
+                        .collect();
+                    Value::Object(object)
+                })
+                .collect()
+        }
+        _ => text
+            .lines()
             .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+            .collect(),
     };
     (output, attributed(&records))
 }
@@ -718,7 +733,7 @@ async fn sources_that_end_before_their_turn_wait_for_it() {
 /// once. `-v` says so.
 #[tokio::test]
 async fn a_source_still_running_at_its_turn_goes_on_straight_after_its_spool() {
-    for name in ["leads.ndjson", "leads.json"] {
+    for name in ["leads.ndjson", "leads.json", "leads.csv"] {
         let setup = Setup::new().await;
         setup
             .vendor(V::Chatzuri)
