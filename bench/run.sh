@@ -13,6 +13,9 @@
 #                           which sections to run (space- or comma-separated, any order;
 #                           they always run in the order below)
 #     BENCH_VENDORS="chatzuri neoagent robofy chatbase"   vendors of `throughput`, `instructions`
+#     BENCH_MULTI_ROUNDS=5  rounds of `multi` (at least BENCH_ROUNDS): one round
+#                           of --all against the three alone moves by +-20% on a
+#                           shared 2-core machine, so 3 pairs do not settle 1.10x
 #     BENCH_LATENCY_RUNS=10 leads runs of the latency-bound export (at least
 #                           BENCH_ROUNDS: the first BENCH_ROUNDS are paired with Python)
 #     BENCH_MSG_BYTES=100000        message size of `messages`
@@ -56,7 +59,9 @@
 #               sources (Chatzuri, NeoAgent, Robofy, BENCH_BIG leads each)
 #               alternated with the same three pulls run alone one after
 #               another: CPU (user+sys) of --all / sum of the three <= 1.10
-#               (median of the per-pair ratios; max reported), peak RSS (info).
+#               (median of the per-pair ratios over BENCH_MULTI_ROUNDS; max
+#               reported), peak RSS (info). `instructions` counts the same
+#               comparison at 20,000 leads a source, which no neighbour moves.
 #   db          (f) BENCH_BIG leads into a new SQLite file, into the same file
 #               again (every row unchanged: the upsert's worst case of
 #               lookups), and into PostgreSQL (a throw-away cluster from
@@ -67,7 +72,8 @@
 #   instructions (i) instructions of a 20,000-lead NDJSON export of each vendor
 #               (`valgrind --tool=callgrind`, the client only; the sandbox runs
 #               apart), and of BENCH_BASELINE's when set: the repeatable measure
-#               of a change on a shared machine. Skipped without valgrind.
+#               of a change on a shared machine; and (h)'s --all against the
+#               three alone, 20,000 leads a source. Skipped without valgrind.
 # Every export writes to a temporary file (or database) whose record count is
 # checked against what the sandbox served; a mismatch stops the script (exit 1).
 # The sandboxes (`target/release/leads sandbox --port 0`, each its own process,
@@ -98,6 +104,8 @@ SECTIONS=${SECTIONS//,/ }
 VENDORS=${BENCH_VENDORS:-chatzuri neoagent robofy chatbase}
 LATENCY_RUNS=${BENCH_LATENCY_RUNS:-10}
 ((LATENCY_RUNS >= ROUNDS)) || LATENCY_RUNS=$ROUNDS
+MULTI_ROUNDS=${BENCH_MULTI_ROUNDS:-5}
+((MULTI_ROUNDS >= ROUNDS)) || MULTI_ROUNDS=$ROUNDS
 MSG_BYTES=${BENCH_MSG_BYTES:-100000}
 MSG_CONVERSATIONS=${BENCH_MSG_CONVERSATIONS:-300}
 MSG_PAGE_SIZE=${BENCH_MSG_PAGE_SIZE:-40}
@@ -283,6 +291,24 @@ source_args() {
     esac
 }
 
+# sources_config SANDBOX FILE : writes a config file (mode 600) naming
+# SANDBOX's Chatzuri, NeoAgent and Robofy demo sources, for (h).
+sources_config() {
+    local vendor
+    {
+        for vendor in chatzuri neoagent robofy; do
+            echo "[sources.$vendor]"
+            echo "vendor = \"$vendor\""
+            echo "agent = \"demo\""
+            [[ $vendor == robofy ]] && echo 'project = "1"'
+            echo "api_key_env = \"${vendor^^}_API_KEY\""
+            echo "base_url = \"${BASE_URL[$1/$vendor]}\""
+            echo
+        done
+    } >"$2"
+    chmod 600 "$2"
+}
+
 # pull SANDBOX VENDOR FORMAT OUTPUT [EXTRA...] : measures one export into M.
 pull() {
     local name=$1 vendor=$2 format=$3 output=$4
@@ -432,22 +458,11 @@ fi
 if wants multi; then
     sandbox_big
     config="$TMP/sources.toml"
-    {
-        for vendor in chatzuri neoagent robofy; do
-            echo "[sources.$vendor]"
-            echo "vendor = \"$vendor\""
-            echo "agent = \"demo\""
-            [[ $vendor == robofy ]] && echo 'project = "1"'
-            echo "api_key_env = \"${vendor^^}_API_KEY\""
-            echo "base_url = \"${BASE_URL[big/$vendor]}\""
-            echo
-        done
-    } >"$config"
-    chmod 600 "$config"
+    sources_config big "$config"
     # The same settings for both sides: --since is NeoAgent's six months and
     # changes nothing for the others (every sandbox lead is in 2025).
     H_ALL=() H_ALONE=() H_RATIO=() H_RSS=() H_WALL=() H_ALONE_WALL=()
-    for ((r = 1; r <= ROUNDS; r++)); do
+    for ((r = 1; r <= MULTI_ROUNDS; r++)); do
         out="$TMP/all.ndjson"
         measure M "$BIN" pull --config "$config" --all --since 2025-01-01 --format ndjson -o "$out" -q
         check_count "$out" ndjson $((3 * BIG))
@@ -465,10 +480,10 @@ if wants multi; then
         echo "bench: round $r pull --all 3 x $BIG: ${H_ALL[-1]} s CPU; alone ${H_ALONE[-1]} s CPU; ratio ${H_RATIO[-1]}" >&2
     done
     ratio=$(median "${H_RATIO[@]}") worst=$(maximum "${H_RATIO[@]}")
-    row "(h) \`pull --all\`, 3 sources x $BIG (Chatzuri, NeoAgent, Robofy), CPU against the three alone (median of $ROUNDS pairs)" \
+    row "(h) \`pull --all\`, 3 sources x $BIG (Chatzuri, NeoAgent, Robofy), CPU against the three alone (median of $MULTI_ROUNDS pairs)" \
         "$(printf '%.3f s against %.3f s: %.2fx (max %.2fx)' "$(median "${H_ALL[@]}")" "$(median "${H_ALONE[@]}")" "$ratio" "$worst")" \
         "<= 1.10x" "$(verdict "$ratio <= 1.10")"
-    row "(h) \`pull --all\`, 3 sources x $BIG: wall, peak RSS (max of $ROUNDS)" \
+    row "(h) \`pull --all\`, 3 sources x $BIG: wall, peak RSS (max of $MULTI_ROUNDS)" \
         "$(printf '%.2f s (alone, one after another: %.2f s), %.1f MB%s' "$(median "${H_WALL[@]}")" "$(median "${H_ALONE_WALL[@]}")" "$(mb "$(maximum "${H_RSS[@]}")")" "$RSS_NOTE")" \
         "(none)" "info"
 fi
@@ -549,15 +564,21 @@ if wants xlsx; then
 fi
 
 # ---------------------------------------------------------------- (i) instructions
-# instructions BINARY VENDOR : the callgrind instruction count of one export.
-instructions() {
-    local out="$TMP/instructions.ndjson" log="$TMP/callgrind.txt"
-    # shellcheck disable=SC2046
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" pull $(source_args instructions "$2") \
-        --format ndjson -o "$out" -q 2>"$log" || die "callgrind of $1 ($2) failed: $(tail -3 "$log")"
-    check_count "$out" ndjson 20000
+# callgrind EXPECTED BINARY ARGS... : the callgrind instruction count of one
+# `BINARY pull ARGS... --format ndjson -o FILE -q` export of EXPECTED leads.
+callgrind() {
+    local expected=$1 binary=$2 out="$TMP/instructions.ndjson" log="$TMP/callgrind.txt"
+    shift 2
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" pull "$@" \
+        --format ndjson -o "$out" -q 2>"$log" || die "callgrind of $binary pull $* failed: $(tail -3 "$log")"
+    check_count "$out" ndjson "$expected"
     rm -f "$out"
     awk '/Collected :/ {print $NF}' "$log"
+}
+# instructions BINARY VENDOR : the instruction count of VENDOR's 20,000 leads.
+instructions() {
+    # shellcheck disable=SC2046
+    callgrind 20000 "$1" $(source_args instructions "$2")
 }
 if wants instructions; then
     if ! command -v valgrind >/dev/null; then
@@ -575,6 +596,16 @@ if wants instructions; then
             echo "bench: $vendor 20000 leads under callgrind: $measured" >&2
             row "(i) $(display "$vendor") leads, 20000 to ndjson, callgrind" "$measured" "(none)" "info"
         done
+        config="$TMP/instructions-sources.toml"
+        sources_config instructions "$config"
+        all=$(callgrind 60000 "$BIN" --config "$config" --all --since 2025-01-01)
+        alone=0
+        for vendor in chatzuri neoagent robofy; do
+            alone=$((alone + $(callgrind 20000 "$BIN" --config "$config" "$vendor" --since 2025-01-01)))
+        done
+        measured=$(printf '%.1fM against %.1fM: %.3fx' "$(calc "$all / 1000000")" "$(calc "$alone / 1000000")" "$(calc "$all / $alone")")
+        echo "bench: pull --all 3 x 20000 under callgrind: $measured" >&2
+        row "(h) \`pull --all\`, 3 sources x 20000, callgrind, against the three alone" "$measured" "(none; CPU's is above)" "info"
     fi
 fi
 
