@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::idle::Deferral;
 use crate::model::Vendor;
 use crate::pipe::PipeWriter;
 use crate::secret::{self, ApiKey};
@@ -97,6 +98,9 @@ pub struct Fetcher {
     settings: FetchSettings,
     pacer: Option<Pacer>,
     pub stats: Arc<FetchStats>,
+    /// Set while the source waits for its turn in a multi-source run: each
+    /// request, and each part of a body, waits for an idle thread.
+    pub deferral: Arc<Deferral>,
 }
 
 /// What went wrong with one attempt, before deciding whether to retry.
@@ -190,6 +194,7 @@ impl Fetcher {
             settings,
             pacer,
             stats: Arc::new(FetchStats::default()),
+            deferral: Arc::default(),
         })
     }
 
@@ -254,6 +259,7 @@ impl Fetcher {
         let retry = &self.settings.retry;
         let mut attempt = 0u32;
         loop {
+            self.deferral.wait().await;
             if let Some(pacer) = &self.pacer {
                 pacer.wait().await;
             }
@@ -411,7 +417,10 @@ impl Fetcher {
                 pipe.announce(length);
             }
             let mut length = 0usize;
-            while let Some(chunk) = self.next_chunk(&mut response).await? {
+            while let Some(chunk) = {
+                self.deferral.wait().await;
+                self.next_chunk(&mut response).await?
+            } {
                 length += chunk.len();
                 if length > MAX_BODY_BYTES {
                     return Err(Attempt::TooLarge);

@@ -13,6 +13,7 @@ pub mod driver;
 pub mod error;
 pub mod export;
 pub mod fetch;
+pub mod idle;
 pub mod keys;
 pub mod model;
 pub mod output;

@@ -24,6 +24,7 @@ where
     let now = clock();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(crate::idle::on_park)
         .build()
     {
         Ok(runtime) => runtime,

@@ -8,7 +8,10 @@
 //! sources after it that have ended too are copied in, and the first one
 //! still running takes the turn: its spool is copied in at its next record,
 //! and it goes on straight. So only what a source fetched before its turn
-//! is written twice, and memory stays flat.
+//! is written twice, and memory stays flat. A source that waits for its
+//! turn fetches only while the thread would otherwise sleep (`idle`): it
+//! does not take the thread from the source at its turn, yet against slow
+//! vendors still fetches ahead as fast as before.
 //!
 //! Straight writes need an output that a failed run leaves as it was (a
 //! file put in place at the end, a database transaction), and no
@@ -26,6 +29,7 @@ use crate::db::Stored;
 use crate::error::{Error, Result};
 use crate::export::{Bookmark, Exportable, RunStats, SeenIds};
 use crate::fetch::Fetcher;
+use crate::idle::Deferral;
 use crate::model::Vendor;
 use crate::output::{Formatted, Output, spool};
 use crate::progress::Progress;
@@ -79,6 +83,10 @@ struct Relay<'o, R> {
     repeated: Vec<u64>,
     /// Per source: its name, for the log.
     names: Vec<String>,
+    /// Per source: whether its fetches wait for an idle thread (`idle`),
+    /// as they do until its turn comes. Not the fetcher itself: a source's
+    /// connections close when it ends.
+    deferrals: Vec<Arc<Deferral>>,
 }
 
 impl<R: Exportable + Formatted + Stored> Relay<'_, R> {
@@ -138,6 +146,9 @@ impl<R: Exportable + Formatted + Stored> Relay<'_, R> {
             next += 1;
         }
         self.turn = Some(next);
+        if let Some(deferral) = self.deferrals.get(next) {
+            deferral.release();
+        }
         Ok(())
     }
 }
@@ -168,6 +179,13 @@ pub async fn run_sources<R: Exportable + Formatted + Stored>(
             (sources.iter().filter(|s| s.job.vendor == vendor).count() > 1).then_some(vendor)
         })
         .collect();
+    if streams {
+        // A source that writes straight is never deferred: the first, and
+        // each one as its turn comes.
+        for fetcher in fetchers.iter().skip(1) {
+            fetcher.deferral.defer();
+        }
+    }
     let relay = RefCell::new(Relay {
         output,
         turn: streams.then_some(0),
@@ -179,6 +197,7 @@ pub async fn run_sources<R: Exportable + Formatted + Stored>(
             .iter()
             .map(|s| s.name.clone().unwrap_or_else(|| s.job.vendor.to_string()))
             .collect(),
+        deferrals: fetchers.iter().map(|f| f.deferral.clone()).collect(),
     });
     let relay = &relay;
     let runs = sources.iter().zip(bookmarks).zip(fetchers).enumerate().map(
