@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tempfile::TempPath;
 
@@ -96,12 +97,22 @@ const CHUNK_SIZE: usize = 256 * 1024;
 /// the one being written, at most 4 x 256 KiB in memory.
 const CHUNKS_QUEUED: usize = 2;
 
+/// A chunk that took at least this long to fill is written from the
+/// caller's thread rather than handed on: the export is waiting on the
+/// network, its thread has time to spare, and waking another thread to
+/// copy 256 KiB costs more CPU than the copy (the latency-bound export of
+/// bench row (b), 200 pages at 50 ms: 49 ms of CPU with every chunk handed
+/// on, 41 ms without). An export bound by its own CPU fills a chunk in
+/// 0.5-4 ms.
+const HAND_ON_FILLED_WITHIN: Duration = Duration::from_millis(10);
+
 /// Writes a regular file's bytes on a thread of its own, 256 KiB at a
 /// time, so the export's thread goes on fetching and formatting while the
 /// kernel copies the last chunk into the page cache. That copy was 8-14%
 /// of a 1M-lead export's CPU, all of it on the one thread that also parses
-/// (issue 14). The thread starts with the first full chunk: an output
-/// smaller than that is written as before, from the caller's thread.
+/// (issue 14). The thread starts with the first chunk filled within
+/// [`HAND_ON_FILLED_WITHIN`]: an output smaller than a chunk, or one
+/// produced slowly, is written as before, from the caller's thread.
 ///
 /// A write of a chunk or more (a conversation with large messages) is not
 /// copied: once the thread has written what came before, it goes to the
@@ -113,6 +124,9 @@ const CHUNKS_QUEUED: usize = 2;
 /// [`ChunkWriter::into_file`].
 struct ChunkWriter {
     chunk: Vec<u8>,
+    /// When `chunk` started filling.
+    filling_since: Instant,
+    hand_on_filled_within: Duration,
     /// Shared with the thread: both write through `&File`, never at once.
     file: Arc<File>,
     state: ChunkState,
@@ -138,8 +152,45 @@ impl ChunkWriter {
     fn new(file: File) -> ChunkWriter {
         ChunkWriter {
             chunk: Vec::with_capacity(CHUNK_SIZE),
+            filling_since: Instant::now(),
+            hand_on_filled_within: HAND_ON_FILLED_WITHIN,
             file: Arc::new(file),
             state: ChunkState::Idle,
+        }
+    }
+
+    /// A full chunk: handed on if it filled quickly, else written here
+    /// once the thread has written what it was given.
+    fn chunk_full(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        let filled_in = now.duration_since(self.filling_since);
+        self.filling_since = now;
+        if filled_in < self.hand_on_filled_within || !self.caught_up()? {
+            return self.hand_on();
+        }
+        (&*self.file).write_all(&self.chunk)?;
+        self.chunk.clear();
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn thread_started(&self) -> bool {
+        !matches!(self.state, ChunkState::Idle)
+    }
+
+    /// Whether every chunk handed on is in the file, without waiting.
+    fn caught_up(&mut self) -> io::Result<bool> {
+        match &mut self.state {
+            ChunkState::Idle => Ok(true),
+            ChunkState::Running {
+                written, in_flight, ..
+            } => {
+                while *in_flight > 0 && written.try_recv().is_ok() {
+                    *in_flight -= 1;
+                }
+                Ok(*in_flight == 0)
+            }
+            ChunkState::Failed(..) => Err(self.error()),
         }
     }
 
@@ -274,7 +325,7 @@ impl Write for ChunkWriter {
         }
         if self.chunk.len() + buf.len() > CHUNK_SIZE {
             if !self.chunk.is_empty() {
-                self.hand_on()?;
+                self.chunk_full()?;
             }
             if buf.len() >= CHUNK_SIZE {
                 self.drain()?;
@@ -673,6 +724,14 @@ mod tests {
         assert_eq!(dir_entries(dir.path()), ["out.json"]);
     }
 
+    /// However slowly a test fills its chunks, they go to the thread.
+    fn hand_on_every_chunk(file: &mut OutputFile) {
+        match &mut file.writer.inner {
+            Buffer::Chunked(chunks) => chunks.hand_on_filled_within = Duration::MAX,
+            Buffer::Direct(_) => panic!("a regular file is written in chunks"),
+        }
+    }
+
     /// A regular file's bytes go through the writing thread: many chunks,
     /// records straddling their ends, one write larger than a chunk, all
     /// in order; the thread has ended and the temporary file is gone.
@@ -681,6 +740,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.ndjson");
         let mut file = OutputFile::open(&Destination::File(path.clone())).unwrap();
+        hand_on_every_chunk(&mut file);
         let mut expected = Vec::new();
         for n in 0..40_000u32 {
             let line = format!(
@@ -711,6 +771,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("conversations.ndjson");
         let mut writer = ChunkWriter::new(File::create(&path).unwrap());
+        writer.hand_on_filled_within = Duration::MAX;
         let mut expected = Vec::new();
         for n in 0..12usize {
             let record = vec![
@@ -744,6 +805,7 @@ mod tests {
             .open("/dev/full")
             .unwrap();
         let mut writer = ChunkWriter::new(full);
+        writer.hand_on_filled_within = Duration::MAX;
         let block = vec![b'x'; CHUNK_SIZE / 2 + 1];
         let failed = (0..64).find_map(|_| writer.write_all(&block).err());
         let error = match failed {
@@ -763,12 +825,68 @@ mod tests {
         let path = dir.path().join("out.json");
         fs::write(&path, "old contents").unwrap();
         let mut file = OutputFile::open(&Destination::File(path.clone())).unwrap();
+        hand_on_every_chunk(&mut file);
         for _ in 0..10 {
             file.writer().write_all(&vec![b'n'; CHUNK_SIZE]).unwrap();
         }
         drop(file);
         assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
         assert_eq!(dir_entries(dir.path()), ["out.json"]);
+    }
+
+    /// Lines of a chunk's worth each, `count` of them.
+    fn chunk_lines(first: usize, count: usize) -> Vec<Vec<u8>> {
+        (first..first + count)
+            .map(|n| {
+                let mut line = format!("{n:08}").into_bytes();
+                line.resize(CHUNK_SIZE / 2 - 1, b'.');
+                line.push(b'\n');
+                line
+            })
+            .collect()
+    }
+
+    /// Chunks that fill slowly (an export waiting on the network) are
+    /// written from the caller's thread: no thread is started for them.
+    #[test]
+    fn slowly_filled_chunks_are_written_without_a_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slow.ndjson");
+        let mut writer = ChunkWriter::new(File::create(&path).unwrap());
+        writer.hand_on_filled_within = Duration::ZERO;
+        let lines = chunk_lines(0, 9);
+        for line in &lines {
+            writer.write_all(line).unwrap();
+        }
+        assert!(!writer.thread_started());
+        writer.into_file().unwrap();
+        assert!(fs::read(&path).unwrap() == lines.concat());
+    }
+
+    /// An export that slows down once the thread is writing (the pages
+    /// start to come slowly) writes its next chunks itself, after the
+    /// thread's, and speeding up again hands them on: every byte in order.
+    #[test]
+    fn chunks_written_here_after_the_threads_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.ndjson");
+        let mut writer = ChunkWriter::new(File::create(&path).unwrap());
+        let mut expected = Vec::new();
+        for (round, within) in [Duration::MAX, Duration::ZERO, Duration::MAX, Duration::ZERO]
+            .into_iter()
+            .enumerate()
+        {
+            writer.hand_on_filled_within = within;
+            for line in chunk_lines(round * 100, 12) {
+                writer.write_all(&line).unwrap();
+                expected.extend_from_slice(&line);
+            }
+            if round == 0 {
+                assert!(writer.thread_started());
+            }
+        }
+        writer.into_file().unwrap();
+        assert!(fs::read(&path).unwrap() == expected);
     }
 
     #[test]
