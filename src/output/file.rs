@@ -60,8 +60,10 @@ enum Buffer {
     /// Stdout, a FIFO or a device: written from the run's own thread, so a
     /// reader that goes away (`| head -1`) is seen at the next write.
     Direct(BufWriter<Sink>),
-    /// A regular file: its bytes are written by a thread of its own.
-    Chunked(ChunkWriter),
+    /// A regular file: its bytes are written by a thread of its own when
+    /// they come fast. Boxed: the writer is held by value all the way up
+    /// to the output's `Sink`, whose other variant is small.
+    Chunked(Box<ChunkWriter>),
 }
 
 impl Write for OutputWriter {
@@ -422,7 +424,9 @@ impl OutputFile {
             }
         };
         let inner = match (sink, &target) {
-            (Sink::File(file), Target::Atomic { .. }) => Buffer::Chunked(ChunkWriter::new(file)),
+            (Sink::File(file), Target::Atomic { .. }) => {
+                Buffer::Chunked(Box::new(ChunkWriter::new(file)))
+            }
             (sink, _) => Buffer::Direct(BufWriter::with_capacity(BUFFER_SIZE, sink)),
         };
         Ok(OutputFile {
