@@ -46,18 +46,13 @@ struct Spooled {
 
 type SpoolWriter = spool::SpoolWriter<BufWriter<std::fs::File>>;
 
-fn spool_error(e: std::io::Error) -> Error {
-    Error::local_file(format!("cannot write a spool file: {e}"))
-}
-
-fn read_error(e: std::io::Error) -> Error {
-    Error::local_file(format!("cannot read a spool file: {e}"))
-}
-
 fn close(writer: SpoolWriter) -> Result<Spooled> {
     let (out, layout, records) = writer.into_parts();
-    let mut file = out.into_inner().map_err(|e| spool_error(e.into_error()))?;
-    file.seek(std::io::SeekFrom::Start(0)).map_err(read_error)?;
+    let mut file = out
+        .into_inner()
+        .map_err(|e| spool::write_error(e.into_error()))?;
+    file.seek(std::io::SeekFrom::Start(0))
+        .map_err(spool::read_error)?;
     Ok(Spooled {
         file,
         layout,
@@ -117,7 +112,7 @@ impl<R: Exportable + Formatted + Stored> Relay<'_, R> {
             return self.output.copy_spooled_text(&mut file, records);
         }
         let mut input = BufReader::with_capacity(spool::BUFFER, file);
-        while let Some(record) = spool::decode(&mut input).map_err(read_error)? {
+        while let Some(record) = spool::decode(&mut input).map_err(spool::read_error)? {
             if let Some(vendor) = self.shared_vendor[index]
                 && !self.seen.insert(vendor, &record.agent_id, &record.id)
             {
@@ -231,7 +226,7 @@ pub async fn run_sources<R: Exportable + Formatted + Stored>(
                         } else {
                             match &mut target {
                                 Target::Spool(writer) => {
-                                    writer.write(record).map_err(spool_error)?
+                                    writer.write(record).map_err(spool::write_error)?
                                 }
                                 Target::Straight => {
                                     return Err(Error::internal("a turn taken back"));

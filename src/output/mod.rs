@@ -712,7 +712,7 @@ impl<R: Formatted + crate::db::Stored> Output<R> {
                 Ok(read) => read,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(Error::local_file(format!("cannot read a spool file: {e}")));
+                    return Err(spool::read_error(e));
                 }
             };
             writer

@@ -19,11 +19,22 @@ use chrono::{DateTime, Utc};
 use super::fields::{Cell, Formatted};
 use super::table::Row;
 use super::{Format, FormatOptions, Unit, format_unit, json};
+use crate::error::Error;
 
 /// Spool files are written and read back in pieces of this size: a
 /// million records are about 400 MB of them, 8 KiB a system call at std's
 /// default.
 pub const BUFFER: usize = 256 * 1024;
+
+/// A spool that cannot be written: a local file error, as for the output.
+pub fn write_error(e: io::Error) -> Error {
+    Error::local_file(format!("cannot write a spool file: {e}"))
+}
+
+/// A spool that cannot be read back.
+pub fn read_error(e: io::Error) -> Error {
+    Error::local_file(format!("cannot read a spool file: {e}"))
+}
 
 /// How a spool holds its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,6 +256,24 @@ pub fn decode(input: &mut impl BufRead) -> io::Result<Option<Spooled>> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    /// A spool that fails is the machine's problem, exit 7, said once.
+    #[test]
+    fn spool_errors_are_local_file_errors() {
+        for (error, says) in [
+            (
+                write_error(io::Error::other("disk full")),
+                "cannot write a spool file: disk full",
+            ),
+            (
+                read_error(io::Error::other("gone")),
+                "cannot read a spool file: gone",
+            ),
+        ] {
+            assert_eq!(error.kind.exit_code(), 7);
+            assert_eq!(error.message, says);
+        }
+    }
 
     #[test]
     fn frames_read_back_as_written() {
