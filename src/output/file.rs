@@ -180,6 +180,14 @@ impl ChunkWriter {
         !matches!(self.state, ChunkState::Idle)
     }
 
+    #[cfg(test)]
+    fn handed_on_not_back(&self) -> usize {
+        match self.state {
+            ChunkState::Running { in_flight, .. } => in_flight,
+            _ => 0,
+        }
+    }
+
     /// Whether every chunk handed on is in the file, without waiting.
     fn caught_up(&mut self) -> io::Result<bool> {
         match &mut self.state {
@@ -880,13 +888,23 @@ mod tests {
             .into_iter()
             .enumerate()
         {
+            let slow = within == Duration::ZERO;
             writer.hand_on_filled_within = within;
+            if slow {
+                // The thread has written what it was given, so the first
+                // slow chunk is written here rather than after it.
+                writer.drain().unwrap();
+            }
             for line in chunk_lines(round * 100, 12) {
                 writer.write_all(&line).unwrap();
                 expected.extend_from_slice(&line);
             }
-            if round == 0 {
-                assert!(writer.thread_started());
+            assert!(writer.thread_started());
+            let in_flight = writer.handed_on_not_back();
+            if slow {
+                assert_eq!(in_flight, 0, "round {round}: a slow chunk was handed on");
+            } else {
+                assert!(in_flight > 0, "round {round}: no fast chunk was handed on");
             }
         }
         writer.into_file().unwrap();
