@@ -5,13 +5,24 @@
 //! third of the client's CPU per lead). It covers exactly the documented
 //! shape with the documented key spellings; anything else — another
 //! envelope, a key in another case, a repeated key, a lead that is not an
-//! object — returns `None`, and the general parser, which is the reference
-//! for every mapping rule, handles the page (the tests check both agree).
+//! object, a body that is not JSON — returns `None`, and the general
+//! parser, which is the reference for every mapping rule, handles the page
+//! (the tests check both agree, and that no byte changed in a valid page
+//! makes them disagree).
+//!
+//! The body is read by a scanner written for this one shape rather than by
+//! serde_json's deserializer: going through serde's visitors for every key
+//! and value cost about as much as everything else done per lead. The
+//! scanner is as strict as serde_json (it takes only valid JSON) and gives
+//! the values serde_json gives; what it does not handle itself (an escaped
+//! surrogate, a value nested deeper than the documented shape goes) it
+//! leaves to the general parser, and an array or object inside a lead it
+//! hands to serde_json.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -24,14 +35,19 @@ const LISTS: [&str; 2] = ["data", "collectedCustomers"];
 
 const KNOWN: [&str; 5] = ["id", "created_at", "name", "email", "phone"];
 
+/// How deep the scanner follows values it skips; deeper ones (far past
+/// anything a vendor sends, and short of serde_json's limit of 128) go to
+/// the general parser, which decides.
+const DEEPEST: usize = 64;
+
 pub(super) fn parse(body: &[u8], ctx: &MapContext) -> Option<Page<Lead>> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    // One UTF-8 check of the whole body is cheaper than serde_json's check
-    // of every string in it.
+    // One UTF-8 check of the whole body; the scanner then only splits it
+    // at ASCII bytes, which are always character boundaries.
     let body = std::str::from_utf8(body).ok()?;
-    let mut deserializer = serde_json::Deserializer::from_str(body);
-    let records = deserializer.deserialize_map(EnvelopeVisitor { ctx }).ok()?;
-    deserializer.end().ok()?;
+    let mut scan = Scanner { text: body, at: 0 };
+    let records = envelope(&mut scan, ctx)?;
+    scan.end()?;
     let returned = records.len();
     Some(Page {
         records,
@@ -41,7 +57,376 @@ pub(super) fn parse(body: &[u8], ctx: &MapContext) -> Option<Page<Lead>> {
     })
 }
 
-/// A key, borrowed from the body when it has no escapes.
+/// `data` wins over `collectedCustomers`, as in the general parser's
+/// `lead_list`; either that is not an array of objects, is repeated or is
+/// spelled in another case leaves the fast path.
+fn envelope(scan: &mut Scanner<'_>, ctx: &MapContext) -> Option<Vec<Lead>> {
+    let mut lists: [Option<Vec<Lead>>; 2] = [None, None];
+    if scan.open(b'{', b'}')? {
+        loop {
+            let key = scan.key()?;
+            if let Some(slot) = LISTS.iter().position(|k| *k == key) {
+                if lists[slot].is_some() {
+                    return None;
+                }
+                lists[slot] = Some(leads(scan, ctx)?);
+            } else if LISTS.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
+                return None;
+            } else {
+                scan.skip_value(1)?;
+            }
+            if !scan.more(b'}')? {
+                break;
+            }
+        }
+    }
+    let [data, customers] = lists;
+    data.or(customers)
+}
+
+fn leads(scan: &mut Scanner<'_>, ctx: &MapContext) -> Option<Vec<Lead>> {
+    let mut leads = Vec::with_capacity(100);
+    if scan.open(b'[', b']')? {
+        loop {
+            leads.push(lead(scan, ctx)?);
+            if !scan.more(b']')? {
+                break;
+            }
+        }
+    }
+    Some(leads)
+}
+
+fn lead<'a>(scan: &mut Scanner<'a>, ctx: &MapContext) -> Option<Lead> {
+    let mut known: [Option<Known<'a>>; 5] = Default::default();
+    let mut fields = Fields::new();
+    if scan.open(b'{', b'}')? {
+        loop {
+            let key = scan.key()?;
+            let value = scan.value()?;
+            if let Some(slot) = KNOWN.iter().position(|k| *k == key) {
+                if known[slot].is_some() {
+                    return None;
+                }
+                known[slot] = Some(value);
+            } else if KNOWN.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
+                return None;
+            } else {
+                if fields.contains_key(&key) {
+                    return None;
+                }
+                if let Some(value) = value.into_field() {
+                    fields.push_new(key.into_owned(), value);
+                }
+            }
+            if !scan.more(b'}')? {
+                break;
+            }
+        }
+    }
+    let [id, created_at, name, email, phone] = known;
+    let created = created_at.as_ref().map_or(Stamp::Absent, Known::stamp);
+    Some(assemble_lead(
+        id.and_then(Known::into_model),
+        created,
+        || created_at.and_then(Known::into_model),
+        [name, email, phone].map(|text| text.and_then(Known::into_model)),
+        fields,
+        ctx,
+    ))
+}
+
+/// A cursor over the body. Every method skips the whitespace before its
+/// token and returns `None` for anything that is not valid JSON there.
+struct Scanner<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn skip_space(&mut self) {
+        let bytes = self.bytes();
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_space();
+        self.bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// Opens an array or object; whether it has a first member (`false`
+    /// for `[]` or `{}`, which are then closed).
+    fn open(&mut self, open: u8, close: u8) -> Option<bool> {
+        self.eat(open)?;
+        if self.peek()? == close {
+            self.at += 1;
+            return Some(false);
+        }
+        Some(true)
+    }
+
+    /// After a member: `true` for the comma before another, `false` for the
+    /// closing bracket (which is consumed).
+    fn more(&mut self, close: u8) -> Option<bool> {
+        match self.peek()? {
+            b',' => {
+                self.at += 1;
+                Some(true)
+            }
+            byte if byte == close => {
+                self.at += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    fn end(&mut self) -> Option<()> {
+        self.skip_space();
+        (self.at == self.text.len()).then_some(())
+    }
+
+    /// An object's key and the colon after it.
+    fn key(&mut self) -> Option<Cow<'a, str>> {
+        let key = self.string()?;
+        self.eat(b':')?;
+        Some(key)
+    }
+
+    /// A string, borrowed from the body when it has no escapes.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let stop = self.skip_to_stop()?;
+        if stop == b'"' {
+            let text = &self.text[start..self.at];
+            self.at += 1;
+            return Some(Cow::Borrowed(text));
+        }
+        let mut owned = String::with_capacity(self.at - start + 16);
+        owned.push_str(&self.text[start..self.at]);
+        loop {
+            match self.bytes()[self.at] {
+                b'"' => {
+                    self.at += 1;
+                    return Some(Cow::Owned(owned));
+                }
+                b'\\' => {
+                    self.at += 1;
+                    owned.push(self.escape()?);
+                }
+                _ => return None,
+            }
+            let from = self.at;
+            self.skip_to_stop()?;
+            owned.push_str(&self.text[from..self.at]);
+        }
+    }
+
+    /// Moves to the next `"`, `\` or control character (which JSON does not
+    /// allow in a string) and returns it, eight bytes at a time.
+    fn skip_to_stop(&mut self) -> Option<u8> {
+        let bytes = self.bytes();
+        while let Some(chunk) = bytes.get(self.at..self.at + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let stops = stop_bytes(u64::from_le_bytes(word));
+            if stops != 0 {
+                self.at += stops.trailing_zeros() as usize / 8;
+                return Some(bytes[self.at]);
+            }
+            self.at += 8;
+        }
+        while let Some(&byte) = bytes.get(self.at) {
+            if byte == b'"' || byte == b'\\' || byte < 0x20 {
+                return Some(byte);
+            }
+            self.at += 1;
+        }
+        None
+    }
+
+    /// The character an escape after `\` stands for. An escaped surrogate
+    /// (half of a character beyond the BMP, or a lone one, which
+    /// serde_json rejects) is the general parser's.
+    fn escape(&mut self) -> Option<char> {
+        let byte = *self.bytes().get(self.at)?;
+        self.at += 1;
+        Some(match byte {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hex = self.text.get(self.at..self.at + 4)?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                self.at += 4;
+                char::from_u32(u32::from_str_radix(hex, 16).ok()?)?
+            }
+            _ => return None,
+        })
+    }
+
+    /// A number, as the exact text serde_json's `arbitrary_precision` keeps:
+    /// the body's, except that an exponent is written `e` with its sign.
+    fn number(&mut self) -> Option<String> {
+        self.skip_space();
+        let bytes = self.bytes();
+        let start = self.at;
+        let digits = |at: &mut usize| {
+            let from = *at;
+            while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+                *at += 1;
+            }
+            *at > from
+        };
+        let mut at = start;
+        if bytes.get(at) == Some(&b'-') {
+            at += 1;
+        }
+        match bytes.get(at) {
+            Some(b'0') => at += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut at);
+            }
+            _ => return None,
+        }
+        if bytes.get(at) == Some(&b'.') {
+            at += 1;
+            if !digits(&mut at) {
+                return None;
+            }
+        }
+        let mantissa = &self.text[start..at];
+        let text = if let Some(b'e' | b'E') = bytes.get(at) {
+            at += 1;
+            let sign = match bytes.get(at) {
+                Some(&sign @ (b'+' | b'-')) => {
+                    at += 1;
+                    sign as char
+                }
+                _ => '+',
+            };
+            let from = at;
+            if !digits(&mut at) {
+                return None;
+            }
+            format!("{mantissa}e{sign}{}", &self.text[from..at])
+        } else {
+            mantissa.to_owned()
+        };
+        // A digit right after `0` ("01") is not JSON.
+        if bytes.get(at).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        self.at = at;
+        Some(text)
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        self.skip_space();
+        let rest = self.text.get(self.at..)?;
+        rest.starts_with(word).then(|| self.at += word.len())
+    }
+
+    /// A value inside a lead, as serde_json hands it to `Known`.
+    fn value(&mut self) -> Option<Known<'a>> {
+        Some(match self.peek()? {
+            b'"' => Known::Text(self.string()?),
+            b'-' | b'0'..=b'9' => Known::Number(self.number()?),
+            b'n' => {
+                self.literal("null")?;
+                Known::Other(Value::Null)
+            }
+            b't' => {
+                self.literal("true")?;
+                Known::Other(Value::Bool(true))
+            }
+            b'f' => {
+                self.literal("false")?;
+                Known::Other(Value::Bool(false))
+            }
+            b'[' | b'{' => {
+                let start = self.at;
+                self.skip_value(3)?;
+                serde_json::from_str(&self.text[start..self.at]).ok()?
+            }
+            _ => return None,
+        })
+    }
+
+    /// Checks and passes over one value of any kind, `depth` containers in.
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.string()?;
+            }
+            b'-' | b'0'..=b'9' => {
+                self.number()?;
+            }
+            b'n' => self.literal("null")?,
+            b't' => self.literal("true")?,
+            b'f' => self.literal("false")?,
+            b'[' if depth < DEEPEST => {
+                if self.open(b'[', b']')? {
+                    loop {
+                        self.skip_value(depth + 1)?;
+                        if !self.more(b']')? {
+                            break;
+                        }
+                    }
+                }
+            }
+            b'{' if depth < DEEPEST => {
+                if self.open(b'{', b'}')? {
+                    loop {
+                        self.key()?;
+                        self.skip_value(depth + 1)?;
+                        if !self.more(b'}')? {
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+/// A mask with the high bit set in the lowest byte of `word` that is `"`,
+/// `\` or below 0x20 (higher bytes may be marked too; only the lowest
+/// mark is exact, and only it is used): the "has a zero byte" and "has a
+/// byte below n" word tricks.
+#[inline(always)]
+fn stop_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_bytes = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    below_space
+        | zero_bytes(word ^ (ONES * u64::from(b'"')))
+        | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+}
+
+/// A key inside a nested object that `Known` reads, borrowed from the body
+/// when it has no escapes.
 struct Key<'de>(Cow<'de, str>);
 
 impl<'de> de::Deserialize<'de> for Key<'de> {
@@ -60,124 +445,6 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
             }
         }
         deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-fn fall_back<E: de::Error>() -> E {
-    E::custom("not the documented shape; use the general parser")
-}
-
-struct EnvelopeVisitor<'c> {
-    ctx: &'c MapContext,
-}
-
-impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
-    type Value = Vec<Lead>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object with `data`")
-    }
-
-    /// `data` wins over `collectedCustomers`, as in the general parser's
-    /// `lead_list`; either that is not an array of objects, is repeated or
-    /// is spelled in another case leaves the fast path.
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Lead>, A::Error> {
-        let mut lists: [Option<Vec<Lead>>; 2] = [None, None];
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            if let Some(slot) = LISTS.iter().position(|k| *k == key.0) {
-                if lists[slot].is_some() {
-                    return Err(fall_back());
-                }
-                lists[slot] = Some(map.next_value_seed(LeadsSeed { ctx: self.ctx })?);
-            } else if LISTS.iter().any(|k| k.eq_ignore_ascii_case(&key.0)) {
-                return Err(fall_back());
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        let [data, customers] = lists;
-        data.or(customers).ok_or_else(fall_back)
-    }
-}
-
-struct LeadsSeed<'c> {
-    ctx: &'c MapContext,
-}
-
-impl<'de> DeserializeSeed<'de> for LeadsSeed<'_> {
-    type Value = Vec<Lead>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Lead>, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LeadsSeed<'_> {
-    type Value = Vec<Lead>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of leads")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Lead>, A::Error> {
-        let mut leads = Vec::with_capacity(seq.size_hint().unwrap_or(100));
-        while let Some(lead) = seq.next_element_seed(LeadSeed { ctx: self.ctx })? {
-            leads.push(lead);
-        }
-        Ok(leads)
-    }
-}
-
-struct LeadSeed<'c> {
-    ctx: &'c MapContext,
-}
-
-impl<'de> DeserializeSeed<'de> for LeadSeed<'_> {
-    type Value = Lead;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Lead, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LeadSeed<'_> {
-    type Value = Lead;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a lead object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lead, A::Error> {
-        let mut known: [Option<Known<'de>>; 5] = Default::default();
-        let mut fields = Fields::new();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            if let Some(slot) = KNOWN.iter().position(|k| *k == key.0) {
-                if known[slot].is_some() {
-                    return Err(fall_back());
-                }
-                known[slot] = Some(map.next_value()?);
-            } else if KNOWN.iter().any(|k| k.eq_ignore_ascii_case(&key.0)) {
-                return Err(fall_back());
-            } else {
-                let value: Known<'de> = map.next_value()?;
-                if fields.contains_key(key.0.as_ref()) {
-                    return Err(fall_back());
-                }
-                if let Some(value) = value.into_field() {
-                    fields.push_new(key.0.into_owned(), value);
-                }
-            }
-        }
-        let [id, created_at, name, email, phone] = known;
-        let created = created_at.as_ref().map_or(Stamp::Absent, Known::stamp);
-        Ok(assemble_lead(
-            id.and_then(Known::into_model),
-            created,
-            || created_at.and_then(Known::into_model),
-            [name, email, phone].map(|text| text.and_then(Known::into_model)),
-            fields,
-            self.ctx,
-        ))
     }
 }
 
@@ -421,5 +688,131 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    /// The general parser's reading of `body`, `None` where it rejects it.
+    fn general_or_none(body: &[u8]) -> Option<Page<Lead>> {
+        let ctx = MapContext {
+            keep_raw: true,
+            ..ctx()
+        };
+        let mut page = parse_leads(body, &ctx).ok()?;
+        for lead in &mut page.records {
+            lead.raw = None;
+        }
+        Some(page)
+    }
+
+    /// Escapes, numbers in every JSON form, literals, nested values and
+    /// whitespace between every token: the scanner reads them itself, as
+    /// serde_json does.
+    #[test]
+    fn escapes_numbers_and_nested_values_agree_with_the_general_parser() {
+        let body = br#" { "meta" : { "next" : [ 1 , -2.5e3 , "x\"y" , { } , [ ] , null , true , false ] } ,
+            "data" : [
+              { "id" : "a\"b\\c\/d\b\f\n\r\t\u00e9\u0041\u4e2d" , "name" : " Zo\u00EB " , "email" : "e@x.io" ,
+                "phone" : 0 , "created_at" : "2025-01-15T10:30:00Z" , "score" : -0 , "ratio" : 1.50 ,
+                "big" : 1E5 , "small" : 2e-3 , "plus" : 3E+2 , "n" : -7 , "huge" : 123456789012345678901234567890 ,
+                "obj" : { "a" : [ 1 , { "b" : null } ] , "$k" : "v" } , "list" : [ "x" ] , "t" : true , "f" : false , "z" : null ,
+                "ctl" : "tab\there" , "u0" : "\u0000" , "empty" : "" , "blank" : "   " } ,
+              { } , {"id":7}
+            ] , "total" : 3 }
+        "#;
+        let fast = parse(body, &ctx()).expect("the documented shape");
+        assert_eq!(Some(&fast), general_or_none(body).as_ref());
+        let first = &fast.records[0];
+        assert_eq!(first.id, "a\"b\\c/d\u{8}\u{c}\n\r\té\u{41}中");
+        assert_eq!(first.name.as_deref(), Some("Zoë"));
+        assert_eq!(first.fields.get("big"), Some(&number_value("1e+5")));
+        assert_eq!(fast.records[2].id, "7");
+    }
+
+    /// What serde_json rejects the scanner rejects too, so the general
+    /// parser reports the body, and an escaped surrogate is left to it.
+    #[test]
+    fn invalid_json_never_takes_the_fast_path() {
+        for body in [
+            &b"{\"data\": [{\"id\": \"a\x01b\"}]}"[..],
+            br#"{"data": [{"id": "a\xb"}]}"#,
+            br#"{"data": [{"id": "\u12"}]}"#,
+            br#"{"data": [{"id": "\u12G4"}]}"#,
+            br#"{"data": [{"id": "\ud800"}]}"#,
+            br#"{"data": [{"id": 01}]}"#,
+            br#"{"data": [{"id": 1.}]}"#,
+            br#"{"data": [{"id": -}]}"#,
+            br#"{"data": [{"id": 1e}]}"#,
+            br#"{"data": [{"id": 1e+}]}"#,
+            br#"{"data": [{"id": +1}]}"#,
+            br#"{"data": [{"id": .5}]}"#,
+            br#"{"data": [{"id": 1,}]}"#,
+            br#"{"data": [{"id": 1},]}"#,
+            br#"{"data": [{"id": 1}],}"#,
+            br#"{"data": [{"id" 1}]}"#,
+            br#"{"data": [{"id": "1}]}"#,
+            br#"{"data": [{"id": nul}]}"#,
+            br#"{"data": [{"id": True}]}"#,
+            br#"{"data": [{"id": 1} {"id": 2}]}"#,
+            br#"{"data": [{"id": [1 2]}]}"#,
+            br#"{"data": [{"x": {"a" 1}}]}"#,
+            br#"{"data": [{"id": 1}], "meta": [1,]}"#,
+            br#"{"data": [{"id": 1}], "meta": {"a": 01}}"#,
+            br#"{"data": [{"id": 1}], "meta": "\q"}"#,
+            br#"{"data": [{"id": 1}]"#,
+            b"{\"data\": [{\"id\": 1}]}\x00",
+            b"{\"data\": [{\"id\": 1}]}\x0c",
+            br#"{"data": [{"id": 1}]}}"#,
+            b"",
+        ] {
+            let shown = String::from_utf8_lossy(body);
+            assert!(parse(body, &ctx()).is_none(), "{shown}");
+        }
+        // Far deeper than any vendor nests, and past serde_json's limit.
+        let deep = format!(
+            r#"{{"meta": {}1{}, "data": []}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(parse(deep.as_bytes(), &ctx()).is_none());
+        assert!(general_or_none(deep.as_bytes()).is_none());
+    }
+
+    /// Every single-byte change, deletion and insertion in a page: wherever
+    /// the fast path takes the result, the general parser reads the same.
+    #[test]
+    fn no_changed_byte_makes_the_two_parsers_disagree() {
+        let body: &[u8] = br#"{"data":[{"id":10001,"created_at":"2025-01-01T00:11:41Z","x":"u\"v","chatbot_id":"demo","phone":"","email":"j@ex.co","name":"Jos\u00e9 ","n":[1,{"a":-2.5e3}]},{"id":"b","t":true,"f":null}],"total":2}"#;
+        let changes = [
+            b'"', b'\\', b',', b':', b'{', b'}', b'[', b']', b' ', b'0', b'1', b'e', b'-', b'.',
+            b'u', b'n', 0x01, b'a',
+        ];
+        let mut taken = 0;
+        let mut check = |changed: Vec<u8>| {
+            if let Some(fast) = parse(&changed, &ctx()) {
+                taken += 1;
+                assert_eq!(
+                    Some(fast),
+                    general_or_none(&changed),
+                    "{}",
+                    String::from_utf8_lossy(&changed)
+                );
+            }
+        };
+        for at in 0..body.len() {
+            for &byte in &changes {
+                let mut changed = body.to_vec();
+                changed[at] = byte;
+                check(changed.clone());
+                changed[at] = body[at];
+                changed.insert(at, byte);
+                check(changed);
+            }
+            let mut changed = body.to_vec();
+            changed.remove(at);
+            check(changed);
+        }
+        assert!(
+            taken > 1000,
+            "the fast path took only {taken} changed pages"
+        );
     }
 }
