@@ -4,30 +4,46 @@
 
 use serde_json::Value;
 
-use super::fields::{Field, FieldValue, Getter, MESSAGE_FIELDS};
+use super::fields::FieldValue;
+#[cfg(test)]
+use super::fields::{Field, Getter};
 use crate::model::{Fields, format_timestamp, timestamp_bytes};
 
 /// Appends `record` as one compact JSON object.
+/// Any record by walking its table: what the generated writers
+/// (`fields::push_lead` and its kin) write, field by field.
+#[cfg(test)]
 pub fn push_object<R>(out: &mut Vec<u8>, table: &[Field<Getter<R>>], record: &R) {
     out.push(b'{');
     let mut first = true;
     for field in table {
-        let value = (field.get)(record);
-        if let FieldValue::Raw(None) = value {
-            continue;
-        }
-        let key = field.json_key.as_bytes();
-        out.extend_from_slice(if std::mem::take(&mut first) {
-            &key[1..]
-        } else {
-            key
-        });
-        push_field(out, value);
+        push_member(out, &mut first, field.json_key, (field.get)(record));
     }
     out.push(b'}');
 }
 
-#[inline]
+/// One `,"key":value` of an object (without the comma for the first);
+/// an absent `raw` is left out entirely.
+#[inline(always)]
+pub(super) fn push_member(
+    out: &mut Vec<u8>,
+    first: &mut bool,
+    json_key: &str,
+    value: FieldValue<'_>,
+) {
+    if let FieldValue::Raw(None) = value {
+        return;
+    }
+    let key = json_key.as_bytes();
+    out.extend_from_slice(if std::mem::take(first) {
+        &key[1..]
+    } else {
+        key
+    });
+    push_field(out, value);
+}
+
+#[inline(always)]
 fn push_field(out: &mut Vec<u8>, value: FieldValue<'_>) {
     match value {
         FieldValue::Null | FieldValue::Raw(None) => out.extend_from_slice(b"null"),
@@ -47,7 +63,7 @@ fn push_field(out: &mut Vec<u8>, value: FieldValue<'_>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                push_object(out, MESSAGE_FIELDS, message);
+                super::fields::push_message(out, message);
             }
             out.push(b']');
         }
@@ -134,7 +150,7 @@ pub fn push_map(out: &mut Vec<u8>, map: &Fields) {
 mod tests {
     use super::*;
     use crate::model::{Conversation, Lead, Message, Vendor};
-    use crate::output::fields::{CONVERSATION_FIELDS, LEAD_FIELDS};
+    use crate::output::fields::{CONVERSATION_FIELDS, LEAD_FIELDS, push_conversation, push_lead};
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
@@ -206,13 +222,16 @@ mod tests {
             if i % 2 == 1 {
                 lead.raw = Some(json!({"k": text, "list": [1, null, true]}));
             }
-            let mut fast = Vec::new();
-            push_object(&mut fast, LEAD_FIELDS, &lead);
+            let mut walked = Vec::new();
+            push_object(&mut walked, LEAD_FIELDS, &lead);
             assert_eq!(
-                String::from_utf8(fast).unwrap(),
+                String::from_utf8(walked.clone()).unwrap(),
                 serde_json::to_string(&lead_as_value(&lead)).unwrap(),
                 "{text:?}"
             );
+            let mut generated = Vec::new();
+            push_lead(&mut generated, &lead);
+            assert_eq!(generated, walked, "{text:?}");
         }
     }
 
@@ -227,6 +246,9 @@ mod tests {
         });
         let mut out = Vec::new();
         push_object(&mut out, CONVERSATION_FIELDS, &c);
+        let mut generated = Vec::new();
+        push_conversation(&mut generated, &c);
+        assert_eq!(generated, out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"id":"c\"1","vendor":"chatzuri","agent_id":"bot","created_at":"2025-01-15T10:30:00.000000Z","source":null,"customer":null,"session_id":null,"page_url":null,"messages":[{"role":"user","content":"hi","created_at":null}],"fields":{}}"#

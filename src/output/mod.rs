@@ -435,7 +435,7 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
             Inner::Json(_) | Inner::Ndjson(_) => {
                 let mut object = std::mem::take(&mut self.scratch);
                 object.clear();
-                json::push_object(&mut object, R::JSON_FIELDS, record);
+                record.push_json(&mut object);
                 let written = self.write_json(&object);
                 self.scratch = object;
                 return written;
@@ -544,7 +544,7 @@ pub fn format_unit<'a, R: Formatted + crate::db::Stored>(
     Ok(match options.format {
         Format::Json | Format::Ndjson => {
             let mut object = Vec::with_capacity(512);
-            json::push_object(&mut object, R::JSON_FIELDS, record);
+            record.push_json(&mut object);
             Unit::Json(object)
         }
         Format::Csv | Format::Xlsx => Unit::Rows(rows_of(record, &options.columns)?),

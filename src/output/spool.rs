@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::fields::{Cell, Formatted};
 use super::table::Row;
-use super::{Format, FormatOptions, Unit, format_unit, json};
+use super::{Format, FormatOptions, Unit, format_unit};
 use crate::error::Error;
 
 /// Spool files are written and read back in pieces of this size: a
@@ -153,10 +153,10 @@ impl<W: Write> SpoolWriter<W> {
                 if self.records > 0 {
                     self.frame.extend_from_slice(b",\n");
                 }
-                json::push_object(&mut self.frame, R::JSON_FIELDS, record);
+                record.push_json(&mut self.frame);
             }
             Layout::NdjsonText => {
-                json::push_object(&mut self.frame, R::JSON_FIELDS, record);
+                record.push_json(&mut self.frame);
                 self.frame.push(b'\n');
             }
         }

@@ -56,7 +56,7 @@ impl<W: Write> SingerWriter<W> {
     ) -> Result<()> {
         let mut json = std::mem::take(&mut self.json);
         json.clear();
-        crate::output::json::push_object(&mut json, R::JSON_FIELDS, record);
+        record.push_json(&mut json);
         let written = self.record_json(stream, &json, keep);
         self.json = json;
         written
