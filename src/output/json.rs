@@ -96,9 +96,9 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
 /// Whether any byte is a control character, `"` or `\\`: eight bytes at a
 /// time (the classic "has a zero byte" and "has a byte below n" word tricks,
 /// both exact). A tail shorter than a word is checked as the last eight
-/// bytes, overlapping the words before, and a string shorter than a word is
-/// padded with a harmless byte: no byte-by-byte loop, which was most of the
-/// cost for the short strings records are made of.
+/// bytes, overlapping the words before. A string shorter than a word is
+/// checked byte by byte: copying it into a padded word cost more (a call
+/// to `memcpy` for the variable length).
 #[inline]
 pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     const WORD: usize = 8;
@@ -108,9 +108,7 @@ pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
         u64::from_le_bytes(word)
     };
     if bytes.len() < WORD {
-        let mut padded = [b'a'; WORD];
-        padded[..bytes.len()].copy_from_slice(bytes);
-        return word_needs_escape(u64::from_le_bytes(padded));
+        return bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
     }
     let mut chunks = bytes.chunks_exact(WORD);
     if chunks.any(|chunk| word_needs_escape(word(chunk))) {
