@@ -86,9 +86,10 @@ fn envelope(scan: &mut Scanner<'_>, ctx: &MapContext) -> Option<Vec<Lead>> {
 
 fn leads(scan: &mut Scanner<'_>, ctx: &MapContext) -> Option<Vec<Lead>> {
     let mut leads = Vec::with_capacity(100);
+    let mut layout = Vec::new();
     if scan.open(b'[', b']')? {
         loop {
-            leads.push(lead(scan, ctx)?);
+            leads.push(lead(scan, &mut layout, ctx)?);
             if !scan.more(b']')? {
                 break;
             }
@@ -97,26 +98,64 @@ fn leads(scan: &mut Scanner<'_>, ctx: &MapContext) -> Option<Vec<Lead>> {
     Some(leads)
 }
 
-fn lead<'a>(scan: &mut Scanner<'a>, ctx: &MapContext) -> Option<Lead> {
+/// Where a lead's key goes: one of `KNOWN`, or `fields`.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Known(usize),
+    Field,
+}
+
+impl Slot {
+    /// `None` for a known key in another case, which leaves the fast path.
+    fn of(key: &str) -> Option<Slot> {
+        match KNOWN.iter().position(|k| *k == key) {
+            Some(known) => Some(Slot::Known(known)),
+            None if KNOWN.iter().any(|k| k.eq_ignore_ascii_case(key)) => None,
+            None => Some(Slot::Field),
+        }
+    }
+}
+
+/// The keys of the leads before, in order, with their slots. Leads in a
+/// page share one layout, so the key at each position is first compared
+/// with the one there before: a match is neither scanned as a string nor
+/// looked up.
+type Layout<'a> = Vec<(&'a str, Slot)>;
+
+fn lead<'a>(scan: &mut Scanner<'a>, layout: &mut Layout<'a>, ctx: &MapContext) -> Option<Lead> {
     let mut known: [Option<Known<'a>>; 5] = Default::default();
     let mut fields = Fields::new();
     if scan.open(b'{', b'}')? {
-        loop {
-            let key = scan.key()?;
+        for position in 0.. {
+            let (key, slot) = match layout.get(position) {
+                Some(&(key, slot)) if scan.exact_key(key)? => (Cow::Borrowed(key), slot),
+                _ => {
+                    let key = scan.key()?;
+                    let slot = Slot::of(&key)?;
+                    layout.truncate(position);
+                    if let Cow::Borrowed(key) = key
+                        && layout.len() == position
+                    {
+                        layout.push((key, slot));
+                    }
+                    (key, slot)
+                }
+            };
             let value = scan.value()?;
-            if let Some(slot) = KNOWN.iter().position(|k| *k == key) {
-                if known[slot].is_some() {
-                    return None;
+            match slot {
+                Slot::Known(at) => {
+                    if known[at].is_some() {
+                        return None;
+                    }
+                    known[at] = Some(value);
                 }
-                known[slot] = Some(value);
-            } else if KNOWN.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
-                return None;
-            } else {
-                if fields.contains_key(&key) {
-                    return None;
-                }
-                if let Some(value) = value.into_field() {
-                    fields.push_new(key.into_owned(), value);
+                Slot::Field => {
+                    if fields.contains_key(&key) {
+                        return None;
+                    }
+                    if let Some(value) = value.into_field() {
+                        fields.push_new(key.into_owned(), value);
+                    }
                 }
             }
             if !scan.more(b'}')? {
@@ -201,6 +240,22 @@ impl<'a> Scanner<'a> {
         let key = self.string()?;
         self.eat(b':')?;
         Some(key)
+    }
+
+    /// Whether the next key is spelled exactly `key` (a key read before,
+    /// which has no escapes); if so, it and its colon are consumed.
+    fn exact_key(&mut self, key: &str) -> Option<bool> {
+        self.skip_space();
+        let bytes = self.bytes();
+        let end = self.at + 1 + key.len();
+        let matches = bytes.get(self.at) == Some(&b'"')
+            && bytes.get(self.at + 1..end) == Some(key.as_bytes())
+            && bytes.get(end) == Some(&b'"');
+        if matches {
+            self.at = end + 1;
+            self.eat(b':')?;
+        }
+        Some(matches)
     }
 
     /// A string, borrowed from the body when it has no escapes.
