@@ -171,6 +171,26 @@ mod tests {
         assert!(!needs_escape(b""));
     }
 
+    /// `push_str` writes what serde writes, whatever the string's length and wherever the character that needs escaping is,
+    /// after what is already in the buffer.
+    #[test]
+    fn push_str_writes_what_serde_writes_at_every_length_and_position() {
+        let odd = [
+            '"', '\\', '\n', '\u{1}', '\u{1f}', 'é', '中', '😀', '\u{2028}', '\u{7f}', ' ',
+        ];
+        for len in 0..=25usize {
+            for at in 0..len.max(1) {
+                for &c in &odd {
+                    let text: String = (0..len).map(|i| if i == at { c } else { 'a' }).collect();
+                    let mut out = b"prefix,".to_vec();
+                    push_str(&mut out, &text);
+                    let expected = format!("prefix,{}", serde_json::to_string(&text).unwrap());
+                    assert_eq!(String::from_utf8(out).unwrap(), expected, "{text:?}");
+                }
+            }
+        }
+    }
+
     /// The independent oracle: the same object built as a `serde_json::Value`
     /// key by key from docs/SPEC.md section 2, then written by serde.
     fn lead_as_value(lead: &Lead) -> Value {
