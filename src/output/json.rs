@@ -171,8 +171,9 @@ mod tests {
         assert!(!needs_escape(b""));
     }
 
-    /// `push_str` writes what serde writes, whatever the string's length and wherever the character that needs escaping is,
-    /// after what is already in the buffer.
+    /// `push_str` writes what serde writes, whatever the string's length,
+    /// wherever the character that needs escaping is, after what is already
+    /// in the buffer.
     #[test]
     fn push_str_writes_what_serde_writes_at_every_length_and_position() {
         let odd = [
