@@ -333,34 +333,49 @@ impl Serialize for Fields {
     }
 }
 
+/// A model string: stored inline up to 24 bytes (most ids, names,
+/// emails and phone numbers), so a record's strings do not each cost an
+/// allocation and a free.
+pub type Text = compact_str::CompactString;
+
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct Lead {
-    pub id: String,
+    #[schemars(with = "String")]
+    pub id: Text,
     pub vendor: Vendor,
-    pub agent_id: String,
+    #[schemars(with = "String")]
+    pub agent_id: Text,
     /// `lead` or `appointment` (borrowed: no allocation per record for the
     /// two usual values).
     pub kind: Cow<'static, str>,
     pub created_at: Option<DateTime<Utc>>,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub source: Option<String>,
-    pub page_url: Option<String>,
-    pub ip_address: Option<String>,
-    pub session_id: Option<String>,
-    pub message: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub email: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub phone: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub source: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub page_url: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub ip_address: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub session_id: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub message: Option<Text>,
     pub fields: Fields,
     pub raw: Option<Value>,
 }
 
 impl Lead {
     /// A lead with every optional field empty; vendor mappers fill it in.
-    pub fn new(vendor: Vendor, agent_id: &str, id: String) -> Lead {
+    pub fn new(vendor: Vendor, agent_id: &str, id: impl Into<Text>) -> Lead {
         Lead {
-            id,
+            id: id.into(),
             vendor,
-            agent_id: agent_id.to_owned(),
+            agent_id: Text::new(agent_id),
             kind: Cow::Borrowed("lead"),
             created_at: None,
             name: None,

@@ -215,9 +215,9 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn text(value: &Option<String>) -> Cell<'_> {
+fn text<S: AsRef<str>>(value: &Option<S>) -> Cell<'_> {
     match value {
-        Some(text) => Cell::Text(Cow::Borrowed(text)),
+        Some(text) => Cell::Text(Cow::Borrowed(text.as_ref())),
         None => Cell::Null,
     }
 }
@@ -605,7 +605,7 @@ mod tests {
     /// it into the database: the replayed rows must be the rows written.
     #[test]
     fn database_items_survive_the_spool_of_a_multi_source_run() {
-        let mut lead = Lead::new(crate::model::Vendor::Chatzuri, "bot", "7".into());
+        let mut lead = Lead::new(crate::model::Vendor::Chatzuri, "bot", "7");
         lead.email = Some("a@b.c".into());
         lead.created_at = Some(Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap());
         lead.fields
@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn cells_follow_the_schema_order() {
-        let mut lead = Lead::new(crate::model::Vendor::Chatzuri, "bot", "7".into());
+        let mut lead = Lead::new(crate::model::Vendor::Chatzuri, "bot", "7");
         lead.email = Some("a@b.c".into());
         let cells = lead_cells(&lead);
         assert_eq!(cells.len(), schema::LEADS.data.len());

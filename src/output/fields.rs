@@ -28,8 +28,10 @@ pub enum FieldValue<'a> {
 }
 
 impl<'a> FieldValue<'a> {
-    pub fn text(value: &'a Option<String>) -> FieldValue<'a> {
-        value.as_deref().map_or(FieldValue::Null, FieldValue::Str)
+    pub fn text<S: AsRef<str>>(value: &'a Option<S>) -> FieldValue<'a> {
+        value
+            .as_ref()
+            .map_or(FieldValue::Null, |text| FieldValue::Str(text.as_ref()))
     }
 
     pub fn time(value: Option<DateTime<Utc>>) -> FieldValue<'a> {

@@ -195,11 +195,14 @@ mod tests {
     /// The independent oracle: the same object built as a `serde_json::Value`
     /// key by key from docs/SPEC.md section 2, then written by serde.
     fn lead_as_value(lead: &Lead) -> Value {
-        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+        let text = |v: &Option<crate::model::Text>| {
+            v.as_deref()
+                .map_or(Value::Null, |t| Value::String(t.to_owned()))
+        };
         let mut object = json!({
-            "id": lead.id,
+            "id": lead.id.as_str(),
             "vendor": lead.vendor.as_str(),
-            "agent_id": lead.agent_id,
+            "agent_id": lead.agent_id.as_str(),
             "kind": lead.kind,
             "created_at": lead.created_at.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
             "name": text(&lead.name),
@@ -233,9 +236,9 @@ mod tests {
             let mut lead = Lead::new(Vendor::Robofy, text, (*text).to_owned());
             lead.kind = "appointment".into();
             lead.created_at = (i % 2 == 0).then(chrono::Utc::now);
-            lead.name = Some((*text).to_owned());
-            lead.email = (i % 3 == 0).then(|| (*text).to_owned());
-            lead.message = Some(format!("{text}{text}"));
+            lead.name = Some((*text).into());
+            lead.email = (i % 3 == 0).then(|| (*text).into());
+            lead.message = Some(format!("{text}{text}").into());
             lead.fields.insert((*text).to_owned(), Value::from(*text));
             lead.fields.insert("n".to_owned(), Value::from(i));
             if i % 2 == 1 {

@@ -185,8 +185,8 @@ fn csv_round_trips_awkward_text() {
         .enumerate()
         .map(|(i, text)| {
             let mut l = lead(&i.to_string());
-            l.name = Some((*text).to_owned());
-            l.message = Some(format!("{text}|{text}"));
+            l.name = Some((*text).into());
+            l.message = Some(format!("{text}|{text}").into());
             l
         })
         .collect();

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::export::{Bookmark, Job};
-use crate::model::{Conversation, Fields, Lead, clean_string};
+use crate::model::{Conversation, Fields, Lead, Text, clean_string};
 use crate::time::DayRange;
 
 mod fast_leads;
@@ -243,10 +243,10 @@ fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
     let phone = pick.string(&["phone"]);
     let fields = pick.rest();
     let mut lead = assemble_lead(
-        vendor_id,
+        vendor_id.map(Text::from),
         Stamp::of(created_value),
         || clean_string(created_value),
-        [name, email, phone],
+        [name, email, phone].map(|text| text.map(Text::from)),
         fields,
         ctx,
     );
@@ -260,22 +260,22 @@ fn map_lead(obj: &Map<String, Value>, ctx: &MapContext) -> Lead {
 /// the creation time read, and as sent (trimmed; only needed, so only
 /// built, for a lead without an id).
 fn assemble_lead(
-    vendor_id: Option<String>,
+    vendor_id: Option<Text>,
     created: Stamp,
     created_raw: impl FnOnce() -> Option<String>,
-    [name, email, phone]: [Option<String>; 3],
+    [name, email, phone]: [Option<Text>; 3],
     mut fields: Fields,
     ctx: &MapContext,
 ) -> Lead {
     let id = vendor_id.unwrap_or_else(|| {
-        lead_synthetic_id(
+        Text::from(lead_synthetic_id(
             ctx.vendor.spec().id_prefix,
             &ctx.agent_id,
             created_raw().as_deref(),
             email.as_deref(),
             phone.as_deref(),
             name.as_deref(),
-        )
+        ))
     });
     let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, id);
     lead.created_at = created.apply(&mut fields);

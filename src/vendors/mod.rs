@@ -831,8 +831,9 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn s(text: &str) -> Option<String> {
-        Some(text.to_owned())
+    /// An expected model string: a `String` or a `Text`, as the field is.
+    pub fn s<T: for<'a> From<&'a str>>(text: &str) -> Option<T> {
+        Some(T::from(text))
     }
 }
 

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{Bookmark, Job, split_days};
-use crate::model::{Conversation, Fields, Lead, clean_string, timestamp_bytes};
+use crate::model::{Conversation, Fields, Lead, Text, clean_string, timestamp_bytes};
 use crate::time::DayRange;
 
 pub static VENDOR: VendorSpec = VendorSpec {
@@ -422,7 +422,7 @@ fn map_lead(
     // The id comes last: it needs the time, and `fields` is filled first.
     let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, String::new());
     let (created_at, raw_time) = rest_and_time(&pick, created_value, &mut lead.fields)?;
-    lead.id = lead_id(
+    lead.id = Text::from(lead_id(
         &ctx.agent_id,
         session_id.as_deref(),
         &kind,
@@ -431,15 +431,15 @@ fn map_lead(
         email.as_deref(),
         phone.as_deref(),
         name.as_deref(),
-    );
+    ));
     lead.kind = kind;
     lead.created_at = created_at;
-    lead.name = name;
-    lead.email = email;
-    lead.phone = phone;
-    lead.page_url = page_url;
-    lead.session_id = session_id;
-    lead.message = message;
+    lead.name = name.map(Text::from);
+    lead.email = email.map(Text::from);
+    lead.phone = phone.map(Text::from);
+    lead.page_url = page_url.map(Text::from);
+    lead.session_id = session_id.map(Text::from);
+    lead.message = message.map(Text::from);
     if ctx.keep_raw {
         lead.raw = Some(serde_json::from_str(raw)?);
     }

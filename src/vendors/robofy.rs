@@ -27,7 +27,8 @@ use super::{
 use crate::error::{Error, ErrorKind};
 use crate::export::{Bookmark, Job};
 use crate::model::{
-    Conversation, Fields, Lead, Resource, carries_data, clean_string, trim_text, trimmed_string,
+    Conversation, Fields, Lead, Resource, Text, carries_data, clean_string, trim_text,
+    trimmed_string,
 };
 
 mod prescan;
@@ -680,13 +681,13 @@ fn map_lead<'a>(
     row.rest_into(&mut lead.fields)?;
     let form = map_lead_data(form_items, &mut lead.fields)?;
     lead.created_at = Stamp::of_raw(created_value)?.apply(&mut lead.fields);
-    lead.name = form.name;
-    lead.email = form.email;
-    lead.phone = form.phone;
-    lead.source = source;
-    lead.page_url = page_url;
-    lead.ip_address = ip_address;
-    lead.session_id = session.map(str::to_owned);
+    lead.name = form.name.map(Text::from);
+    lead.email = form.email.map(Text::from);
+    lead.phone = form.phone.map(Text::from);
+    lead.source = source.map(Text::from);
+    lead.page_url = page_url.map(Text::from);
+    lead.ip_address = ip_address.map(Text::from);
+    lead.session_id = session.map(Text::new);
     if ctx.keep_raw {
         lead.raw = Some(row.to_value()?);
     }

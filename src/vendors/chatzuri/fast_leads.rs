@@ -27,7 +27,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use super::assemble_lead;
-use crate::model::{Fields, Lead, carries_data, clean_string, trim_text, trimmed_string};
+use crate::model::{Fields, Lead, Text, carries_data, clean_string, trim_text, trimmed_string};
 use crate::vendors::{MapContext, NUMBER_TOKEN, Page, Stamp};
 
 /// The envelope's lead lists, in the general parser's order.
@@ -168,7 +168,7 @@ fn lead<'a>(scan: &mut Scanner<'a>, layout: &mut Layout<'a>, ctx: &MapContext) -
     Some(assemble_lead(
         id.and_then(Known::into_model),
         created,
-        || created_at.and_then(Known::into_model),
+        || created_at.and_then(Known::into_model).map(String::from),
         [name, email, phone].map(|text| text.and_then(Known::into_model)),
         fields,
         ctx,
@@ -340,7 +340,7 @@ impl<'a> Scanner<'a> {
 
     /// A number, as the exact text serde_json's `arbitrary_precision` keeps:
     /// the body's, except that an exponent is written `e` with its sign.
-    fn number(&mut self) -> Option<String> {
+    fn number(&mut self) -> Option<Cow<'a, str>> {
         self.skip_space();
         let bytes = self.bytes();
         let start = self.at;
@@ -382,9 +382,9 @@ impl<'a> Scanner<'a> {
             if !digits(&mut at) {
                 return None;
             }
-            format!("{mantissa}e{sign}{}", &self.text[from..at])
+            Cow::Owned(format!("{mantissa}e{sign}{}", &self.text[from..at]))
         } else {
-            mantissa.to_owned()
+            Cow::Borrowed(mantissa)
         };
         // A digit right after `0` ("01") is not JSON.
         if bytes.get(at).is_some_and(u8::is_ascii_digit) {
@@ -512,20 +512,28 @@ enum Known<'de> {
     /// anything else as text under `arbitrary_precision`): an id, the
     /// usual number, is kept as text, with no `Value` built and formatted
     /// back.
-    Number(String),
+    Number(Cow<'de, str>),
     Other(Value),
 }
 
 impl Known<'_> {
     /// The model string, by the same rules as `clean_string` on a value
-    /// that carries data: trimmed, empty is `None`.
-    fn into_model(self) -> Option<String> {
+    /// that carries data: trimmed, empty is `None`. Text borrowed from the
+    /// body is copied straight into the model's string.
+    fn into_model(self) -> Option<Text> {
         match self {
-            Known::Text(text) => (!trim_text(&text).is_empty()).then(|| trimmed_string(text)),
-            Known::Number(text) => Some(text),
+            Known::Text(Cow::Borrowed(text)) => {
+                let text = trim_text(text);
+                (!text.is_empty()).then(|| Text::new(text))
+            }
+            Known::Text(owned) => {
+                (!trim_text(&owned).is_empty()).then(|| Text::from(trimmed_string(owned)))
+            }
+            Known::Number(text) => Some(Text::new(&text)),
             Known::Other(value) => Some(value)
                 .filter(carries_data)
-                .and_then(|v| clean_string(Some(&v))),
+                .and_then(|v| clean_string(Some(&v)))
+                .map(Text::from),
         }
     }
 
@@ -569,10 +577,14 @@ impl<'de> de::Deserialize<'de> for Known<'de> {
                 Ok(Known::Text(Cow::Owned(v)))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Known<'de>, E> {
-                Ok(Known::Number(itoa::Buffer::new().format(v).to_owned()))
+                Ok(Known::Number(Cow::Owned(
+                    itoa::Buffer::new().format(v).to_owned(),
+                )))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Known<'de>, E> {
-                Ok(Known::Number(itoa::Buffer::new().format(v).to_owned()))
+                Ok(Known::Number(Cow::Owned(
+                    itoa::Buffer::new().format(v).to_owned(),
+                )))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Known<'de>, E> {
                 Ok(Known::Other(Value::from(v)))
@@ -595,7 +607,7 @@ impl<'de> de::Deserialize<'de> for Known<'de> {
                     return Ok(Known::Other(Value::Object(Map::new())));
                 };
                 if first == NUMBER_TOKEN {
-                    return Ok(Known::Number(map.next_value()?));
+                    return Ok(Known::Number(Cow::Owned(map.next_value()?)));
                 }
                 // An object: built as `Value`'s own visitor builds it (a
                 // repeated key keeps its place and takes the last value).

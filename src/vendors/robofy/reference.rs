@@ -110,13 +110,13 @@ fn map_lead(row: &Map<String, Value>, ctx: &MapContext, session: Option<&str>) -
     });
     let mut lead = Lead::new(ctx.vendor, &ctx.agent_id, id);
     lead.created_at = Stamp::of(created_value).apply(&mut fields);
-    lead.name = form.name;
-    lead.email = form.email;
-    lead.phone = form.phone;
-    lead.source = source;
-    lead.page_url = page_url;
-    lead.ip_address = ip_address;
-    lead.session_id = session.map(str::to_owned);
+    lead.name = form.name.map(crate::model::Text::from);
+    lead.email = form.email.map(crate::model::Text::from);
+    lead.phone = form.phone.map(crate::model::Text::from);
+    lead.source = source.map(crate::model::Text::from);
+    lead.page_url = page_url.map(crate::model::Text::from);
+    lead.ip_address = ip_address.map(crate::model::Text::from);
+    lead.session_id = session.map(crate::model::Text::new);
     lead.fields = fields.into();
     if ctx.keep_raw {
         lead.raw = Some(Value::Object(row.clone()));
