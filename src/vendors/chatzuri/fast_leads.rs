@@ -42,9 +42,10 @@ const DEEPEST: usize = 64;
 
 pub(super) fn parse(body: &[u8], ctx: &MapContext) -> Option<Page<Lead>> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    // One UTF-8 check of the whole body; the scanner then only splits it
-    // at ASCII bytes, which are always character boundaries.
-    let body = std::str::from_utf8(body).ok()?;
+    // One UTF-8 check of the whole body (SIMD: std's check was 2.4% of an
+    // export); the scanner then only splits it at ASCII bytes, which are
+    // always character boundaries.
+    let body = simdutf8::basic::from_utf8(body).ok()?;
     let mut scan = Scanner { text: body, at: 0 };
     let records = envelope(&mut scan, ctx)?;
     scan.end()?;
