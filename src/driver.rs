@@ -57,6 +57,11 @@ pub async fn walk<R: Record>(
                 .expected
                 .store(total, std::sync::atomic::Ordering::Relaxed);
         }
+        seen.prefetch(
+            page.records
+                .iter()
+                .map(|r| (r.vendor(), r.agent_id(), r.id())),
+        );
         // By reference: moving each record out of the page cost a copy of
         // the whole record (a few hundred bytes) per record.
         for record in &page.records {

@@ -210,11 +210,31 @@ impl SeenIds {
         }
     }
 
-    /// Whether the id is new to the run (and now remembered).
-    pub fn insert(&mut self, vendor: Vendor, agent: &str, id: &str) -> bool {
+    fn hash(&self, vendor: Vendor, agent: &str, id: &str) -> u64 {
         // 0 marks an empty slot, so the one hash that is 0 shares 1's slot
         // value: a collision as likely as any other pair's.
-        let hash = self.hasher.hash_one((vendor, agent, id)).max(1);
+        self.hasher.hash_one((vendor, agent, id)).max(1)
+    }
+
+    /// Reads the slot where each of a page's ids would go, ahead of their
+    /// inserts. The slots are random lines of a table larger than the
+    /// caches (256 KiB for 20,000 ids); read one per record, between a
+    /// record's other work, each is a miss on its own (5% of the
+    /// latency-bound export's CPU, three times its share of the
+    /// instructions), while a page's reads in a row overlap.
+    pub fn prefetch<'a>(&self, keys: impl Iterator<Item = (Vendor, &'a str, &'a str)>) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        for (vendor, agent, id) in keys {
+            std::hint::black_box(self.slots[self.hash(vendor, agent, id) as usize & mask]);
+        }
+    }
+
+    /// Whether the id is new to the run (and now remembered).
+    pub fn insert(&mut self, vendor: Vendor, agent: &str, id: &str) -> bool {
+        let hash = self.hash(vendor, agent, id);
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
@@ -439,6 +459,24 @@ mod tests {
     /// A million distinct ids, as one large run has them, are all new (no
     /// two collide), and each is found again; the presized set and the
     /// default one agree.
+    /// Reading ahead is only a read: what is new and what was seen stay
+    /// as they were, before the first insert and after the table grew.
+    #[test]
+    fn prefetching_seen_ids_changes_no_answer() {
+        let mut seen = SeenIds::default();
+        let ids: Vec<String> = (0..300).map(|i| format!("id-{}", i % 200)).collect();
+        let keys = || ids.iter().map(|id| (Vendor::Chatzuri, "bot", id.as_str()));
+        seen.prefetch(keys());
+        let mut new = 0;
+        for (vendor, agent, id) in keys() {
+            seen.prefetch(std::iter::once((vendor, agent, id)));
+            new += usize::from(seen.insert(vendor, agent, id));
+        }
+        assert_eq!((new, seen.len()), (200, 200));
+        seen.prefetch(keys());
+        assert!(keys().all(|(vendor, agent, id)| !seen.insert(vendor, agent, id)));
+    }
+
     #[test]
     fn seen_ids_tell_a_million_ids_apart() {
         let mut presized = SeenIds::with_capacity(1_000_000);
