@@ -118,12 +118,24 @@ pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
 }
 
 #[inline(always)]
-fn word_needs_escape(w: u64) -> bool {
+fn word_needs_escape(word: u64) -> bool {
+    escaped_bytes(word) != 0
+}
+
+/// A mask with the high bit set in the lowest byte of `word` that is `"`,
+/// `\\` or below 0x20, the bytes a JSON string escapes (higher bytes may be
+/// marked too; only the lowest mark is exact): the "has a zero byte" and
+/// "has a byte below n" word tricks. The lead scanner finds where a string
+/// ends with it too.
+#[inline(always)]
+pub(crate) fn escaped_bytes(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
-    below_space || has_zero(w ^ (ONES * u64::from(b'"'))) || has_zero(w ^ (ONES * u64::from(b'\\')))
+    let zero_bytes = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    below_space
+        | zero_bytes(word ^ (ONES * u64::from(b'"')))
+        | zero_bytes(word ^ (ONES * u64::from(b'\\')))
 }
 
 /// A `fields` map as serde writes it (compact, in order), with the string

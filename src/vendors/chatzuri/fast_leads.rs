@@ -296,7 +296,7 @@ impl<'a> Scanner<'a> {
         while let Some(chunk) = bytes.get(self.at..self.at + 8) {
             let mut word = [0u8; 8];
             word.copy_from_slice(chunk);
-            let stops = stop_bytes(u64::from_le_bytes(word));
+            let stops = crate::output::json::escaped_bytes(u64::from_le_bytes(word));
             if stops != 0 {
                 self.at += stops.trailing_zeros() as usize / 8;
                 return Some(bytes[self.at]);
@@ -464,21 +464,6 @@ impl<'a> Scanner<'a> {
         }
         Some(())
     }
-}
-
-/// A mask with the high bit set in the lowest byte of `word` that is `"`,
-/// `\` or below 0x20 (higher bytes may be marked too; only the lowest
-/// mark is exact, and only it is used): the "has a zero byte" and "has a
-/// byte below n" word tricks.
-#[inline(always)]
-fn stop_bytes(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero_bytes = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    below_space
-        | zero_bytes(word ^ (ONES * u64::from(b'"')))
-        | zero_bytes(word ^ (ONES * u64::from(b'\\')))
 }
 
 /// A key inside a nested object that `Known` reads, borrowed from the body
