@@ -17,18 +17,14 @@
 //! the values serde_json gives; what it does not handle itself (an escaped
 //! surrogate, a value nested deeper than the documented shape goes) it
 //! leaves to the general parser, and an array or object inside a lead it
-//! hands to serde_json.
+//! hands to serde_json, whose `Value` is what the general parser holds.
 
+use serde_json::Value;
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
 
 use super::assemble_lead;
 use crate::model::{Fields, Lead, Text, carries_data, clean_string, trim_text, trimmed_string};
-use crate::vendors::{MapContext, NUMBER_TOKEN, Page, Stamp};
+use crate::vendors::{MapContext, Page, Stamp};
 
 /// The envelope's lead lists, in the general parser's order.
 const LISTS: [&str; 2] = ["data", "collectedCustomers"];
@@ -419,9 +415,11 @@ impl<'a> Scanner<'a> {
                 Known::Other(Value::Bool(false))
             }
             b'[' | b'{' => {
+                // Rare in a lead: serde_json builds the value, exactly as
+                // the general parser's tree holds it.
                 let start = self.at;
                 self.skip_value(3)?;
-                serde_json::from_str(&self.text[start..self.at]).ok()?
+                Known::Other(serde_json::from_str(&self.text[start..self.at]).ok()?)
             }
             _ => return None,
         })
@@ -466,38 +464,14 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// A key inside a nested object that `Known` reads, borrowed from the body
-/// when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
 /// A mapped field's value: text borrowed from the body when it can be (the
 /// common case, one allocation for the model string), anything else as a
 /// value for the general rules.
 enum Known<'de> {
     Text(Cow<'de, str>),
-    /// A number, as its exact text (an integer in range comes as one,
-    /// anything else as text under `arbitrary_precision`): an id, the
-    /// usual number, is kept as text, with no `Value` built and formatted
-    /// back.
+    /// A number, as the text `arbitrary_precision` keeps (`Scanner::number`,
+    /// borrowed unless it has an exponent): an id, the usual number, is
+    /// kept as text, with no `Value` built and formatted back.
     Number(Cow<'de, str>),
     Other(Value),
 }
@@ -545,70 +519,6 @@ impl Known<'_> {
     }
 }
 
-impl<'de> de::Deserialize<'de> for Known<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KnownVisitor;
-        impl<'de> Visitor<'de> for KnownVisitor {
-            type Value = Known<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a value")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Known<'de>, E> {
-                Ok(Known::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Known<'de>, E> {
-                Ok(Known::Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Known<'de>, E> {
-                Ok(Known::Text(Cow::Owned(v)))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Known<'de>, E> {
-                Ok(Known::Number(Cow::Owned(
-                    itoa::Buffer::new().format(v).to_owned(),
-                )))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Known<'de>, E> {
-                Ok(Known::Number(Cow::Owned(
-                    itoa::Buffer::new().format(v).to_owned(),
-                )))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Known<'de>, E> {
-                Ok(Known::Other(Value::from(v)))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Known<'de>, E> {
-                Ok(Known::Other(Value::Bool(v)))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Known<'de>, E> {
-                Ok(Known::Other(Value::Null))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Known<'de>, E> {
-                Ok(Known::Other(Value::Null))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Known<'de>, A::Error> {
-                let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(Known::Other(value))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Known<'de>, A::Error> {
-                let Some(Key(first)) = map.next_key::<Key<'de>>()? else {
-                    return Ok(Known::Other(Value::Object(Map::new())));
-                };
-                if first == NUMBER_TOKEN {
-                    return Ok(Known::Number(Cow::Owned(map.next_value()?)));
-                }
-                // An object: built as `Value`'s own visitor builds it (a
-                // repeated key keeps its place and takes the last value).
-                let mut object = Map::new();
-                object.insert(first.into_owned(), map.next_value()?);
-                while let Some((key, value)) = map.next_entry::<String, Value>()? {
-                    object.insert(key, value);
-                }
-                Ok(Known::Other(Value::Object(object)))
-            }
-        }
-        deserializer.deserialize_any(KnownVisitor)
-    }
-}
-
 /// The value serde_json builds for a number's exact text; the text came
 /// from its own number scanner, so it always parses.
 fn number_value(text: &str) -> Value {
@@ -636,15 +546,24 @@ mod tests {
     }
 
     fn general_for(body: &[u8], ctx: &MapContext) -> Page<Lead> {
+        general_or_none_for(body, ctx).expect("the general parser takes it")
+    }
+
+    /// The general parser's reading of `body`, `None` where it rejects it.
+    fn general_or_none(body: &[u8]) -> Option<Page<Lead>> {
+        general_or_none_for(body, &ctx())
+    }
+
+    fn general_or_none_for(body: &[u8], ctx: &MapContext) -> Option<Page<Lead>> {
         let ctx = MapContext {
             keep_raw: true,
             ..ctx.clone()
         };
-        let mut page = parse_leads(body, &ctx).unwrap();
+        let mut page = parse_leads(body, &ctx).ok()?;
         for lead in &mut page.records {
             lead.raw = None;
         }
-        page
+        Some(page)
     }
 
     #[test]
@@ -743,19 +662,6 @@ mod tests {
         }
     }
 
-    /// The general parser's reading of `body`, `None` where it rejects it.
-    fn general_or_none(body: &[u8]) -> Option<Page<Lead>> {
-        let ctx = MapContext {
-            keep_raw: true,
-            ..ctx()
-        };
-        let mut page = parse_leads(body, &ctx).ok()?;
-        for lead in &mut page.records {
-            lead.raw = None;
-        }
-        Some(page)
-    }
-
     /// Escapes, numbers in every JSON form, literals, nested values and
     /// whitespace between every token: the scanner reads them itself, as
     /// serde_json does.
@@ -766,7 +672,7 @@ mod tests {
               { "id" : "a\"b\\c\/d\b\f\n\r\t\u00e9\u0041\u4e2d" , "name" : " Zo\u00EB " , "email" : "e@x.io" ,
                 "phone" : 0 , "created_at" : "2025-01-15T10:30:00Z" , "score" : -0 , "ratio" : 1.50 ,
                 "big" : 1E5 , "small" : 2e-3 , "plus" : 3E+2 , "n" : -7 , "huge" : 123456789012345678901234567890 ,
-                "obj" : { "a" : [ 1 , { "b" : null } ] , "$k" : "v" } , "list" : [ "x" ] , "t" : true , "f" : false , "z" : null ,
+                "obj" : { "a" : [ 1 , { "b" : null } ] , "$k" : "v" } , "list" : [ "x" ] , "tok" : { "$serde_json::private::Number" : "5" } , "t" : true , "f" : false , "z" : null ,
                 "ctl" : "tab\there" , "u0" : "\u0000" , "empty" : "" , "blank" : "   " } ,
               { } , {"id":7}
             ] , "total" : 3 }
