@@ -148,7 +148,7 @@ pub fn timestamp_bytes(t: &DateTime<Utc>) -> Option<[u8; 27]> {
 /// is `swap_remove`, `shift_remove` keeps the order of the rest. Lookups
 /// scan the entries, which is faster than hashing for the sizes vendors send.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Fields(Vec<(String, Value)>);
+pub struct Fields(Vec<(Text, Value)>);
 
 impl Fields {
     pub fn new() -> Fields {
@@ -165,7 +165,8 @@ impl Fields {
 
     /// Inserts `value` under `key`; a key already present keeps its place
     /// and gets the new value, and the old one is returned.
-    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+    pub fn insert(&mut self, key: impl Into<Text>, value: Value) -> Option<Value> {
+        let key = key.into();
         match self.position(&key) {
             Some(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
             None => {
@@ -177,7 +178,7 @@ impl Fields {
 
     /// Appends an entry whose key the caller knows is not present yet (a
     /// parser that already checked it): no scan.
-    pub(crate) fn push_new(&mut self, key: String, value: Value) {
+    pub(crate) fn push_new(&mut self, key: Text, value: Value) {
         debug_assert!(!self.contains_key(&key), "{key} is already in fields");
         self.0.push((key, value));
     }
@@ -190,8 +191,11 @@ impl Fields {
         self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
-    pub fn get_key_value(&self, key: &str) -> Option<(&String, &Value)> {
-        self.0.iter().find(|(k, _)| k == key).map(|(k, v)| (k, v))
+    pub fn get_key_value(&self, key: &str) -> Option<(&str, &Value)> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(k, v)| (k.as_str(), v))
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -227,18 +231,18 @@ impl Fields {
         self.0.clear();
     }
 
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &Value)> + ExactSizeIterator {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &Value)> + ExactSizeIterator {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     pub fn iter_mut(
         &mut self,
-    ) -> impl DoubleEndedIterator<Item = (&String, &mut Value)> + ExactSizeIterator {
-        self.0.iter_mut().map(|(k, v)| (&*k, v))
+    ) -> impl DoubleEndedIterator<Item = (&str, &mut Value)> + ExactSizeIterator {
+        self.0.iter_mut().map(|(k, v)| (k.as_str(), v))
     }
 
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
-        self.0.iter().map(|(k, _)| k)
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
+        self.0.iter().map(|(k, _)| k.as_str())
     }
 
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator {
@@ -253,7 +257,9 @@ impl Fields {
 
     /// The entries as a JSON object, in order.
     pub fn to_map(&self) -> Map<String, Value> {
-        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect()
     }
 }
 
@@ -276,20 +282,21 @@ impl Extend<(String, Value)> for Fields {
 
 impl IntoIterator for Fields {
     type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    type IntoIter =
+        std::iter::Map<std::vec::IntoIter<(Text, Value)>, fn((Text, Value)) -> (String, Value)>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.0.into_iter().map(|(k, v)| (k.into_string(), v))
     }
 }
 
 impl<'a> IntoIterator for &'a Fields {
-    type Item = (&'a String, &'a Value);
+    type Item = (&'a str, &'a Value);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, Value)>,
-        fn(&'a (String, Value)) -> (&'a String, &'a Value),
+        std::slice::Iter<'a, (Text, Value)>,
+        fn(&'a (Text, Value)) -> (&'a str, &'a Value),
     >;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
 }
 
@@ -305,7 +312,7 @@ impl std::ops::Index<&str> for Fields {
 impl From<Map<String, Value>> for Fields {
     fn from(map: Map<String, Value>) -> Fields {
         // A map's keys are unique already.
-        Fields(map.into_iter().collect())
+        Fields(map.into_iter().map(|(k, v)| (Text::from(k), v)).collect())
     }
 }
 
@@ -627,7 +634,7 @@ mod tests {
                 map.insert(key.to_owned(), value)
             );
         }
-        let keys: Vec<&String> = fields.keys().collect();
+        let keys: Vec<&str> = fields.keys().collect();
         assert_eq!(keys, ["b", "a", "c", "d"], "first position, last value");
         assert_eq!(fields.get("a"), Some(&Value::from("second")));
         assert_eq!(fields["b"], Value::from(2));
@@ -653,11 +660,11 @@ mod tests {
         // `remove` is the map's swap_remove; `shift_remove` keeps the order.
         let mut swapped = fields.clone();
         assert_eq!(swapped.remove("b"), map.clone().remove("b"));
-        let keys: Vec<&String> = swapped.keys().collect();
+        let keys: Vec<&str> = swapped.keys().collect();
         assert_eq!(keys, ["d", "a", "c"]);
         let mut shifted = fields.clone();
         assert_eq!(shifted.shift_remove("b"), Some(Value::from(2)));
-        let keys: Vec<&String> = shifted.keys().collect();
+        let keys: Vec<&str> = shifted.keys().collect();
         assert_eq!(keys, ["a", "c", "d"]);
         assert_eq!(shifted.shift_remove("b"), None);
 

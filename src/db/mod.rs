@@ -609,7 +609,7 @@ mod tests {
         lead.email = Some("a@b.c".into());
         lead.created_at = Some(Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap());
         lead.fields
-            .insert("company".into(), serde_json::json!({"n": [1, "x\"y"]}));
+            .insert("company", serde_json::json!({"n": [1, "x\"y"]}));
         let mut conversation = Conversation::new(crate::model::Vendor::Robofy, "b", "c".into());
         for (role, content) in [("user", Some("hi")), ("assistant", None)] {
             conversation.messages.push(crate::model::Message {

@@ -57,7 +57,7 @@ pub fn rows_of<'a, R: Formatted>(record: &'a R, columns: &Columns) -> io::Result
         let custom = if columns.all_fields {
             fields
                 .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cell::of_custom(Some(v))))
+                .map(|(k, v)| (Cow::Borrowed(k), Cell::of_custom(Some(v))))
                 .collect()
         } else {
             Vec::new()

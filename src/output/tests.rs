@@ -140,8 +140,8 @@ fn csv_exact_bytes() {
 #[test]
 fn csv_fields_are_compact_json() {
     let mut l = lead("a");
-    l.fields.insert("Count".into(), json!(3));
-    l.fields.insert("note".into(), json!("x,y"));
+    l.fields.insert("Count", json!(3));
+    l.fields.insert("note", json!("x,y"));
     let out = render(&opts(Format::Csv, true, false), &[l]);
     assert!(
         out.ends_with(",\"{\"\"Count\"\":3,\"\"note\"\":\"\"x,y\"\"}\"\n"),
@@ -369,9 +369,9 @@ fn columns_parse_names_custom_fields_and_all_fields() {
 #[test]
 fn columns_pick_order_and_flatten_custom_fields() {
     let mut l = lead("a");
-    l.fields.insert("company".into(), json!("Acme, Inc."));
-    l.fields.insert("size".into(), json!(12));
-    l.fields.insert("tags".into(), json!(["x", "y"]));
+    l.fields.insert("company", json!("Acme, Inc."));
+    l.fields.insert("size", json!(12));
+    l.fields.insert("tags", json!(["x", "y"]));
     let o = FormatOptions {
         columns: Columns::parse(
             "email,fields.size,id,fields.company,fields.tags,fields.missing",
@@ -394,15 +394,15 @@ fn all_fields_adds_the_keys_of_the_first_records_in_order() {
     for i in 0..table::ALL_FIELDS_SAMPLE + 5 {
         let mut l = lead(&i.to_string());
         if i == 1 {
-            l.fields.insert("b".into(), json!("1b"));
+            l.fields.insert("b", json!("1b"));
         }
         if i == 3 {
-            l.fields.insert("a".into(), json!("3a"));
-            l.fields.insert("b".into(), json!("3b"));
+            l.fields.insert("a", json!("3a"));
+            l.fields.insert("b", json!("3b"));
         }
         // Past the sample: its key is no column (it stays in `fields`).
         if i == table::ALL_FIELDS_SAMPLE + 1 {
-            l.fields.insert("late".into(), json!("x"));
+            l.fields.insert("late", json!("x"));
         }
         records.push(l);
     }
@@ -434,7 +434,7 @@ fn all_fields_adds_the_keys_of_the_first_records_in_order() {
 #[test]
 fn conversations_columns_flatten_conversation_fields_on_every_row() {
     let mut c = conversation("c1", 2);
-    c.fields.insert("plan".into(), json!("pro"));
+    c.fields.insert("plan", json!("pro"));
     let o = FormatOptions {
         columns: Columns::parse(
             "conversation_id,message_index,fields.plan",
@@ -452,7 +452,7 @@ fn conversations_columns_flatten_conversation_fields_on_every_row() {
 #[test]
 fn a_spooled_unit_writes_the_same_bytes() {
     let mut with_fields = lead("x");
-    with_fields.fields.insert("company".into(), json!("=Acme"));
+    with_fields.fields.insert("company", json!("=Acme"));
     let records = [lead("a"), with_fields, lead("c")];
     for (format, columns) in [
         (Format::Json, None),

@@ -1152,7 +1152,7 @@ mod tests {
             "{:?}",
             lead.fields
         );
-        let order: Vec<&str> = lead.fields.iter().map(|(k, _)| k.as_str()).collect();
+        let order: Vec<&str> = lead.fields.iter().map(|(k, _)| k).collect();
         assert_eq!(order, ["Count", "X", "Y"]);
     }
 
@@ -1189,7 +1189,7 @@ mod tests {
         let spelled: Vec<(&str, String)> = lead
             .fields
             .iter()
-            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .map(|(k, v)| (k, v.to_string()))
             .collect();
         assert_eq!(
             spelled,

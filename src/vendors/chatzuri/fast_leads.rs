@@ -151,7 +151,13 @@ fn lead<'a>(scan: &mut Scanner<'a>, layout: &mut Layout<'a>, ctx: &MapContext) -
                         return None;
                     }
                     if let Some(value) = value.into_field() {
-                        fields.push_new(key.into_owned(), value);
+                        fields.push_new(
+                            match key {
+                                Cow::Borrowed(key) => Text::new(key),
+                                Cow::Owned(key) => Text::from(key),
+                            },
+                            value,
+                        );
                     }
                 }
             }
