@@ -83,22 +83,63 @@ pub fn push_value(out: &mut Vec<u8>, value: &Value) {
 /// whole; the rest go through serde.
 #[inline]
 pub fn push_str(out: &mut Vec<u8>, text: &str) {
-    if needs_escape(text.as_bytes()) {
+    let bytes = text.as_bytes();
+    if needs_escape(bytes) {
         let _ = serde_json::to_writer(out, text);
         return;
     }
-    out.reserve(text.len() + 2);
-    out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
-    out.push(b'"');
+    let len = bytes.len();
+    out.reserve(len + 2);
+    // SAFETY: `reserve` made room for `len + 2` bytes after the length, and
+    // all of them are written before the length takes them in.
+    unsafe {
+        let at = out.as_mut_ptr().add(out.len());
+        at.write(b'"');
+        copy_short(bytes, at.add(1));
+        at.add(len + 1).write(b'"');
+        out.set_len(out.len() + len + 2);
+    }
+}
+
+/// Copies `from` to `to`. Up to 32 bytes (nearly every string of a record)
+/// as two overlapping words of the length's class, in place of a call to
+/// `memcpy` (a tenth of a string's cost when written through
+/// `extend_from_slice`).
+///
+/// # Safety
+/// `to` is valid for `from.len()` bytes of writes and does not overlap `from`.
+#[inline(always)]
+unsafe fn copy_short(from: &[u8], to: *mut u8) {
+    let len = from.len();
+    let src = from.as_ptr();
+    // SAFETY: every copy below stays within `from.len()` bytes of both.
+    unsafe {
+        let pair = |n: usize| {
+            std::ptr::copy_nonoverlapping(src, to, n);
+            std::ptr::copy_nonoverlapping(src.add(len - n), to.add(len - n), n);
+        };
+        match len {
+            0 => {}
+            1..4 => {
+                for (i, &byte) in from.iter().enumerate() {
+                    to.add(i).write(byte);
+                }
+            }
+            4..8 => pair(4),
+            8..16 => pair(8),
+            16..=32 => pair(16),
+            _ => std::ptr::copy_nonoverlapping(src, to, len),
+        }
+    }
 }
 
 /// Whether any byte is a control character, `"` or `\\`: eight bytes at a
 /// time (the classic "has a zero byte" and "has a byte below n" word tricks,
 /// both exact). A tail shorter than a word is checked as the last eight
-/// bytes, overlapping the words before. A string shorter than a word is
-/// checked byte by byte: copying it into a padded word cost more (a call
-/// to `memcpy` for the variable length).
+/// bytes, overlapping the words before. A string of four to seven bytes is
+/// checked as one word made of its first and last four (copying it into a
+/// padded word cost more: a call to `memcpy` for the variable length);
+/// a shorter one byte by byte.
 #[inline]
 pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     const WORD: usize = 8;
@@ -108,6 +149,12 @@ pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
         u64::from_le_bytes(word)
     };
     if bytes.len() < WORD {
+        if bytes.len() >= 4 {
+            // Two overlapping halves make one word.
+            let half =
+                |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or([0; 4]));
+            return word_needs_escape(u64::from(half(0)) | u64::from(half(bytes.len() - 4)) << 32);
+        }
         return bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
     }
     let mut chunks = bytes.chunks_exact(WORD);
@@ -164,11 +211,35 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
+    /// The lowest marked byte of `escaped_bytes` is the first byte JSON
+    /// escapes (the lead scanner stops there), for words mixing every kind
+    /// of byte, several stops in one word among them.
+    #[test]
+    fn escaped_bytes_marks_the_first_escaped_byte_exactly() {
+        let palette = [
+            0u8, 1, 0x1f, 0x20, 0x21, b'"', 0x23, b'\\', 0x5b, 0x5d, b'a', 0x7f, 0x80, 0xa2, 0xdc,
+            0xff,
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let bytes: [u8; 8] = std::array::from_fn(|i| palette[(state >> (i * 4)) as usize & 15]);
+            let first = bytes
+                .iter()
+                .position(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            let mask = escaped_bytes(u64::from_le_bytes(bytes));
+            let marked = (mask != 0).then(|| mask.trailing_zeros() as usize / 8);
+            assert_eq!(marked, first, "{bytes:?}");
+        }
+    }
+
     #[test]
     fn the_escape_scan_agrees_with_the_plain_one_on_every_byte_and_position() {
         let plain = |bytes: &[u8]| bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
         for byte in 0..=255u8 {
-            for len in [1usize, 2, 7, 8, 9, 15, 16, 17, 23] {
+            for len in [1usize, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 23] {
                 for at in 0..len {
                     let mut bytes = vec![b'a'; len];
                     bytes[at] = byte;
@@ -191,7 +262,8 @@ mod tests {
         let odd = [
             '"', '\\', '\n', '\u{1}', '\u{1f}', 'é', '中', '😀', '\u{2028}', '\u{7f}', ' ',
         ];
-        for len in 0..=25usize {
+        // Past 32 bytes, so every way `copy_short` copies is taken.
+        for len in 0..=70usize {
             for at in 0..len.max(1) {
                 for &c in &odd {
                     let text: String = (0..len).map(|i| if i == at { c } else { 'a' }).collect();
