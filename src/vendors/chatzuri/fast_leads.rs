@@ -86,7 +86,7 @@ fn leads(scan: &mut Scanner<'_>, ctx: &MapContext) -> Option<Vec<Lead>> {
     let mut layout = Vec::new();
     if scan.open(b'[', b']')? {
         loop {
-            leads.push(lead(scan, &mut layout, ctx)?);
+            lead(scan, &mut layout, ctx, &mut leads)?;
             if !scan.more(b']')? {
                 break;
             }
@@ -119,7 +119,14 @@ impl Slot {
 /// looked up.
 type Layout<'a> = Vec<(&'a str, Slot)>;
 
-fn lead<'a>(scan: &mut Scanner<'a>, layout: &mut Layout<'a>, ctx: &MapContext) -> Option<Lead> {
+/// Reads one lead onto the end of `leads` (built in place there: returned,
+/// the record was copied on its way into the vector).
+fn lead<'a>(
+    scan: &mut Scanner<'a>,
+    layout: &mut Layout<'a>,
+    ctx: &MapContext,
+    leads: &mut Vec<Lead>,
+) -> Option<()> {
     let mut known: [Option<Known<'a>>; 5] = Default::default();
     let mut fields = Fields::new();
     if scan.open(b'{', b'}')? {
@@ -168,14 +175,15 @@ fn lead<'a>(scan: &mut Scanner<'a>, layout: &mut Layout<'a>, ctx: &MapContext) -
     }
     let [id, created_at, name, email, phone] = known;
     let created = created_at.as_ref().map_or(Stamp::Absent, Known::stamp);
-    Some(assemble_lead(
+    leads.push(assemble_lead(
         id.and_then(Known::into_model),
         created,
         || created_at.and_then(Known::into_model).map(String::from),
         [name, email, phone].map(|text| text.and_then(Known::into_model)),
         fields,
         ctx,
-    ))
+    ));
+    Some(())
 }
 
 /// A cursor over the body. Every method skips the whitespace before its
