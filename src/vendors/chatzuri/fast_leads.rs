@@ -211,6 +211,10 @@ impl<'a> Scanner<'a> {
     }
 
     fn eat(&mut self, byte: u8) -> Option<()> {
+        if self.bytes().get(self.at) == Some(&byte) {
+            self.at += 1;
+            return Some(());
+        }
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
@@ -228,7 +232,12 @@ impl<'a> Scanner<'a> {
     /// After a member: `true` for the comma before another, `false` for the
     /// closing bracket (which is consumed).
     fn more(&mut self, close: u8) -> Option<bool> {
-        match self.peek()? {
+        // Compact JSON has the comma or bracket right after the value.
+        let next = match self.bytes().get(self.at) {
+            Some(&byte) if byte > b' ' => byte,
+            _ => self.peek()?,
+        };
+        match next {
             b',' => {
                 self.at += 1;
                 Some(true)
@@ -272,6 +281,11 @@ impl<'a> Scanner<'a> {
     /// A string, borrowed from the body when it has no escapes.
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
+        self.string_rest()
+    }
+
+    /// A string whose opening quote was just passed.
+    fn string_rest(&mut self) -> Option<Cow<'a, str>> {
         let start = self.at;
         let stop = self.skip_to_stop()?;
         if stop == b'"' {
@@ -414,7 +428,10 @@ impl<'a> Scanner<'a> {
     /// A value inside a lead, as serde_json hands it to `Known`.
     fn value(&mut self) -> Option<Known<'a>> {
         Some(match self.peek()? {
-            b'"' => Known::Text(self.string()?),
+            b'"' => {
+                self.at += 1;
+                Known::Text(self.string_rest()?)
+            }
             b'-' | b'0'..=b'9' => Known::Number(self.number()?),
             b'n' => {
                 self.literal("null")?;
