@@ -433,11 +433,19 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
     pub fn write(&mut self, record: &R) -> io::Result<()> {
         match &mut self.inner {
             Inner::Json(_) | Inner::Ndjson(_) => {
-                let mut object = std::mem::take(&mut self.scratch);
-                object.clear();
-                record.push_json(&mut object);
-                let written = self.write_json(&object);
-                self.scratch = object;
+                // The record with its separator or newline, in one write.
+                let mut line = std::mem::take(&mut self.scratch);
+                line.clear();
+                let ndjson = matches!(self.inner, Inner::Ndjson(_));
+                if !ndjson {
+                    line.extend_from_slice(self.json_separator());
+                }
+                record.push_json(&mut line);
+                if ndjson {
+                    line.push(b'\n');
+                }
+                let written = self.write_framed(&line);
+                self.scratch = line;
                 return written;
             }
             Inner::Csv(table) => table.write_record(rows_of(record, &self.columns)?)?,
@@ -489,10 +497,26 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
     /// One JSON object, with its separators: "[\n" rides with the first
     /// record, ",\n" separates the rest, and `finish` closes with "\n]\n":
     /// one record per line.
+    /// What goes before a JSON array's next record.
+    fn json_separator(&self) -> &'static [u8] {
+        if self.records == 0 { b"[\n" } else { b",\n" }
+    }
+
+    /// A record's JSON or NDJSON line, framed already.
+    fn write_framed(&mut self, line: &[u8]) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::Json(out) | Inner::Ndjson(out) => out.write_all(line)?,
+            _ => return Err(io::Error::other("JSON written to a table")),
+        }
+        self.records += 1;
+        Ok(())
+    }
+
     fn write_json(&mut self, object: &[u8]) -> io::Result<()> {
+        let separator = self.json_separator();
         match &mut self.inner {
             Inner::Json(out) => {
-                out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
+                out.write_all(separator)?;
                 out.write_all(object)?;
             }
             Inner::Ndjson(out) => {
