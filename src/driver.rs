@@ -37,6 +37,7 @@ pub async fn walk<R: Record>(
 ) -> Result<RunStats> {
     let mut walk = Walk::new(listing, job, &fetcher);
     let mut stats = RunStats::default();
+    let mut id_hashes = Vec::new();
     loop {
         let wanted = job
             .filters
@@ -57,14 +58,15 @@ pub async fn walk<R: Record>(
                 .expected
                 .store(total, std::sync::atomic::Ordering::Relaxed);
         }
-        seen.prefetch(
+        seen.hash_ahead(
             page.records
                 .iter()
                 .map(|r| (r.vendor(), r.agent_id(), r.id())),
+            &mut id_hashes,
         );
         // By reference: moving each record out of the page cost a copy of
         // the whole record (a few hundred bytes) per record.
-        for record in &page.records {
+        for (record, &id_hash) in page.records.iter().zip(&id_hashes) {
             if record.created_at().is_none() && record.fields().contains_key("created_at_raw") {
                 if stats.unparsed_times == 0 {
                     tracing::warn!(
@@ -79,7 +81,7 @@ pub async fn walk<R: Record>(
                 stats.filtered += 1;
                 continue;
             }
-            if !seen.insert(record.vendor(), record.agent_id(), record.id()) {
+            if !seen.insert_hashed(id_hash) {
                 stats.duplicates += 1;
                 continue;
             }

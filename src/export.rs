@@ -216,25 +216,40 @@ impl SeenIds {
         self.hasher.hash_one((vendor, agent, id)).max(1)
     }
 
-    /// Reads the slot where each of a page's ids would go, ahead of their
-    /// inserts. The slots are random lines of a table larger than the
-    /// caches (256 KiB for 20,000 ids); read one per record, between a
-    /// record's other work, each is a miss on its own (5% of the
-    /// latency-bound export's CPU, three times its share of the
-    /// instructions), while a page's reads in a row overlap.
-    pub fn prefetch<'a>(&self, keys: impl Iterator<Item = (Vendor, &'a str, &'a str)>) {
-        if self.slots.is_empty() {
-            return;
-        }
-        let mask = self.slots.len() - 1;
+    /// The hashes of a page's ids into `hashes`, for [`insert_hashed`]
+    /// (each id was hashed twice, once here and once to insert it), with the
+    /// slot where each would go read ahead of the inserts. The slots are
+    /// random lines of a table larger than the caches (256 KiB for 20,000
+    /// ids); read one per record, between a record's other work, each is a
+    /// miss on its own (5% of the latency-bound export's CPU, three times
+    /// its share of the instructions), while a page's reads in a row
+    /// overlap.
+    ///
+    /// [`insert_hashed`]: SeenIds::insert_hashed
+    pub fn hash_ahead<'a>(
+        &self,
+        keys: impl Iterator<Item = (Vendor, &'a str, &'a str)>,
+        hashes: &mut Vec<u64>,
+    ) {
+        hashes.clear();
+        let mask = self.slots.len().wrapping_sub(1);
         for (vendor, agent, id) in keys {
-            std::hint::black_box(self.slots[self.hash(vendor, agent, id) as usize & mask]);
+            let hash = self.hash(vendor, agent, id);
+            if !self.slots.is_empty() {
+                std::hint::black_box(self.slots[hash as usize & mask]);
+            }
+            hashes.push(hash);
         }
     }
 
     /// Whether the id is new to the run (and now remembered).
     pub fn insert(&mut self, vendor: Vendor, agent: &str, id: &str) -> bool {
-        let hash = self.hash(vendor, agent, id);
+        self.insert_hashed(self.hash(vendor, agent, id))
+    }
+
+    /// [`insert`](SeenIds::insert) of an id that [`hash_ahead`](SeenIds::hash_ahead)
+    /// of this same set hashed.
+    pub fn insert_hashed(&mut self, hash: u64) -> bool {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
@@ -462,19 +477,37 @@ mod tests {
     /// Reading ahead is only a read: what is new and what was seen stay
     /// as they were, before the first insert and after the table grew.
     #[test]
-    fn prefetching_seen_ids_changes_no_answer() {
-        let mut seen = SeenIds::default();
+    fn hashed_ahead_ids_get_the_answers_of_insert() {
         let ids: Vec<String> = (0..300).map(|i| format!("id-{}", i % 200)).collect();
         let keys = || ids.iter().map(|id| (Vendor::Chatzuri, "bot", id.as_str()));
-        seen.prefetch(keys());
-        let mut new = 0;
-        for (vendor, agent, id) in keys() {
-            seen.prefetch(std::iter::once((vendor, agent, id)));
-            new += usize::from(seen.insert(vendor, agent, id));
+        let mut seen = SeenIds::default();
+        let mut hashes = Vec::new();
+        // Page by page, as the driver does, the table growing on the way.
+        let mut answers = Vec::new();
+        for page in ids.chunks(37) {
+            seen.hash_ahead(
+                page.iter().map(|id| (Vendor::Chatzuri, "bot", id.as_str())),
+                &mut hashes,
+            );
+            assert_eq!(hashes.len(), page.len());
+            answers.extend(hashes.iter().map(|&hash| seen.insert_hashed(hash)));
         }
-        assert_eq!((new, seen.len()), (200, 200));
-        seen.prefetch(keys());
+        let mut plain = SeenIds::default();
+        let expected: Vec<bool> = keys().map(|(v, a, id)| plain.insert(v, a, id)).collect();
+        assert_eq!(answers, expected);
+        assert_eq!(
+            (seen.len(), answers.iter().filter(|&&new| new).count()),
+            (200, 200)
+        );
         assert!(keys().all(|(vendor, agent, id)| !seen.insert(vendor, agent, id)));
+        seen.hash_ahead(
+            std::iter::once((Vendor::Robofy, "bot", "id-1")),
+            &mut hashes,
+        );
+        assert!(
+            seen.insert_hashed(hashes[0]),
+            "another vendor's id is another id"
+        );
     }
 
     #[test]
