@@ -16,6 +16,9 @@ use crate::model::{Conversation, Fields, Lead, Message, Record, Resource};
 pub enum FieldValue<'a> {
     Null,
     Str(&'a str),
+    /// A name the program itself spells (a vendor's, a record kind's):
+    /// plain ASCII, so JSON takes it without an escape check.
+    Name(&'static str),
     Time(DateTime<Utc>),
     /// `fields`: a JSON object (compact JSON in a table cell).
     Object(&'a Fields),
@@ -34,6 +37,18 @@ impl<'a> FieldValue<'a> {
             .map_or(FieldValue::Null, |text| FieldValue::Str(text.as_ref()))
     }
 
+    /// A lead's kind: the program's own name for it, or the vendor's.
+    #[expect(
+        clippy::ptr_arg,
+        reason = "a borrowed kind is one of the program's names, so it is the Cow that tells"
+    )]
+    pub fn kind(kind: &'a Cow<'static, str>) -> FieldValue<'a> {
+        match kind {
+            Cow::Borrowed(name) => FieldValue::Name(name),
+            Cow::Owned(text) => FieldValue::Str(text),
+        }
+    }
+
     pub fn time(value: Option<DateTime<Utc>>) -> FieldValue<'a> {
         value.map_or(FieldValue::Null, FieldValue::Time)
     }
@@ -42,7 +57,7 @@ impl<'a> FieldValue<'a> {
     pub fn cell(self) -> Option<Cell<'a>> {
         Some(match self {
             FieldValue::Null => Cell::Empty,
-            FieldValue::Str(text) => Cell::Text(Cow::Borrowed(text)),
+            FieldValue::Str(text) | FieldValue::Name(text) => Cell::Text(Cow::Borrowed(text)),
             FieldValue::Time(t) => Cell::Time(t),
             FieldValue::Object(map) => {
                 let mut out = Vec::with_capacity(2 + map.len() * 16);
@@ -146,9 +161,9 @@ json_table! {
     /// Lead fields in output order (docs/SPEC.md section 2).
     LEAD_FIELDS, push_lead: Lead {
         "id" => |l| FieldValue::Str(&l.id),
-        "vendor" => |l| FieldValue::Str(l.vendor.as_str()),
+        "vendor" => |l| FieldValue::Name(l.vendor.as_str()),
         "agent_id" => |l| FieldValue::Str(&l.agent_id),
-        "kind" => |l| FieldValue::Str(&l.kind),
+        "kind" => |l| FieldValue::kind(&l.kind),
         "created_at" => |l| FieldValue::time(l.created_at),
         "name" => |l| FieldValue::text(&l.name),
         "email" => |l| FieldValue::text(&l.email),
@@ -167,7 +182,7 @@ json_table! {
     /// Conversation fields in JSON order.
     CONVERSATION_FIELDS, push_conversation: Conversation {
         "id" => |c| FieldValue::Str(&c.id),
-        "vendor" => |c| FieldValue::Str(c.vendor.as_str()),
+        "vendor" => |c| FieldValue::Name(c.vendor.as_str()),
         "agent_id" => |c| FieldValue::Str(&c.agent_id),
         "created_at" => |c| FieldValue::time(c.created_at),
         "source" => |c| FieldValue::text(&c.source),

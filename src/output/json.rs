@@ -48,6 +48,12 @@ fn push_field(out: &mut Vec<u8>, value: FieldValue<'_>) {
     match value {
         FieldValue::Null | FieldValue::Raw(None) => out.extend_from_slice(b"null"),
         FieldValue::Str(text) => push_str(out, text),
+        FieldValue::Name(name) => {
+            debug_assert!(!needs_escape(name.as_bytes()), "{name:?} needs escaping");
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'"');
+        }
         FieldValue::Time(t) => match timestamp_bytes(&t) {
             Some(bytes) => {
                 out.push(b'"');
