@@ -64,6 +64,7 @@ pub async fn walk<R: Record>(
                 .map(|r| (r.vendor(), r.agent_id(), r.id())),
             &mut id_hashes,
         );
+        debug_assert_eq!(id_hashes.len(), page.records.len());
         // By reference: moving each record out of the page cost a copy of
         // the whole record (a few hundred bytes) per record.
         for (record, &id_hash) in page.records.iter().zip(&id_hashes) {

