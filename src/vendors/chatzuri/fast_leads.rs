@@ -158,13 +158,7 @@ fn lead<'a>(
                         return None;
                     }
                     if let Some(value) = value.into_field() {
-                        fields.push_new(
-                            match key {
-                                Cow::Borrowed(key) => Text::new(key),
-                                Cow::Owned(key) => Text::from(key),
-                            },
-                            value,
-                        );
+                        fields.push_new(Text::from(key), value);
                     }
                 }
             }
