@@ -308,9 +308,19 @@ impl<'a> Scanner<'a> {
     }
 
     /// Moves to the next `"`, `\` or control character (which JSON does not
-    /// allow in a string) and returns it, eight bytes at a time.
+    /// allow in a string) and returns it, sixteen bytes at a time (on
+    /// x86_64), then eight.
     fn skip_to_stop(&mut self) -> Option<u8> {
         let bytes = self.bytes();
+        #[cfg(target_arch = "x86_64")]
+        while let Some(block) = bytes.get(self.at..self.at + crate::output::json::BLOCK) {
+            let stops = crate::output::json::escaped_in_block(block);
+            if stops != 0 {
+                self.at += stops.trailing_zeros() as usize;
+                return Some(bytes[self.at]);
+            }
+            self.at += crate::output::json::BLOCK;
+        }
         while let Some(chunk) = bytes.get(self.at..self.at + 8) {
             let mut word = [0u8; 8];
             word.copy_from_slice(chunk);
@@ -778,6 +788,29 @@ mod tests {
         );
         assert!(parse(deep.as_bytes(), &ctx()).is_none());
         assert!(general_or_none(deep.as_bytes()).is_none());
+    }
+
+    /// A string's end, escape or control character at every position of
+    /// the scan's blocks and words, in names of up to 40 bytes: the fast
+    /// path reads what the general parser reads, or leaves the page to it.
+    #[test]
+    fn every_stop_at_every_position_of_a_string_reads_as_the_general_parser_reads() {
+        for len in 0..=40 {
+            for at in 0..=len {
+                for stop in [&br#"\""#[..], br"\\", br"\n", br"\u00e9", b"\x01", b""] {
+                    let mut name = vec![b'a'; len];
+                    name.splice(at..at, stop.iter().copied());
+                    let mut body = br#"{"data":[{"id":1,"name":""#.to_vec();
+                    body.extend_from_slice(&name);
+                    body.extend_from_slice(br#"","email":"e@x.co"}]}"#);
+                    let shown = String::from_utf8_lossy(&body).into_owned();
+                    match parse(&body, &ctx()) {
+                        Some(fast) => assert_eq!(Some(fast), general_or_none(&body), "{shown}"),
+                        None => assert!(stop == b"\x01", "left to the general parser: {shown}"),
+                    }
+                }
+            }
+        }
     }
 
     /// Every single-byte change, deletion and insertion in a page: wherever
