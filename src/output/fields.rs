@@ -145,7 +145,12 @@ macro_rules! json_table {
             out.push(b'{');
             $({
                 let get: Getter<$record> = $get;
-                super::json::push_member(out, &mut first, concat!(",\"", $name, "\":"), get(record));
+                super::json::push_member(
+                    out,
+                    &mut first,
+                    concat!(",\"", $name, "\":null"),
+                    get(record),
+                );
             })*
             out.push(b'}');
         }

@@ -17,29 +17,37 @@ pub fn push_object<R>(out: &mut Vec<u8>, table: &[Field<Getter<R>>], record: &R)
     out.push(b'{');
     let mut first = true;
     for field in table {
-        push_member(out, &mut first, field.json_key, (field.get)(record));
+        let key_null = format!("{}null", field.json_key);
+        push_member(out, &mut first, &key_null, (field.get)(record));
     }
     out.push(b'}');
 }
 
 /// One `,"key":value` of an object (without the comma for the first);
-/// an absent `raw` is left out entirely.
+/// an absent `raw` is left out entirely. `key_null` is the key followed by
+/// `null`: an empty field, the most common value of a lead (five of its
+/// fifteen usually), is one copy rather than two.
 #[inline(always)]
 pub(super) fn push_member(
     out: &mut Vec<u8>,
     first: &mut bool,
-    json_key: &str,
+    key_null: &str,
     value: FieldValue<'_>,
 ) {
     if let FieldValue::Raw(None) = value {
         return;
     }
-    let key = json_key.as_bytes();
-    out.extend_from_slice(if std::mem::take(first) {
-        &key[1..]
+    let key_null = key_null.as_bytes();
+    let key_null = if std::mem::take(first) {
+        &key_null[1..]
     } else {
-        key
-    });
+        key_null
+    };
+    if let FieldValue::Null = value {
+        out.extend_from_slice(key_null);
+        return;
+    }
+    out.extend_from_slice(&key_null[..key_null.len() - b"null".len()]);
     push_field(out, value);
 }
 
