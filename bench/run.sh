@@ -17,7 +17,11 @@
 #                           of --all against the three alone moves by +-20% on a
 #                           shared 2-core machine, so 3 pairs do not settle 1.10x
 #     BENCH_LATENCY_RUNS=10 leads runs of the latency-bound export (at least
-#                           BENCH_ROUNDS: the first BENCH_ROUNDS are paired with Python)
+#                           BENCH_LATENCY_PAIRS: the first ones are paired with Python)
+#     BENCH_LATENCY_PAIRS=5 leads/Python pairs of (b) (at least BENCH_ROUNDS): a
+#                           leads run is ~0.03 s of CPU, and one burst of other
+#                           work on the host can double it (a pair of 6.5x among
+#                           10.6x and 12.4x), so 3 pairs leave the median to chance
 #     BENCH_MSG_BYTES=100000        message size of `messages`
 #     BENCH_MSG_CONVERSATIONS=300   conversations of `messages`
 #     BENCH_MSG_PAGE_SIZE=40        their --page-size (see `messages` below)
@@ -102,8 +106,10 @@ OUT=${BENCH_OUT:-bench/results.md}
 SECTIONS=" ${BENCH_SECTIONS:-latency throughput formats messages multi db xlsx instructions} "
 SECTIONS=${SECTIONS//,/ }
 VENDORS=${BENCH_VENDORS:-chatzuri neoagent robofy chatbase}
+LATENCY_PAIRS=${BENCH_LATENCY_PAIRS:-5}
+((LATENCY_PAIRS >= ROUNDS)) || LATENCY_PAIRS=$ROUNDS
 LATENCY_RUNS=${BENCH_LATENCY_RUNS:-10}
-((LATENCY_RUNS >= ROUNDS)) || LATENCY_RUNS=$ROUNDS
+((LATENCY_RUNS >= LATENCY_PAIRS)) || LATENCY_RUNS=$LATENCY_PAIRS
 MULTI_ROUNDS=${BENCH_MULTI_ROUNDS:-5}
 ((MULTI_ROUNDS >= ROUNDS)) || MULTI_ROUNDS=$ROUNDS
 MSG_BYTES=${BENCH_MSG_BYTES:-100000}
@@ -329,7 +335,7 @@ if wants latency; then
         check_count "$out" ndjson "$LAT_LEADS"
         A_WALL+=("$(wall_of "$M")") A_CPU+=("$(cpu_of "$M")")
         rm -f "$out"
-        if ((r > ROUNDS)); then
+        if ((r > LATENCY_PAIRS)); then
             echo "bench: run $r latency-bound: leads ${A_WALL[-1]} s wall" >&2
             continue
         fi
@@ -346,14 +352,14 @@ if wants latency; then
     row "(a) latency-bound: 200 pages x 50 ms, --concurrency 8, wall (ideal ${IDEAL} s; $LATENCY_RUNS runs)" \
         "$(printf 'median %.2f s = %.2f x ideal, max %.2f s = %.2f x' "$aw" "$ratio" "$amax" "$worst")" \
         "<= 1.25 x ideal in every run" "$(verdict "$worst <= 1.25")"
-    # The wall comparison pairs the first ROUNDS leads runs with the Python runs.
-    pw=$(median "${P_WALL[@]}") paw=$(median "${A_WALL[@]:0:ROUNDS}")
+    # The wall comparison pairs the first LATENCY_PAIRS leads runs with the Python runs.
+    pw=$(median "${P_WALL[@]}") paw=$(median "${A_WALL[@]:0:LATENCY_PAIRS}")
     speed=$(calc "$pw / $paw")
     row "(b) same export, Python sequential reference (urllib), wall" \
         "$(printf '%.2f s (leads %.2f s): leads %.1fx faster' "$pw" "$paw" "$speed")" ">= 5x faster" "$(verdict "$speed >= 5")"
     cpu=$(median "${CPU_RATIO[@]}") cpu_min=$(minimum "${CPU_RATIO[@]}")
-    row "(b) same export, CPU user+sys (median of $ROUNDS pairs)" \
-        "$(printf 'Python %.3f s, leads %.3f s: %.1fx less (lowest pair %.1fx)' "$(median "${P_CPU[@]}")" "$(median "${A_CPU[@]:0:ROUNDS}")" "$cpu" "$cpu_min")" \
+    row "(b) same export, CPU user+sys (median of $LATENCY_PAIRS pairs)" \
+        "$(printf 'Python %.3f s, leads %.3f s: %.1fx less (lowest pair %.1fx)' "$(median "${P_CPU[@]}")" "$(median "${A_CPU[@]:0:LATENCY_PAIRS}")" "$cpu" "$cpu_min")" \
         ">= 10x less" "$(verdict "$cpu >= 10")"
 fi
 
@@ -613,7 +619,7 @@ fi
 {
     echo "Measured by \`bash bench/run.sh\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
     echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo '?')), shared with other work"
-    echo "(load average $(cut -d' ' -f1-3 /proc/loadavg) at the end); medians of $ROUNDS alternated rounds$(wants multi && echo " ($MULTI_ROUNDS for multi)"),"
+    echo "(load average $(cut -d' ' -f1-3 /proc/loadavg) at the end); medians of $ROUNDS alternated rounds$(wants latency && echo " ($LATENCY_PAIRS pairs for (b))")$(wants multi && echo " ($MULTI_ROUNDS for multi)"),"
     echo "BENCH_BIG=$BIG, sections: $(echo $SECTIONS); the sandbox runs as its own process on the same cores. MB = 10^6 bytes."
     echo
     echo "| measurement | measured | target | pass/miss |"
