@@ -89,7 +89,13 @@ impl Pacer {
 #[derive(Debug)]
 pub struct Fetcher {
     client: reqwest::Client,
-    base_url: String,
+    /// The base URL, parsed once: a request's URL is this with its path
+    /// set, so the host is not parsed again for every request (a whole
+    /// URL's parse was ~7,700 instructions, most of them the host's).
+    base_url: Url,
+    /// Its path without the trailing slash, which each endpoint's path
+    /// follows.
+    base_path: String,
     authorization: HeaderValue,
     /// Kept only to scrub it from anything a vendor echoes back.
     key: ApiKey,
@@ -129,6 +135,24 @@ enum Attempt {
     TooLarge,
     /// The reader of a piped body went away.
     Unwanted,
+}
+
+/// The URL of a request: `base` (whose path without its trailing slash is
+/// `base_path`) with the endpoint's path, then the query. `None` when the
+/// path would not survive parsing unchanged: a URL parser resolves `.` and
+/// `..` segments, so an id from the vendor's data spelled that way would
+/// send the request, and the key, to another endpoint.
+fn request_url(base: &Url, base_path: &str, spec: &RequestSpec) -> Option<Url> {
+    let mut url = base.clone();
+    url.set_path(&format!("{base_path}{}", spec.path));
+    if !url.path().ends_with(spec.path.as_str()) {
+        return None;
+    }
+    if !spec.query.is_empty() {
+        url.query_pairs_mut()
+            .extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())));
+    }
+    Some(url)
 }
 
 impl Fetcher {
@@ -186,7 +210,8 @@ impl Fetcher {
         });
         Ok(Fetcher {
             client,
-            base_url: base_url.as_str().trim_end_matches('/').to_owned(),
+            base_url: base_url.clone(),
+            base_path: base_url.path().trim_end_matches('/').to_owned(),
             authorization,
             key: key.clone(),
             vendor,
@@ -221,26 +246,15 @@ impl Fetcher {
     }
 
     fn url(&self, spec: &RequestSpec) -> Result<Url> {
-        let joined = format!("{}{}", self.base_url, spec.path);
-        let mut url = Url::parse(&joined)
-            .map_err(|e| Error::internal(format!("bad request URL for {}: {e}", spec.endpoint)))?;
-        // A URL parser resolves `.` and `..` segments: an id from the vendor's
-        // data spelled that way would send the request, and the key, to
-        // another endpoint. The path built must survive parsing unchanged.
-        if !url.path().ends_with(spec.path.as_str()) {
-            return Err(Error::vendor(format!(
+        request_url(&self.base_url, &self.base_path, spec).ok_or_else(|| {
+            Error::vendor(format!(
                 "{} sent an id that would change the endpoint of {} (path {}); refused",
                 self.vendor.display_name(),
                 spec.endpoint,
                 crate::vendors::excerpt(&spec.path)
             ))
-            .with_hint("nothing was sent; report it to the vendor"));
-        }
-        if !spec.query.is_empty() {
-            url.query_pairs_mut()
-                .extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())));
-        }
-        Ok(url)
+            .with_hint("nothing was sent; report it to the vendor")
+        })
     }
 
     /// Sends `spec`, retrying what is worth retrying; the body of a 2xx
@@ -776,6 +790,65 @@ fn describe_reqwest(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Setting the path of the parsed base gives the URL that parsing the
+    /// base and path joined gave (the way before, which parsed the host
+    /// again for every request), and refuses the same paths.
+    #[test]
+    fn request_urls_are_those_of_parsing_the_joined_url() {
+        let joined = |base: &Url, spec: &RequestSpec| {
+            let text = format!("{}{}", base.as_str().trim_end_matches('/'), spec.path);
+            let mut url = Url::parse(&text).ok()?;
+            if !url.path().ends_with(spec.path.as_str()) {
+                return None;
+            }
+            if !spec.query.is_empty() {
+                url.query_pairs_mut()
+                    .extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())));
+            }
+            Some(url)
+        };
+        let bases = [
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:18500/chatzuri/api/v1",
+            "https://h.example/api/v1/",
+            "http://[::1]:80/",
+            "https://h.example/a%20b/c",
+        ];
+        let paths = [
+            "/get-leads",
+            "/agents/a%20b/leads",
+            "/x/../y",
+            "/x/%2e%2E/y",
+            "/x/./y",
+            "/x/.",
+            "/a\\b",
+            "/%41/\u{fc}/a%2Fb",
+            "/sp ace/tab\t",
+            "/q%3Fx%23y",
+            "//double",
+        ];
+        let mut refused = 0;
+        for base in bases {
+            let base = Url::parse(base).unwrap();
+            let base_path = base.path().trim_end_matches('/').to_owned();
+            for path in paths {
+                for query in [
+                    vec![],
+                    vec![("page", "2".to_owned()), ("q", "a b&c".to_owned())],
+                ] {
+                    let spec = RequestSpec {
+                        query,
+                        ..RequestSpec::get("test", path.to_owned())
+                    };
+                    let built = request_url(&base, &base_path, &spec);
+                    assert_eq!(built, joined(&base, &spec), "{base} + {path}");
+                    refused += usize::from(built.is_none());
+                }
+            }
+        }
+        assert!(refused >= 4 * 5 * 2, "only {refused} refused");
+    }
 
     #[test]
     fn retry_after_in_both_forms() {
