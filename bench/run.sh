@@ -616,10 +616,18 @@ if wants instructions; then
 fi
 
 # ---------------------------------------------------------------- report
+# extra_rounds : the sections paired more often than BENCH_ROUNDS, for the header.
+extra_rounds() {
+    local extra=""
+    wants latency && extra+=", $LATENCY_PAIRS pairs for (b)"
+    wants multi && extra+=", $MULTI_ROUNDS for multi"
+    [[ -z $extra ]] || echo " (${extra#, })"
+}
+
 {
     echo "Measured by \`bash bench/run.sh\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
     echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo '?')), shared with other work"
-    echo "(load average $(cut -d' ' -f1-3 /proc/loadavg) at the end); medians of $ROUNDS alternated rounds$(wants latency && echo " ($LATENCY_PAIRS pairs for (b))")$(wants multi && echo " ($MULTI_ROUNDS for multi)"),"
+    echo "(load average $(cut -d' ' -f1-3 /proc/loadavg) at the end); medians of $ROUNDS alternated rounds$(extra_rounds),"
     echo "BENCH_BIG=$BIG, sections: $(echo $SECTIONS); the sandbox runs as its own process on the same cores. MB = 10^6 bytes."
     echo
     echo "| measurement | measured | target | pass/miss |"
