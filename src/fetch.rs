@@ -145,14 +145,17 @@ enum Attempt {
 fn request_url(base: &Url, base_path: &str, spec: &RequestSpec) -> Option<Url> {
     let mut url = base.clone();
     url.set_path(&format!("{base_path}{}", spec.path));
-    if !url.path().ends_with(spec.path.as_str()) {
-        return None;
-    }
+    url.path()
+        .ends_with(spec.path.as_str())
+        .then(|| with_query(url, spec))
+}
+
+fn with_query(mut url: Url, spec: &RequestSpec) -> Url {
     if !spec.query.is_empty() {
         url.query_pairs_mut()
             .extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())));
     }
-    Some(url)
+    url
 }
 
 impl Fetcher {
@@ -798,15 +801,10 @@ mod tests {
     fn request_urls_are_those_of_parsing_the_joined_url() {
         let joined = |base: &Url, spec: &RequestSpec| {
             let text = format!("{}{}", base.as_str().trim_end_matches('/'), spec.path);
-            let mut url = Url::parse(&text).ok()?;
-            if !url.path().ends_with(spec.path.as_str()) {
-                return None;
-            }
-            if !spec.query.is_empty() {
-                url.query_pairs_mut()
-                    .extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())));
-            }
-            Some(url)
+            let url = Url::parse(&text).ok()?;
+            url.path()
+                .ends_with(spec.path.as_str())
+                .then(|| with_query(url, spec))
         };
         let bases = [
             "http://127.0.0.1:9",

@@ -147,9 +147,10 @@ unsafe fn copy_short(from: &[u8], to: *mut u8) {
     }
 }
 
-/// Whether any byte is a control character, `"` or `\\`: eight bytes at a
-/// time (the classic "has a zero byte" and "has a byte below n" word tricks,
-/// both exact). A tail shorter than a word is checked as the last eight
+/// Whether any byte is a control character, `"` or `\\`: on x86_64 a
+/// string of sixteen bytes or more sixteen at a time (`escaped_in_block`),
+/// else eight at a time (the classic "has a zero byte" and "has a byte
+/// below n" word tricks, both exact). A tail shorter than a word is checked as the last eight
 /// bytes, overlapping the words before. A string of four to seven bytes is
 /// checked as one word made of its first and last four (copying it into a
 /// padded word cost more: a call to `memcpy` for the variable length);
@@ -265,21 +266,28 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
-    /// The lowest marked byte of `escaped_bytes` is the first byte JSON
-    /// escapes (the lead scanner stops there), for words mixing every kind
-    /// of byte, several stops in one word among them.
-    #[test]
-    fn escaped_bytes_marks_the_first_escaped_byte_exactly() {
+    /// 200,000 pseudo-random blocks of `N` (at most 16) bytes mixing every
+    /// kind of byte: escaped ones, their neighbours, and high bytes (which
+    /// a signed compare would take for controls), several stops in a block.
+    fn mixed_blocks<const N: usize>() -> impl Iterator<Item = [u8; N]> {
         let palette = [
             0u8, 1, 0x1f, 0x20, 0x21, b'"', 0x23, b'\\', 0x5b, 0x5d, b'a', 0x7f, 0x80, 0xa2, 0xdc,
             0xff,
         ];
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..200_000 {
+        (0..200_000).map(move |_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let bytes: [u8; 8] = std::array::from_fn(|i| palette[(state >> (i * 4)) as usize & 15]);
+            std::array::from_fn(|i| palette[(state >> (i * 4)) as usize & 15])
+        })
+    }
+
+    /// The lowest marked byte of `escaped_bytes` is the first byte JSON
+    /// escapes (the lead scanner stops there).
+    #[test]
+    fn escaped_bytes_marks_the_first_escaped_byte_exactly() {
+        for bytes in mixed_blocks::<8>() {
             let first = bytes
                 .iter()
                 .position(|&b| b < 0x20 || b == b'"' || b == b'\\');
@@ -289,22 +297,11 @@ mod tests {
         }
     }
 
-    /// `escaped_in_block` marks exactly the bytes JSON escapes, for blocks
-    /// mixing every kind of byte (the high bytes among them, which a signed
-    /// compare would take for controls).
+    /// `escaped_in_block` marks exactly the bytes JSON escapes.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn escaped_in_block_marks_exactly_the_escaped_bytes() {
-        let palette = [
-            0u8, 1, 0x1f, 0x20, 0x21, b'"', 0x23, b'\\', 0x5b, 0x5d, b'a', 0x7f, 0x80, 0xa2, 0xdc,
-            0xff,
-        ];
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..200_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let low: [u8; 16] = std::array::from_fn(|i| palette[(state >> (i * 4)) as usize & 15]);
+        for low in mixed_blocks::<16>() {
             let expected = low.iter().enumerate().fold(0u32, |mask, (i, &b)| {
                 mask | u32::from(b < 0x20 || b == b'"' || b == b'\\') << i
             });
