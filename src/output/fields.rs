@@ -111,9 +111,10 @@ impl Cell<'_> {
 /// One entry of a field table.
 pub struct Field<G> {
     pub name: &'static str,
-    /// `,"NAME":`, what JSON writes before the value (without the comma
-    /// for the first field): one copy per field on the hot path.
-    pub json_key: &'static str,
+    /// `,"NAME":null`: what JSON writes for the field when it is empty,
+    /// and, without `null`, before its value (without the comma for the
+    /// first field); see `json::push_member`.
+    pub key_null: &'static str,
     pub get: G,
 }
 
@@ -122,7 +123,7 @@ macro_rules! field {
     ($name:literal, $get:expr) => {
         Field {
             name: $name,
-            json_key: concat!(",\"", $name, "\":"),
+            key_null: concat!(",\"", $name, "\":null"),
             get: $get,
         }
     };

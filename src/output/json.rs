@@ -17,8 +17,7 @@ pub fn push_object<R>(out: &mut Vec<u8>, table: &[Field<Getter<R>>], record: &R)
     out.push(b'{');
     let mut first = true;
     for field in table {
-        let key_null = format!("{}null", field.json_key);
-        push_member(out, &mut first, &key_null, (field.get)(record));
+        push_member(out, &mut first, field.key_null, (field.get)(record));
     }
     out.push(b'}');
 }
@@ -150,11 +149,11 @@ unsafe fn copy_short(from: &[u8], to: *mut u8) {
 /// Whether any byte is a control character, `"` or `\\`: on x86_64 a
 /// string of sixteen bytes or more sixteen at a time (`escaped_in_block`),
 /// else eight at a time (the classic "has a zero byte" and "has a byte
-/// below n" word tricks, both exact). A tail shorter than a word is checked as the last eight
-/// bytes, overlapping the words before. A string of four to seven bytes is
-/// checked as one word made of its first and last four (copying it into a
-/// padded word cost more: a call to `memcpy` for the variable length);
-/// a shorter one byte by byte.
+/// below n" word tricks, both exact). A tail shorter than a block or word
+/// is checked as the last sixteen or eight bytes, overlapping the ones
+/// before. A string of four to seven bytes is checked as one word made of
+/// its first and last four (copying it into a padded word cost more: a
+/// call to `memcpy` for the variable length); a shorter one byte by byte.
 #[inline]
 pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     const WORD: usize = 8;

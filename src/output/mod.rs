@@ -378,6 +378,11 @@ enum Inner<W: Write + Send> {
     NotAStream,
 }
 
+/// What goes before a JSON array's next record, after `written` records.
+fn array_separator(written: u64) -> &'static [u8] {
+    if written == 0 { b"[\n" } else { b",\n" }
+}
+
 fn not_a_stream() -> io::Error {
     io::Error::other("a database format has no byte-stream writer")
 }
@@ -433,20 +438,7 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
     pub fn write(&mut self, record: &R) -> io::Result<()> {
         match &mut self.inner {
             Inner::Json(_) | Inner::Ndjson(_) => {
-                // The record with its separator or newline, in one write.
-                let mut line = std::mem::take(&mut self.scratch);
-                line.clear();
-                let ndjson = matches!(self.inner, Inner::Ndjson(_));
-                if !ndjson {
-                    line.extend_from_slice(self.json_separator());
-                }
-                record.push_json(&mut line);
-                if ndjson {
-                    line.push(b'\n');
-                }
-                let written = self.write_framed(&line);
-                self.scratch = line;
-                return written;
+                return self.write_object(|line| record.push_json(line));
             }
             Inner::Csv(table) => table.write_record(rows_of(record, &self.columns)?)?,
             Inner::Xlsx(table) => table.write_record(rows_of(record, &self.columns)?)?,
@@ -460,7 +452,7 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
     pub fn write_unit(&mut self, unit: Unit<'_>) -> io::Result<()> {
         match (&mut self.inner, unit) {
             (Inner::Json(_) | Inner::Ndjson(_), Unit::Json(object)) => {
-                return self.write_json(&object);
+                return self.write_object(|line| line.extend_from_slice(&object));
             }
             (Inner::Csv(table), Unit::Rows(rows)) => table.write_record(rows)?,
             (Inner::Xlsx(table), Unit::Rows(rows)) => table.write_record(rows)?,
@@ -477,7 +469,7 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
     pub fn start_spooled_text(&mut self, records: u64) -> io::Result<()> {
         match &mut self.inner {
             Inner::Json(out) if records > 0 => {
-                out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
+                out.write_all(array_separator(self.records))?;
             }
             Inner::Json(_) | Inner::Ndjson(_) => {}
             _ => return Err(io::Error::other("spooled JSON written to a table")),
@@ -494,37 +486,31 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
         }
     }
 
-    /// One JSON object, with its separators: "[\n" rides with the first
-    /// record, ",\n" separates the rest, and `finish` closes with "\n]\n":
-    /// one record per line.
-    /// What goes before a JSON array's next record.
-    fn json_separator(&self) -> &'static [u8] {
-        if self.records == 0 { b"[\n" } else { b",\n" }
-    }
-
-    /// A record's JSON or NDJSON line, framed already.
-    fn write_framed(&mut self, line: &[u8]) -> io::Result<()> {
-        match &mut self.inner {
-            Inner::Json(out) | Inner::Ndjson(out) => out.write_all(line)?,
+    /// One JSON object, which `object` appends, with its separators, in
+    /// one write: "[\n" rides with the first record, ",\n" separates the
+    /// rest, and `finish` closes with "\n]\n" (one record per line); in
+    /// NDJSON each object ends with its newline.
+    fn write_object(&mut self, object: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let ndjson = match self.inner {
+            Inner::Json(_) => false,
+            Inner::Ndjson(_) => true,
             _ => return Err(io::Error::other("JSON written to a table")),
+        };
+        let mut line = std::mem::take(&mut self.scratch);
+        line.clear();
+        if !ndjson {
+            line.extend_from_slice(array_separator(self.records));
         }
-        self.records += 1;
-        Ok(())
-    }
-
-    fn write_json(&mut self, object: &[u8]) -> io::Result<()> {
-        let separator = self.json_separator();
-        match &mut self.inner {
-            Inner::Json(out) => {
-                out.write_all(separator)?;
-                out.write_all(object)?;
-            }
-            Inner::Ndjson(out) => {
-                out.write_all(object)?;
-                out.write_all(b"\n")?;
-            }
-            _ => return Err(io::Error::other("JSON written to a table")),
+        object(&mut line);
+        if ndjson {
+            line.push(b'\n');
         }
+        let written = match &mut self.inner {
+            Inner::Json(out) | Inner::Ndjson(out) => out.write_all(&line),
+            _ => unreachable!("checked above"),
+        };
+        self.scratch = line;
+        written?;
         self.records += 1;
         Ok(())
     }
