@@ -166,6 +166,8 @@ trap 'exit 130' INT TERM
 echo "bench: building (cargo build --release --locked)" >&2
 cargo build --release --locked >&2
 [[ -x "$BIN" ]] || die "$BIN was not built"
+# Whether the binary measured has the hot-function layout (build.rs).
+LAYOUT=$(bash "$ROOT/bench/hot-functions.sh" check 2>&1 | sed -n 's/^hot-functions: //p' | head -1 || true)
 
 # sandbox NAME ARGS... : starts sandbox NAME unless it runs already, waits for
 # its banner and records each vendor's base URL and key from it
@@ -629,6 +631,7 @@ extra_rounds() {
     echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo '?')), shared with other work"
     echo "(load average $(cut -d' ' -f1-3 /proc/loadavg) at the end); medians of $ROUNDS alternated rounds$(extra_rounds),"
     echo "BENCH_BIG=$BIG, sections: $(echo $SECTIONS); the sandbox runs as its own process on the same cores. MB = 10^6 bytes."
+    echo "Function layout (build.rs, bench/hot-functions.txt): $LAYOUT."
     echo
     echo "| measurement | measured | target | pass/miss |"
     echo "|---|---|---|---|"
