@@ -18,7 +18,8 @@
 #
 # How: every workload below runs once under `valgrind --tool=callgrind`
 # (the client only; the sandbox runs apart), and the functions are listed
-# by their own instructions summed over all runs, hottest first. Callgrind
+# hottest first: by their own instructions as a share of each run's,
+# summed over the runs. Callgrind
 # counts instructions, not samples, so the list is the same from run to
 # run, and every function that ran is in it, however rarely.
 #
@@ -114,8 +115,9 @@ python3 - "$TMP" "$OUT" <<'PYEOF'
 import collections, glob, os, re, sys
 
 tmp, out = sys.argv[1], sys.argv[2]
-own = collections.Counter()
+share = collections.Counter()
 for path in glob.glob(os.path.join(tmp, "*.out")):
+    own = collections.Counter()
     # Callgrind's format: "fn=(id) name" names a function once, "fn=(id)"
     # after; cost lines ("position Ir") follow until the next fn=, and a
     # "calls=" line's next cost line is the callee's inclusive cost, not
@@ -153,7 +155,20 @@ for path in glob.glob(os.path.join(tmp, "*.out")):
             # fi/fe switch the file (inlined code) of the same function;
             # cfn/cfi/cob describe the next call only.
             continue
-hot = [name for name, cost in own.most_common() if cost > 0]
+    # Each export weighs the same: a function's rank is the sum of its
+    # shares of each export's instructions, so the 20,000 Robofy leads
+    # (four times Chatzuri's instructions) do not push the latency-bound
+    # export's functions apart.
+    total = sum(own.values())
+    for name, cost in own.items():
+        # "f'2" is callgrind's name for a recursive call of f.
+        share[re.sub(r"'\d+$", "", name)] += cost / total
+# Code callgrind could not name (an address, "(below main)") is no symbol.
+hot = [
+    name
+    for name, weight in share.most_common()
+    if weight > 0 and not name.startswith("0x") and " " not in name
+]
 with open(out, "w", encoding="utf-8") as f:
     f.write("# Functions of `leads` hottest first, for lld's --symbol-ordering-file\n")
     f.write("# (build.rs). Written by bench/hot-functions.sh; do not edit by hand.\n")
