@@ -18,7 +18,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{Bookmark, FUTURE_TOLERANCE, Job, RunStats, SeenIds, Sink};
 use crate::fetch::Fetcher;
-use crate::model::Record;
+use crate::model::{Record, Text};
 use crate::pipe::{self, Piece, PipeReader, PipeWriter};
 use crate::vendors::plan::{
     Children, Incremental, Items, Listing, Numbered, PageParse, Parents, Parse, Streamed, Tokens,
@@ -463,12 +463,12 @@ struct NumberedWalk<R> {
     last_yielded: u64,
     ended: bool,
     in_flight: VecDeque<(u64, Pending)>,
-    previous_page_ids: Option<Vec<String>>,
+    previous_page_ids: Option<Vec<Text>>,
     /// Page 1's ids as first fetched, to see at the end whether the head of
     /// the listing moved while later pages were in flight. A set: a vendor
     /// that ignores `size` can make page 1 huge, and a pairwise comparison
     /// would then be quadratic.
-    first_page_ids: Option<HashSet<String>>,
+    first_page_ids: Option<HashSet<Text>>,
     /// Whether the end-of-listing check of page 1 was done (or is moot).
     head_checked: bool,
     spare: Option<BytesMut>,
@@ -486,7 +486,14 @@ struct OpenPage {
     body: Bytes,
     items: std::vec::IntoIter<std::ops::Range<usize>>,
     /// The ids handed over so far, for the checks made once it is done.
-    ids: Vec<String>,
+    ids: Vec<Text>,
+}
+
+/// A page's ids, for the paging checks. As model strings: an id of up to 24
+/// bytes is kept inline, so a page's ids cost no allocation each (a `String`
+/// each was one more malloc and free per record of every export).
+fn page_ids<R: Record>(records: &[R]) -> Vec<Text> {
+    records.iter().map(|r| Text::from(r.id())).collect()
 }
 
 /// What one batch of an open page maps at most (at least one item): the
@@ -511,7 +518,7 @@ impl OpenPage {
             bytes += range.len();
             let record = (items.map)(&self.body[range])
                 .map_err(|e| body_error(fetcher, &self.spec, &self.what, e, &self.body))?;
-            self.ids.push(record.id().to_owned());
+            self.ids.push(Text::from(record.id()));
             records.push(record);
         }
         Ok((!records.is_empty()).then_some(records))
@@ -554,12 +561,12 @@ impl<R: Record> NumberedWalk<R> {
     }
 
     /// The ids of a page, in order (its records are dropped as mapped).
-    async fn ids_of(&mut self, pending: Pending) -> Result<Vec<String>> {
+    async fn ids_of(&mut self, pending: Pending) -> Result<Vec<Text>> {
         let fetcher = &self.context.fetcher;
         match &self.parse {
             PageParse::Whole(parse) => {
                 let page = pending.parsed(parse, fetcher, &mut self.spare).await?;
-                Ok(page.records.iter().map(|r| r.id().to_owned()).collect())
+                Ok(page_ids(&page.records))
             }
             PageParse::Items(items) => {
                 let (spec, body, what) = pending.whole(&mut self.spare).await?;
@@ -567,7 +574,7 @@ impl<R: Record> NumberedWalk<R> {
                     .and_then(|ranges| {
                         ranges
                             .into_iter()
-                            .map(|range| (items.map)(&body[range]).map(|r| r.id().to_owned()))
+                            .map(|range| (items.map)(&body[range]).map(|r| Text::from(r.id())))
                             .collect()
                     })
                     .map_err(|e| body_error(fetcher, &spec, &what, e, &body))?;
@@ -659,7 +666,7 @@ impl<R: Record> NumberedWalk<R> {
         let items = match &self.parse {
             PageParse::Whole(parse) => {
                 let page = pending.parsed(parse, &fetcher, &mut self.spare).await?;
-                let ids = page.records.iter().map(|r| r.id().to_owned()).collect();
+                let ids = page_ids(&page.records);
                 let full = self.note_page(number, page.returned);
                 self.check_ids(number, full, ids)?;
                 self.check_max_pages(number, full)?;
@@ -730,7 +737,7 @@ impl<R: Record> NumberedWalk<R> {
     /// ignores `page` would hand out page 1 forever). A page of `Items` is
     /// checked after it was handed over; its records then repeat the page
     /// before's, so they were all dropped as duplicates.
-    fn check_ids(&mut self, number: u64, full: bool, ids: Vec<String>) -> Result<()> {
+    fn check_ids(&mut self, number: u64, full: bool, ids: Vec<Text>) -> Result<()> {
         if number == 1 && !self.head_checked {
             self.first_page_ids = Some(ids.iter().cloned().collect());
         }
