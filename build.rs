@@ -1,9 +1,10 @@
 //! Lays out the functions an export runs together, hottest first, by
 //! handing lld the list in `bench/hot-functions.txt` (written by
-//! `bench/hot-functions.sh`). An export runs a few hundred kilobytes of a
+//! `bench/hot-functions.sh`). An export runs about 1.6 MB of the code of a
 //! binary of about 10 MB; in the compiler's order those functions are
 //! spread over the whole file, which costs cache and TLB misses each time
-//! the latency-bound export wakes (bench row (b): 0.94x the CPU laid out).
+//! the latency-bound export wakes (bench row (b): 0.86-0.91x the CPU laid
+//! out).
 //!
 //! Only lld knows `--symbol-ordering-file`, so the list is passed only
 //! where rustc links with lld by default (x86_64 Linux with glibc, since

@@ -8,13 +8,13 @@
 #
 #     bash bench/hot-functions.sh
 #
-# Why: the release binary is about 10 MB of code, and an export runs a few
-# hundred kilobytes of it, spread over the whole file in the compiler's
-# order. The latency-bound export (bench row (b)) wakes every few
-# milliseconds with cold caches, so those scattered functions cost
+# Why: the release binary is about 10 MB of code, and an export runs about
+# 1.6 MB of it, spread over the whole file in the compiler's order. The
+# latency-bound export (bench row (b)) wakes after every 50 ms wait with
+# cold caches, so those scattered functions cost
 # instruction-cache and TLB misses on every wake. Laid out together, the
-# hottest first, the same export took 0.94x the CPU (20 alternated pairs,
-# 16 lower; bench/results.md, tenth session).
+# hottest first, the same export took 0.86-0.91x the CPU (alternated
+# pairs; bench/results.md, tenth session).
 #
 # How: every workload below runs once under `valgrind --tool=callgrind`
 # (the client only; the sandbox runs apart), and the functions are listed
@@ -26,9 +26,10 @@
 #     bash bench/hot-functions.sh check
 #
 # checks instead that target/release/leads (built by `cargo build --release`)
-# still has at least 90% of the list's names, so a list gone stale with a
-# new toolchain or dependency fails CI rather than quietly losing the
-# layout (.ci/run calls it).
+# still has at least 90% of the list's names, and lays them out in the
+# list's order (at most 10% out of it), so a list gone stale with a new
+# toolchain or dependency, or a build that dropped the list, fails CI
+# rather than quietly losing the layout (.ci/run calls it).
 #
 # Needs valgrind and python3 (the check only nm). The build itself never
 # needs this script: a stale or missing name in the list is skipped by the
@@ -38,12 +39,23 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [[ "${1:-}" == check ]]; then
+    export LC_ALL=C
+    # "rank name" of the list and "name address" of the binary's code, joined
+    # into "name rank address" for every listed function the binary has.
+    found=$(grep -v '^#' bench/hot-functions.txt | awk '{print NR, $1}' | sort -k2,2 |
+        join -1 2 -2 1 - <(nm target/release/leads | awk '$2 ~ /^[tTwW]$/ {print $3, $1}' | sort -k1,1 -u))
     listed=$(grep -cv '^#' bench/hot-functions.txt)
-    found=$(nm target/release/leads | awk '{print $NF}' | sort -u |
-        comm -12 - <(grep -v '^#' bench/hot-functions.txt | sort -u) | wc -l)
-    echo "hot-functions: $found of $listed listed functions are in target/release/leads" >&2
-    ((found * 10 >= listed * 9)) || {
+    matched=$(grep -c . <<<"$found" || true)
+    # In list order, the addresses rise (nm prints them zero-padded, so
+    # they compare as text); in the compiler's order about half do not.
+    unordered=$(sort -k2,2n <<<"$found" | awk 'NR > 1 && $3 < prev {n++} {prev = $3} END {print n + 0}')
+    echo "hot-functions: $matched of $listed listed functions are in target/release/leads, $unordered of them out of the list's order" >&2
+    ((matched * 10 >= listed * 9)) || {
         echo "hot-functions: error: bench/hot-functions.txt is stale (a new toolchain or dependency renamed the functions): run bash bench/hot-functions.sh and commit it" >&2
+        exit 1
+    }
+    ((unordered * 10 <= matched)) || {
+        echo "hot-functions: error: target/release/leads does not follow bench/hot-functions.txt: was it linked without lld, or with LEADS_HOT_FUNCTIONS=0?" >&2
         exit 1
     }
     exit 0
