@@ -80,24 +80,14 @@ trap cleanup EXIT
 
 cargo build --release --locked >&2
 
-# sandbox NAME ARGS... : starts a sandbox and records each vendor's base URL
-# in BASE[NAME/vendor] (and exports the vendors' keys).
-declare -A BASE
+# shellcheck source=bench/sandbox.sh
+source bench/sandbox.sh
+declare -A BASE_URL
 sandbox() {
-    local name=$1 log="$TMP/sandbox-$1.txt" vendor key
-    shift
-    "$BIN" sandbox --port 0 "$@" >"$log" 2>&1 &
-    SANDBOXES+=($!)
-    for _ in $(seq 100); do
-        grep -q 'Stop with Ctrl-C' "$log" 2>/dev/null && break
-        sleep 0.1
-    done
-    for vendor in chatzuri neoagent robofy chatbase; do
-        BASE[$name/$vendor]=$(awk -v v="/$vendor" '/base URL/ && index($3, v) {print $3; exit}' "$log")
-        [[ "${BASE[$name/$vendor]}" == http://127.0.0.1:* ]] || { echo "hot-functions: error: no $vendor base URL from sandbox $name" >&2; exit 1; }
-        key=$(awk -v v="${vendor^^}_API_KEY" '$1 == "key" && index($0, v) {print $2; exit}' "$log")
-        export "${vendor^^}_API_KEY=$key"
-    done
+    local started=0
+    start_sandbox "$1" "$TMP/sandbox-$1.txt" "${@:2}" || started=$?
+    SANDBOXES+=("$SANDBOX_STARTED") # stopped on exit, started or not
+    ((started == 0)) || exit 1
 }
 sandbox fast --leads 20000
 # The latency-bound export of bench row (b) waits between pages, which
@@ -114,14 +104,14 @@ profile() {
         { echo "hot-functions: error: $name failed: $(tail -3 "$TMP/$name.log")" >&2; exit 1; }
     echo "hot-functions: $name: $(awk '/Collected :/ {print $NF}' "$TMP/$name.log") instructions" >&2
 }
-profile latency-bound pull --vendor chatzuri --agent demo --base-url "${BASE[slow/chatzuri]}" --page-size 100 --concurrency 8 --format ndjson
-profile chatzuri-ndjson pull --vendor chatzuri --agent demo --base-url "${BASE[fast/chatzuri]}" --format ndjson
-profile chatzuri-csv pull --vendor chatzuri --agent demo --base-url "${BASE[fast/chatzuri]}" --format csv
-profile chatzuri-json pull --vendor chatzuri --agent demo --base-url "${BASE[fast/chatzuri]}" --format json
-profile neoagent-ndjson pull --vendor neoagent --agent demo --base-url "${BASE[fast/neoagent]}" --since 2025-01-01 --format ndjson
-profile robofy-ndjson pull --vendor robofy --project 1 --agent demo --base-url "${BASE[fast/robofy]}" --format ndjson
-profile chatbase-ndjson pull --vendor chatbase --agent demo --base-url "${BASE[fast/chatbase]}" --format ndjson
-profile conversations conversations --vendor chatzuri --agent demo --base-url "${BASE[fast/chatzuri]}" --format ndjson
+profile latency-bound pull --vendor chatzuri --agent demo --base-url "${BASE_URL[slow/chatzuri]}" --page-size 100 --concurrency 8 --format ndjson
+profile chatzuri-ndjson pull --vendor chatzuri --agent demo --base-url "${BASE_URL[fast/chatzuri]}" --format ndjson
+profile chatzuri-csv pull --vendor chatzuri --agent demo --base-url "${BASE_URL[fast/chatzuri]}" --format csv
+profile chatzuri-json pull --vendor chatzuri --agent demo --base-url "${BASE_URL[fast/chatzuri]}" --format json
+profile neoagent-ndjson pull --vendor neoagent --agent demo --base-url "${BASE_URL[fast/neoagent]}" --since 2025-01-01 --format ndjson
+profile robofy-ndjson pull --vendor robofy --project 1 --agent demo --base-url "${BASE_URL[fast/robofy]}" --format ndjson
+profile chatbase-ndjson pull --vendor chatbase --agent demo --base-url "${BASE_URL[fast/chatbase]}" --format ndjson
+profile conversations conversations --vendor chatzuri --agent demo --base-url "${BASE_URL[fast/chatzuri]}" --format ndjson
 
 python3 - "$TMP" "$OUT" <<'PYEOF'
 import collections, glob, os, re, sys

@@ -169,32 +169,18 @@ cargo build --release --locked >&2
 # Whether the binary measured has the hot-function layout (build.rs).
 LAYOUT=$(bash "$ROOT/bench/hot-functions.sh" check 2>&1 | sed -n 's/^hot-functions: //p' | head -1 || true)
 
-# sandbox NAME ARGS... : starts sandbox NAME unless it runs already, waits for
-# its banner and records each vendor's base URL and key from it
-# (BASE_URL[NAME/vendor]; the keys are exported as the vendors' variables).
+# shellcheck source=bench/sandbox.sh
+source "$ROOT/bench/sandbox.sh"
+# sandbox NAME ARGS... : starts sandbox NAME unless it runs already
+# (bench/sandbox.sh), the sandbox's pid in SANDBOX_PID[NAME].
 sandbox() {
     local name=$1
     shift
     [[ -z "${SANDBOX_PID[$name]:-}" ]] || return 0
-    local log="$TMP/sandbox-$name.txt"
-    "$BIN" sandbox --port 0 "$@" >"$log" 2>&1 &
-    local pid=$!
-    SANDBOX_PID[$name]=$pid
-    local i
-    for ((i = 0; i < 100; i++)); do
-        grep -q 'Stop with Ctrl-C' "$log" 2>/dev/null && break
-        kill -0 "$pid" 2>/dev/null || die "sandbox $name exited early: $(cat "$log")"
-        sleep 0.1
-    done
-    local vendor url key
-    for vendor in chatzuri neoagent robofy chatbase; do
-        url=$(awk -v v="/$vendor" '/base URL/ && index($3, v) {print $3; exit}' "$log")
-        [[ "$url" == http://127.0.0.1:* ]] || die "no $vendor base URL in the output of sandbox $name: $(cat "$log")"
-        BASE_URL[$name/$vendor]=$url
-        key=$(awk -v v="${vendor^^}_API_KEY" '$1 == "key" && index($0, v) {print $2; exit}' "$log")
-        [[ -n "$key" ]] || die "no $vendor key in the output of sandbox $name"
-        export "${vendor^^}_API_KEY=$key"
-    done
+    local started=0
+    start_sandbox "$name" "$TMP/sandbox-$name.txt" "$@" || started=$?
+    SANDBOX_PID[$name]=$SANDBOX_STARTED # stopped on exit, started or not
+    ((started == 0)) || die "sandbox $name did not start"
     echo "bench: sandbox $name ($*) at ${BASE_URL[$name/chatzuri]%/chatzuri*}" >&2
 }
 sandbox_latency() { sandbox latency --leads 20000 --latency-ms 50; }

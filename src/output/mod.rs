@@ -491,26 +491,21 @@ impl<R: Formatted, W: Write + Send> RecordWriter<R, W> {
     /// rest, and `finish` closes with "\n]\n" (one record per line); in
     /// NDJSON each object ends with its newline.
     fn write_object(&mut self, object: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
-        let ndjson = match self.inner {
-            Inner::Json(_) => false,
-            Inner::Ndjson(_) => true,
+        let (out, ndjson) = match &mut self.inner {
+            Inner::Json(out) => (out, false),
+            Inner::Ndjson(out) => (out, true),
             _ => return Err(io::Error::other("JSON written to a table")),
         };
-        let mut line = std::mem::take(&mut self.scratch);
+        let line = &mut self.scratch;
         line.clear();
         if !ndjson {
             line.extend_from_slice(array_separator(self.records));
         }
-        object(&mut line);
+        object(line);
         if ndjson {
             line.push(b'\n');
         }
-        let written = match &mut self.inner {
-            Inner::Json(out) | Inner::Ndjson(out) => out.write_all(&line),
-            _ => unreachable!("checked above"),
-        };
-        self.scratch = line;
-        written?;
+        out.write_all(line)?;
         self.records += 1;
         Ok(())
     }
