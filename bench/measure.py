@@ -2,7 +2,7 @@
 """Runs one command and prints `WALL_S USER_S SYS_S MAXRSS_KB` for it:
 bench/run.sh's stopwatch.
 
-    python3 bench/measure.py COMMAND [ARGS...]
+    python3 bench/measure.py [--no-rss] COMMAND [ARGS...]
 
 Wall time is measured here; user and system CPU come from the child's own
 rusage as wait4 returns it (microsecond resolution, the command and
@@ -15,6 +15,13 @@ forked from Python carries the interpreter's own peak (~10 MB) into its
 ru_maxrss across exec, which would overstate a small program. Without
 /usr/bin/time, ru_maxrss is printed all the same, an overstatement by that
 much (and the fifth field says `inflated`).
+
+Under /usr/bin/time the CPU is that of time and the command together: time's
+own start costs about 1 ms of CPU (it is a dynamically linked program that
+forks), which is noise beside a run of seconds but 3-4% of a 30 ms one (the
+latency-bound export of row (b)), and it would count against whichever
+program is faster. --no-rss starts the command directly, so the CPU is the
+command's alone, and prints `-` for the peak RSS.
 
 The command's stdout goes to stderr, so only the numbers are on stdout; a
 non-zero exit is reported and this exits with it.
@@ -30,12 +37,15 @@ GNU_TIME = "/usr/bin/time"
 
 
 def main() -> int:
-    if len(sys.argv) < 2:
+    command = sys.argv[1:]
+    want_rss = command[:1] != ["--no-rss"]
+    if not want_rss:
+        command = command[1:]
+    if not command:
         print(__doc__, file=sys.stderr)
         return 2
-    command = sys.argv[1:]
     rss_file = None
-    if os.access(GNU_TIME, os.X_OK):
+    if want_rss and os.access(GNU_TIME, os.X_OK):
         fd, rss_file = tempfile.mkstemp(prefix="measure-rss-")
         os.close(fd)
         command = [GNU_TIME, "-f", "%M", "-o", rss_file, "--"] + command
@@ -46,10 +56,12 @@ def main() -> int:
         wall = time.perf_counter() - started
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
-            print(f"measure.py: {sys.argv[1]} exited with {code}", file=sys.stderr)
+            print(f"measure.py: {command[0]} exited with {code}", file=sys.stderr)
             return code or 1
         note = ""
-        if rss_file is not None:
+        if not want_rss:
+            max_rss_kb = "-"
+        elif rss_file is not None:
             with open(rss_file, encoding="utf-8") as f:
                 # GNU time may put "Command exited ..." lines first; %M is last.
                 max_rss_kb = int(f.read().split()[-1])
